@@ -1,0 +1,155 @@
+"""The connector protocol: what every directory provider implements.
+
+A connector knows its provider's wire format and nothing of the store. It reads
+the source as a stream of normalized events keyed on the provider's immutable id;
+the sync engine folds them into its mirror of the source and plans from there.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+@dataclass(frozen=True)
+class SourceUser:
+    """A user as the provider has it: immutable id, raw record, enabled state."""
+
+    external_id: str
+    data: Mapping[str, Any]
+    active: bool = True
+    # Where the user sits in the directory tree: an LDAP DN or a Google OU path.
+    org_unit: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceGroup:
+    """A group's own attributes; members travel separately as membership deltas."""
+
+    external_id: str
+    name: str
+    description: str | None = None
+    email: str | None = None
+    dn: str | None = None
+
+
+@dataclass(frozen=True)
+class ReadStarted:
+    """First event of every read. `full` means: forget the mirror, this read is everything."""
+
+    full: bool
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class UserUpserted:
+    user: SourceUser
+
+
+@dataclass(frozen=True)
+class UserRemoved:
+    external_id: str
+
+
+@dataclass(frozen=True)
+class GroupUpserted:
+    """A group's attributes changed or it appeared.
+
+    With `replace_members` the member lists below are the complete direct
+    membership; otherwise they are additions and removals (Graph `members@delta`).
+    """
+
+    group: SourceGroup
+    added_users: frozenset[str] = frozenset()
+    removed_users: frozenset[str] = frozenset()
+    added_groups: frozenset[str] = frozenset()
+    removed_groups: frozenset[str] = frozenset()
+    replace_members: bool = False
+
+
+@dataclass(frozen=True)
+class GroupRemoved:
+    external_id: str
+
+
+@dataclass(frozen=True)
+class RecordRejected:
+    """A record the connector could not understand: an error on that record, not on the read.
+
+    The engine leaves the object with that external id exactly as it is in the store.
+    """
+
+    object: str  # "user" or "group"
+    external_id: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class ReadFinished:
+    """Last event of a read that reached the end: the cursor to store when the run applies."""
+
+    cursor: dict[str, Any] | None = None
+
+
+SourceEvent = (
+    ReadStarted | UserUpserted | UserRemoved | GroupUpserted | GroupRemoved | RecordRejected | ReadFinished
+)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What a credential check found: facts to show the admin, and problems that stop a sync."""
+
+    ok: bool
+    details: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+class ConnectionSettings(BaseModel):
+    """Base of every provider's `connection` block; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Names of the fields that hold secrets: stored encrypted, never shown.
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+
+class Connector(ABC):
+    """A directory provider. Subclasses set `provider`, `settings_model` and implement the reads."""
+
+    provider: ClassVar[str]
+    settings_model: ClassVar[type[ConnectionSettings]]
+    # True when `read` can continue from a cursor instead of reading everything.
+    incremental: ClassVar[bool] = False
+    # Default attribute mapping: AccessIQ attribute <- field path or template.
+    default_mapping: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, settings: ConnectionSettings, *, fields: Collection[str] = ()) -> None:
+        self.settings = settings
+        # Top-level source fields the attribute mapping and user filter use: a
+        # connector that selects fields (Graph `$select`) reads at least these.
+        self.fields = frozenset(fields)
+
+    @abstractmethod
+    def check(self) -> CheckResult:
+        """Verify credentials and permissions; raise a ConnectorError when the source cannot be read."""
+
+    @abstractmethod
+    def read(self, cursor: dict[str, Any] | None = None) -> Iterator[SourceEvent]:
+        """Stream the source: everything when `cursor` is None, else the changes since it.
+
+        Yields ReadStarted first and ReadFinished last; a read that stops early raises.
+        """
+
+    def list_groups(self) -> Iterator[SourceGroup]:
+        """The source's groups, for the group-mapping picker."""
+        for event in self.read(None):
+            if isinstance(event, GroupUpserted):
+                yield event.group
+
+    def close(self) -> None:
+        """Release connections; the default has none."""

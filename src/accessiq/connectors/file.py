@@ -1,0 +1,117 @@
+"""The `file` provider: a JSON snapshot of users and groups, read in full every time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from accessiq.connectors.base import (
+    CheckResult,
+    ConnectionSettings,
+    Connector,
+    GroupUpserted,
+    ReadFinished,
+    ReadStarted,
+    RecordRejected,
+    SourceEvent,
+    SourceGroup,
+    SourceUser,
+    UserUpserted,
+)
+from accessiq.errors import SourceError, UnreachableError
+
+
+class FileConnection(ConnectionSettings):
+    path: str
+
+
+class FileConnector(Connector):
+    """Reads `{"users": [...], "groups": [...]}`; `id` is the external id, extra fields map by path."""
+
+    provider = "file"
+    settings_model = FileConnection
+    default_mapping = {
+        "email": "email",
+        "username": "username",
+        "given_name": "given_name",
+        "family_name": "family_name",
+        "display_name": "display_name",
+    }
+
+    settings: FileConnection
+
+    def _load(self) -> dict[str, Any]:
+        path = Path(self.settings.path)
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UnreachableError(
+                f"snapshot file {path} does not exist", hint="check connection.path"
+            ) from None
+        except OSError as exc:
+            raise UnreachableError(f"cannot read snapshot file {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise SourceError(
+                f"snapshot file {path} is not valid JSON: {exc.msg} at line {exc.lineno}"
+            ) from None
+        if not isinstance(document, dict) or not isinstance(document.get("users", []), list) \
+                or not isinstance(document.get("groups", []), list):
+            raise SourceError(f"snapshot file {path} must be an object with 'users' and 'groups' lists")
+        return document
+
+    def check(self) -> CheckResult:
+        document = self._load()
+        return CheckResult(
+            ok=True,
+            details=[f"{len(document.get('users', []))} users and {len(document.get('groups', []))} "
+                     f"groups in {self.settings.path}"],
+        )
+
+    def read(self, cursor: dict[str, Any] | None = None) -> Iterator[SourceEvent]:
+        document = self._load()
+        yield ReadStarted(full=True)
+        users = _keyed(document.get("users", []))
+        groups = _keyed(document.get("groups", []))
+        for position, record in enumerate(document.get("users", [])):
+            if not isinstance(record, dict) or not _has_id(record):
+                yield RecordRejected("user", None, f"users[{position}] has no 'id'")
+                continue
+            yield UserUpserted(SourceUser(
+                external_id=str(record["id"]),
+                data=record,
+                active=record.get("active", True) is not False,
+                org_unit=record.get("org_unit"),
+            ))
+        for position, group in enumerate(document.get("groups", [])):
+            if not isinstance(group, dict) or not _has_id(group):
+                yield RecordRejected("group", None, f"groups[{position}] has no 'id'")
+                continue
+            if not isinstance(group.get("members", []), list):
+                yield RecordRejected("group", str(group["id"]), "'members' must be a list of ids")
+                continue
+            members = [str(member) for member in group.get("members", [])]
+            yield GroupUpserted(
+                SourceGroup(
+                    external_id=str(group["id"]),
+                    name=str(group.get("name") or group["id"]),
+                    description=group.get("description"),
+                    email=group.get("email"),
+                    dn=group.get("dn"),
+                ),
+                # A member id names a user or a group; one that names neither is
+                # ignored, as a directory ignores a dangling reference.
+                added_users=frozenset(m for m in members if m in users),
+                added_groups=frozenset(m for m in members if m in groups),
+                replace_members=True,
+            )
+        yield ReadFinished(cursor=None)
+
+
+def _has_id(record: dict[str, Any]) -> bool:
+    return record.get("id") not in (None, "")
+
+
+def _keyed(records: list[Any]) -> set[str]:
+    return {str(r["id"]) for r in records if isinstance(r, dict) and _has_id(r)}

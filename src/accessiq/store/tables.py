@@ -1,0 +1,252 @@
+"""The tables. Schemas for the API live elsewhere; these are rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends; SQLite keeps naive text, so tag it back on load."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC datetimes")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Role(Base):
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # Higher rank wins when a user holds several roles in one organization.
+    rank: Mapped[int] = mapped_column(Integer)
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Directory(Base):
+    __tablename__ = "directories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    # Non-secret connection fields, as the document gave them.
+    connection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Fernet token of a JSON object {field: value}; never leaves the store layer decrypted
+    # except to build a connector.
+    secrets: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # How each secret was given when it was an `env:`/`file:` reference, for export.
+    secret_refs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Group references (mapping `source_group`, filter groups) pinned to external ids.
+    group_pins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class GroupMapping(Base):
+    __tablename__ = "group_mappings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    directory_id: Mapped[int] = mapped_column(ForeignKey("directories.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    source_group: Mapped[str] = mapped_column(String(500))
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="RESTRICT"))
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="RESTRICT"))
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("directory_id", "external_id", name="uq_users_directory_external"),
+        # Emails are unique case-insensitively: the column holds the lowered form.
+        UniqueConstraint("email_key", name="uq_users_email_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320))
+    username: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    given_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    family_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    display_name: Mapped[str | None] = mapped_column(String(400), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    deactivated_by: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    directory_id: Mapped[int | None] = mapped_column(
+        ForeignKey("directories.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("directory_id", "external_id", name="uq_groups_directory_external"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    directory_id: Mapped[int | None] = mapped_column(
+        ForeignKey("directories.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    name: Mapped[str] = mapped_column(String(400))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GroupMembership(Base):
+    __tablename__ = "group_memberships"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class OrganizationMembership(Base):
+    __tablename__ = "organization_memberships"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "user_id", "origin", name="uq_org_memberships_origin"),
+        Index("ix_org_memberships_origin", "origin"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="RESTRICT"))
+    # `manual`, `directory-default:<directory id>` or `group-mapping:<mapping id>`.
+    origin: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SourceObject(Base):
+    """The mirror of the source as of the last applied run; incremental reads update it."""
+
+    __tablename__ = "source_objects"
+
+    directory_id: Mapped[int] = mapped_column(
+        ForeignKey("directories.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # user | group
+    external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Cursor(Base):
+    __tablename__ = "cursors"
+
+    directory_id: Mapped[int] = mapped_column(
+        ForeignKey("directories.id", ondelete="CASCADE"), primary_key=True
+    )
+    value: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    last_full_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_directory_status", "directory_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    directory_id: Mapped[int] = mapped_column(ForeignKey("directories.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(String(20))
+    mode: Mapped[str] = mapped_column(String(20))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(30), default="queued")
+    requested_mode: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Notes from the read and the guard (e.g. "delta token expired; full resync").
+    notes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # A dry or blocked run keeps what it would apply, so approval applies exactly that.
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # approved | rejected, for a blocked run or a dry run whose plan was acted on.
+    resolution: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    source_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sync_runs.id", ondelete="SET NULL"), nullable=True
+    )
+    # Queue bookkeeping: who holds the run and until when.
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RunChange(Base):
+    __tablename__ = "run_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    object: Mapped[str] = mapped_column(String(30))  # user | group | group_membership | org_membership
+    action: Mapped[str] = mapped_column(String(30))
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    label: Mapped[str] = mapped_column(String(500))
+    # {attribute: [before, after]} for updates; the new values for creates.
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RunError(Base):
+    __tablename__ = "run_errors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"), index=True)
+    object: Mapped[str] = mapped_column(String(30))
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+
