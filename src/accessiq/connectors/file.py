@@ -56,8 +56,11 @@ class FileConnector(Connector):
             raise SourceError(
                 f"snapshot file {path} is not valid JSON: {exc.msg} at line {exc.lineno}"
             ) from None
-        if not isinstance(document, dict) or not isinstance(document.get("users", []), list) \
-                or not isinstance(document.get("groups", []), list):
+        if (
+            not isinstance(document, dict)
+            or not isinstance(document.get("users", []), list)
+            or not isinstance(document.get("groups", []), list)
+        ):
             raise SourceError(f"snapshot file {path} must be an object with 'users' and 'groups' lists")
         return document
 
@@ -65,8 +68,10 @@ class FileConnector(Connector):
         document = self._load()
         return CheckResult(
             ok=True,
-            details=[f"{len(document.get('users', []))} users and {len(document.get('groups', []))} "
-                     f"groups in {self.settings.path}"],
+            details=[
+                f"{len(document.get('users', []))} users and {len(document.get('groups', []))} "
+                f"groups in {self.settings.path}"
+            ],
         )
 
     def read(self, cursor: dict[str, Any] | None = None) -> Iterator[SourceEvent]:
@@ -78,12 +83,14 @@ class FileConnector(Connector):
             if not isinstance(record, dict) or not _has_id(record):
                 yield RecordRejected("user", None, f"users[{position}] has no 'id'")
                 continue
-            yield UserUpserted(SourceUser(
-                external_id=str(record["id"]),
-                data=record,
-                active=record.get("active", True) is not False,
-                org_unit=record.get("org_unit"),
-            ))
+            yield UserUpserted(
+                SourceUser(
+                    external_id=str(record["id"]),
+                    data=record,
+                    active=record.get("active", True) is not False,
+                    org_unit=record.get("org_unit"),
+                )
+            )
         for position, group in enumerate(document.get("groups", [])):
             if not isinstance(group, dict) or not _has_id(group):
                 yield RecordRejected("group", None, f"groups[{position}] has no 'id'")

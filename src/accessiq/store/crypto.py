@@ -25,7 +25,7 @@ class SecretBox:
                 "not a valid Fernet key (32 url-safe base64-encoded bytes)",
                 field="ACCESSIQ_SECRET_KEY",
                 hint="generate one with: python -c 'from cryptography.fernet import Fernet; "
-                     "print(Fernet.generate_key().decode())'",
+                "print(Fernet.generate_key().decode())'",
             ) from None
 
     def seal(self, secrets: dict[str, Any]) -> bytes | None:

@@ -105,6 +105,8 @@ class GroupMapping(Base):
     source_group: Mapped[str] = mapped_column(String(500))
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="RESTRICT"))
     role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="RESTRICT"))
+    # A mapping taken out of the document stays until a sync revokes what it granted.
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class User(Base):
@@ -249,4 +251,3 @@ class RunError(Base):
     object: Mapped[str] = mapped_column(String(30))
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     message: Mapped[str] = mapped_column(Text)
-

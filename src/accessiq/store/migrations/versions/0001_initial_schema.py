@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("source_group", sa.String(length=500), nullable=False),
         sa.Column("organization_id", sa.Integer(), nullable=False),
         sa.Column("role_id", sa.Integer(), nullable=False),
+        sa.Column("removed", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["directory_id"],
             ["directories.id"],

@@ -1,0 +1,505 @@
+"""The `accessiq` command: every admin action, scriptable; tables for people, `--json` for machines."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import cache
+from importlib import import_module
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+import yaml
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from accessiq.cli.output import console, err_console, print_json, print_table, status, when
+from accessiq.config import Settings
+from accessiq.errors import AccessIQError
+from accessiq.logs import configure_logging
+from accessiq.services import directories as dirs
+from accessiq.services import identity, runs
+from accessiq.store.database import Store, open_store
+from accessiq.sync.document import load_document
+
+app = typer.Typer(
+    name="accessiq",
+    help="AccessIQ Directory Sync: keep users, groups, organizations and roles in sync with your directories.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+directories_app = typer.Typer(help="Connect and configure directories.", no_args_is_help=True)
+runs_app = typer.Typer(help="The sync log: runs, their changes and errors; approve or reject.", no_args_is_help=True)
+users_app = typer.Typer(help="Review users; create local users; deactivate and activate.", no_args_is_help=True)
+groups_app = typer.Typer(help="Review groups.", no_args_is_help=True)
+orgs_app = typer.Typer(help="Organizations and manual memberships.", no_args_is_help=True)
+roles_app = typer.Typer(help="Roles and their ranks.", no_args_is_help=True)
+app.add_typer(directories_app, name="directories")
+app.add_typer(runs_app, name="runs")
+app.add_typer(users_app, name="users")
+app.add_typer(groups_app, name="groups")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(roles_app, name="roles")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+DirectoryArg = Annotated[str, typer.Argument(help="Directory id or name.")]
+
+
+@cache
+def store() -> Store:
+    return open_store()
+
+
+# -- directories ---------------------------------------------------------------------------
+
+
+@directories_app.command("apply")
+def directories_apply(
+    file: Annotated[Path, typer.Argument(help="YAML or JSON directory document.")], as_json: JsonFlag = False
+) -> None:
+    """Create or update a directory from a document (config as code)."""
+    document = load_document(file)
+    s = store()
+    with s.transaction() as session:
+        directory, created = dirs.apply_document(session, s.secrets, document)
+        data = dirs.directory_json(session, directory)
+    if as_json:
+        print_json(data)
+    else:
+        console.print(f"{'created' if created else 'updated'} directory {data['id']} [bold]{data['name']}[/bold]"
+                      f" ({data['provider']})")
+
+
+@directories_app.command("list")
+def directories_list(as_json: JsonFlag = False) -> None:
+    """List directories with their provider, schedule and last run."""
+    with store().transaction() as session:
+        data = [dirs.directory_json(session, d) for d in dirs.list_directories(session)]
+    if as_json:
+        return print_json(data)
+    print_table("Directories", ["id", "name", "provider", "users", "schedule", "last run", "finished"], (
+        (d["id"], d["name"], d["provider"], d["users"],
+         f"every {d['settings']['frequency']}" if d["settings"]["schedule_enabled"] else "off",
+         status(d["last_run"]["status"]) if d["last_run"] else "never",
+         when(d["last_run"]["finished_at"]) if d["last_run"] else "-")
+        for d in data
+    ))
+
+
+@directories_app.command("show")
+def directories_show(directory: DirectoryArg, as_json: JsonFlag = False) -> None:
+    """Show a directory's connection (without secrets), settings and group mappings."""
+    with store().transaction() as session:
+        data = dirs.directory_json(session, dirs.get_directory(session, directory))
+    if as_json:
+        return print_json(data)
+    console.print(f"[bold]{data['name']}[/bold] (id {data['id']}, provider {data['provider']}, "
+                  f"{data['users']} users)")
+    console.print(yaml.safe_dump({"connection": data["connection"], "settings": data["settings"],
+                                  "group_mappings": data["group_mappings"]}, sort_keys=False).rstrip())
+    last = data["last_run"]
+    if last:
+        console.print(f"last run: {last['id']} {status(last['status'])} at {when(last['finished_at'])}")
+    else:
+        console.print("last run: never")
+
+
+@directories_app.command("export")
+def directories_export(
+    directory: DirectoryArg,
+    fmt: Annotated[str, typer.Option("--format", help="yaml or json")] = "yaml",
+) -> None:
+    """Print the directory as a document that `directories apply` takes back. Inline secrets are left out."""
+    with store().transaction() as session:
+        data = dirs.export_document(session, dirs.get_directory(session, directory))
+    if fmt == "json":
+        print_json(data)
+    else:
+        print(yaml.safe_dump(data, sort_keys=False).rstrip())
+
+
+@directories_app.command("test")
+def directories_test(directory: DirectoryArg, as_json: JsonFlag = False) -> None:
+    """Check the directory's credentials and permissions."""
+    s = store()
+    with s.transaction() as session:
+        found = dirs.get_directory(session, directory)
+    result = dirs.test_directory(s.secrets, found)
+    if as_json:
+        print_json({"ok": result.ok, "details": result.details, "problems": result.problems})
+    else:
+        for line in result.details:
+            console.print(f"[green]ok[/green] {line}")
+        for line in result.problems:
+            console.print(f"[red]problem[/red] {line}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@directories_app.command("groups")
+def directories_groups(directory: DirectoryArg, as_json: JsonFlag = False) -> None:
+    """List the directory's source groups (for group mappings)."""
+    s = store()
+    with s.transaction() as session:
+        found = dirs.get_directory(session, directory)
+    groups = dirs.source_groups(s.secrets, found)
+    data = [{"id": g.external_id, "name": g.name, "email": g.email, "dn": g.dn} for g in groups]
+    if as_json:
+        return print_json(data)
+    print_table("Source groups", ["id", "name", "email / DN"], ((g["id"], g["name"], g["email"] or g["dn"])
+                                                              for g in data))
+
+
+@directories_app.command("delete")
+def directories_delete(
+    directory: DirectoryArg, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False
+) -> None:
+    """Delete a directory. Its users stay as local users; its groups and sync memberships go."""
+    with store().transaction() as session:
+        found = dirs.get_directory(session, directory)
+        if not yes:
+            typer.confirm(f"Delete directory {found.name!r}?", abort=True)
+        dirs.delete_directory(session, found)
+    console.print(f"deleted directory {found.name}")
+
+
+# -- sync and runs -------------------------------------------------------------------------
+
+
+@app.command("sync")
+def sync(
+    directory: DirectoryArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and log, apply nothing.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Read everything, not just changes.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a sync to the end in this process and print the run. Exit code 1 if it failed or is blocked."""
+    s = store()
+    with s.transaction() as session:
+        found = dirs.get_directory(session, directory)
+        run, created = runs.request_sync(session, found, trigger="manual", dry_run=dry_run, full=full)
+        run_id = run.id
+    if not created:
+        err_console.print(f"run {run_id} of {found.name} is already {run.status}; showing it")
+    else:
+        with _progress() as report:
+            runs.run_now(s, run_id, report)
+    with s.transaction() as session:
+        data = runs.run_json(session, runs.get_run(session, run_id))
+    _print_run(data, as_json)
+    if data["status"] in ("failed", "blocked"):
+        raise typer.Exit(1)
+
+
+class _progress:
+    """A progress line on stderr while a run reads its source."""
+
+    def __enter__(self) -> Callable[[str, int, int], None]:
+        self._bar = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=None),
+            TextColumn("{task.fields[users]} users, {task.fields[groups]} groups"), TimeElapsedColumn(),
+            console=err_console, transient=True, disable=not err_console.is_terminal,
+        )
+        self._bar.__enter__()
+        self._task = self._bar.add_task("reading the directory", total=None, users=0, groups=0)
+        return self._report
+
+    def _report(self, phase: str, users: int, groups: int) -> None:
+        text = "reading the directory" if phase == "reading" else "planning and applying"
+        self._bar.update(self._task, description=text, users=users, groups=groups)
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(None, None, None)
+
+
+def _print_run(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        return print_json(data)
+    counts = data["counts"]
+    kind = "dry run" if data["dry_run"] else "run"
+    console.print(f"{kind} {data['id']} of {data['directory']['name']}: {status(data['status'])} "
+                  f"({data['mode']}, {data['trigger']})")
+    console.print(
+        f"users: {counts['users_created']} created, {counts['users_updated']} updated, "
+        f"{counts['users_deactivated']} deactivated, {counts['users_reactivated']} reactivated, "
+        f"{counts['users_unchanged']} unchanged, {counts['user_errors']} errors"
+    )
+    console.print(
+        f"groups: {counts['groups_processed']} processed, {counts['groups_created']} created, "
+        f"{counts['groups_updated']} updated, {counts['groups_deleted']} deleted; memberships: "
+        f"{counts['memberships_added']} added, {counts['memberships_removed']} removed"
+    )
+    for note in data["notes"]:
+        console.print(f"[yellow]note[/yellow] {note}")
+    for error in data["errors"][:20]:
+        where = f" {error['external_id']}" if error["external_id"] else ""
+        console.print(f"[red]error[/red] {error['object']}{where}: {error['message']}")
+    if len(data["errors"]) > 20:
+        console.print(f"... and {len(data['errors']) - 20} more errors: accessiq runs show {data['id']}")
+    if data["pending_approval"]:
+        action = "apply this plan" if data["dry_run"] else "approve"
+        console.print(f"to {action}: accessiq runs approve {data['id']}   to discard: accessiq runs reject "
+                      f"{data['id']}")
+    for change in data.get("changes", []):
+        console.print(f"  {change['action']:<10} {change['object']:<16} {change['label']}"
+                      + (f"  {_change_detail(change)}" if change["action"] in ("update", "link", "change") else ""))
+
+
+def _change_detail(change: dict[str, Any]) -> str:
+    detail = change["detail"]
+    if "changes" in detail:
+        return ", ".join(f"{k}: {b!r} -> {a!r}" for k, (b, a) in detail["changes"].items())
+    return f"{detail.get('role_before')} -> {detail.get('role')}"
+
+
+@runs_app.command("list")
+def runs_list(
+    directory: Annotated[str | None, typer.Option("--directory", "-d", help="Directory id or name.")] = None,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """List runs, newest first."""
+    with store().transaction() as session:
+        found = dirs.get_directory(session, directory) if directory else None
+        data = [runs.run_json(session, r) for r in runs.list_runs(session, found, limit)]
+    if as_json:
+        return print_json(data)
+    print_table("Runs", ["id", "directory", "status", "mode", "trigger", "finished", "created", "updated",
+                         "deactivated", "errors"], (
+        (r["id"], r["directory"]["name"], status(r["status"]) + (" (dry)" if r["dry_run"] else ""), r["mode"],
+         r["trigger"], when(r["finished_at"]), r["counts"]["users_created"], r["counts"]["users_updated"],
+         r["counts"]["users_deactivated"], len(r["errors"]))
+        for r in data
+    ))
+
+
+@runs_app.command("show")
+def runs_show(
+    run: Annotated[str, typer.Argument(help="Run id.")],
+    changes: Annotated[bool, typer.Option("--changes", help="List every change.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show a run: counts, errors, and with --changes every change with before and after values."""
+    with store().transaction() as session:
+        data = runs.run_json(session, runs.get_run(session, run), changes=changes)
+    _print_run(data, as_json)
+
+
+@runs_app.command("approve")
+def runs_approve(run: Annotated[str, typer.Argument(help="Run id.")], as_json: JsonFlag = False) -> None:
+    """Apply exactly the plan a blocked run or a dry run stored (refused if the store moved since)."""
+    s = store()
+    with s.transaction() as session:
+        run_id = runs.get_run(session, run).id
+    applied = runs.approve(s, run_id)
+    with s.transaction() as session:
+        _print_run(runs.run_json(session, runs.get_run(session, applied.id)), as_json)
+
+
+@runs_app.command("reject")
+def runs_reject(run: Annotated[str, typer.Argument(help="Run id.")], as_json: JsonFlag = False) -> None:
+    """Discard the plan of a blocked run or a dry run."""
+    s = store()
+    with s.transaction() as session:
+        run_id = runs.get_run(session, run).id
+    runs.reject(s, run_id)
+    with s.transaction() as session:
+        _print_run(runs.run_json(session, runs.get_run(session, run_id)), as_json)
+
+
+# -- users, groups, organizations, roles ---------------------------------------------------
+
+
+@users_app.command("list")
+def users_list(
+    directory: Annotated[str | None, typer.Option("--directory", "-d", help="Directory id or name.")] = None,
+    user_status: Annotated[str | None, typer.Option("--status", help="active or deactivated")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List users with their organization memberships and roles."""
+    with store().transaction() as session:
+        found = dirs.get_directory(session, directory) if directory else None
+        data = identity.users_json(session, identity.list_users(session, found, status=user_status))
+    if as_json:
+        return print_json(data)
+    print_table("Users", ["id", "email", "name", "status", "directory", "memberships"], (
+        (u["id"], u["email"], u["display_name"], status(u["status"]), u["directory"] or "local",
+         ", ".join(f"{m['organization']}:{m['role']}" + ("" if m["origin"] == "manual" else "*")
+                   for m in u["memberships"]))
+        for u in data
+    ))
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option("--email", help="The user's email address.")],
+    given_name: Annotated[str | None, typer.Option("--given-name")] = None,
+    family_name: Annotated[str | None, typer.Option("--family-name")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a local user that no directory manages."""
+    with store().transaction() as session:
+        user = identity.create_user(session, email, given_name=given_name, family_name=family_name)
+        data = identity.users_json(session, [user])[0]
+    print_json(data) if as_json else console.print(f"created user {data['id']} {data['email']}")
+
+
+def _set_user_state(ref: str, action: Callable[..., Any], as_json: bool) -> None:
+    with store().transaction() as session:
+        user = action(session, identity.get_user(session, ref))
+        data = identity.users_json(session, [user])[0]
+    print_json(data) if as_json else console.print(f"{data['email']} is {status(data['status'])}")
+
+
+@users_app.command("deactivate")
+def users_deactivate(user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False) -> None:
+    """Deactivate a user as an administrator; sync will not reactivate them."""
+    _set_user_state(user, identity.deactivate_user, as_json)
+
+
+@users_app.command("activate")
+def users_activate(user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False) -> None:
+    """Activate a user again."""
+    _set_user_state(user, identity.activate_user, as_json)
+
+
+@groups_app.command("list")
+def groups_list(
+    directory: Annotated[str | None, typer.Option("--directory", "-d", help="Directory id or name.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List groups with their member counts."""
+    with store().transaction() as session:
+        found = dirs.get_directory(session, directory) if directory else None
+        data = identity.list_groups(session, found)
+    if as_json:
+        return print_json(data)
+    print_table("Groups", ["id", "name", "directory", "members", "external id"],
+                ((g["id"], g["name"], g["directory"] or "local", g["members"], g["external_id"]) for g in data))
+
+
+@orgs_app.command("list")
+def orgs_list(as_json: JsonFlag = False) -> None:
+    """List organizations."""
+    with store().transaction() as session:
+        data = identity.list_organizations(session)
+    if as_json:
+        return print_json(data)
+    print_table("Organizations", ["id", "slug", "name", "members"],
+                ((o["id"], o["slug"], o["name"], o["members"]) for o in data))
+
+
+@orgs_app.command("create")
+def orgs_create(
+    slug: Annotated[str, typer.Argument(help="Unique short name, e.g. acme-eng.")],
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an organization."""
+    with store().transaction() as session:
+        org = identity.create_organization(session, slug, name)
+        data = {"id": org.id, "slug": org.slug, "name": org.name, "members": 0}
+    print_json(data) if as_json else console.print(f"created organization {data['slug']}")
+
+
+@orgs_app.command("add-member")
+def orgs_add_member(
+    org: Annotated[str, typer.Argument(help="Organization slug.")],
+    user: Annotated[str, typer.Argument(help="User id or email.")],
+    role: Annotated[str, typer.Option("--role", help="Role name.")] = "member",
+) -> None:
+    """Grant a manual membership (sync never changes it)."""
+    with store().transaction() as session:
+        found_org = identity.get_organization(session, org)
+        found_user = identity.get_user(session, user)
+        identity.add_member(session, found_org, found_user, identity.get_role(session, role))
+    console.print(f"{found_user.email} is {role} in {found_org.slug} (manual)")
+
+
+@orgs_app.command("remove-member")
+def orgs_remove_member(
+    org: Annotated[str, typer.Argument(help="Organization slug.")],
+    user: Annotated[str, typer.Argument(help="User id or email.")],
+) -> None:
+    """Remove a manual membership."""
+    with store().transaction() as session:
+        found_org = identity.get_organization(session, org)
+        found_user = identity.get_user(session, user)
+        identity.remove_member(session, found_org, found_user)
+    console.print(f"removed {found_user.email}'s manual membership in {found_org.slug}")
+
+
+@roles_app.command("list")
+def roles_list(as_json: JsonFlag = False) -> None:
+    """List roles, highest rank first."""
+    with store().transaction() as session:
+        data = [{"name": r.name, "rank": r.rank, "builtin": r.builtin} for r in identity.list_roles(session)]
+    if as_json:
+        return print_json(data)
+    print_table("Roles", ["name", "rank", "built-in"], ((r["name"], r["rank"], r["builtin"]) for r in data))
+
+
+@roles_app.command("create")
+def roles_create(
+    name: Annotated[str, typer.Argument(help="Role name.")],
+    rank: Annotated[int, typer.Option("--rank", help="Higher wins; owner 400, admin 300, member 200, viewer 100.")],
+) -> None:
+    """Add a custom role."""
+    with store().transaction() as session:
+        identity.create_role(session, name, rank)
+    console.print(f"created role {name} (rank {rank})")
+
+
+# -- the rest ------------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo(as_json: JsonFlag = False) -> None:
+    """Connect the bundled demo directory (a JSON snapshot) and run its first sync."""
+    from accessiq.demo import setup_demo  # noqa: PLC0415 - only this command needs it
+
+    s = store()
+    run_id = setup_demo(s)
+    with s.transaction() as session:
+        _print_run(runs.run_json(session, runs.get_run(session, run_id)), as_json)
+    if not as_json:
+        console.print("\nnext: accessiq users list   accessiq runs show "
+                      f"{run_id} --changes   accessiq directories show Demo")
+
+
+def _mount_optional(name: str, module: str, help_text: str) -> None:
+    try:
+        sub = import_module(module).app
+    except ModuleNotFoundError:
+        return
+    app.add_typer(sub, name=name, help=help_text)
+
+
+_mount_optional("sandbox", "accessiq.cli.sandbox", "Local emulations of directory providers.")
+
+
+def main() -> None:
+    """Entry point: run the CLI; a product error is one line on stderr and a non-zero exit."""
+    settings = Settings()
+    # The CLI prints its own results; the log carries only warnings unless asked for more.
+    configure_logging(os.environ.get("ACCESSIQ_LOG_LEVEL", "warning"), settings.log_format)
+    try:
+        code = app(standalone_mode=False)
+    except AccessIQError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

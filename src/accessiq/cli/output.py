@@ -1,0 +1,65 @@
+"""How the CLI prints: human tables by default, JSON for machines, errors as one line on stderr."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def print_json(data: Any) -> None:
+    # Plain print, not rich: scripts read this, so no wrapping or markup.
+    print(json.dumps(data, indent=2, default=_default, ensure_ascii=False))
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    count = 0
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        count += 1
+    if count:
+        console.print(table)
+    else:
+        console.print(f"[dim]no {title.lower() if title else 'rows'}[/dim]")
+
+
+def when(value: str | datetime | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+STATUS_STYLE = {
+    "succeeded": "green",
+    "succeeded_with_errors": "yellow",
+    "failed": "red",
+    "blocked": "magenta",
+    "running": "cyan",
+    "queued": "cyan",
+    "canceled": "dim",
+    "active": "green",
+    "deactivated": "red",
+}
+
+
+def status(value: str) -> str:
+    style = STATUS_STYLE.get(value)
+    return f"[{style}]{value}[/{style}]" if style else value

@@ -1,0 +1,299 @@
+"""Directories: apply a document, look one up, export it, test it, delete it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from accessiq.connectors import connector_class
+from accessiq.connectors.base import CheckResult, Connector, SourceGroup
+from accessiq.errors import ConfigurationError, NotFoundError
+from accessiq.store.crypto import SecretBox
+from accessiq.store.tables import (
+    Cursor,
+    Directory,
+    GroupMapping,
+    Organization,
+    OrganizationMembership,
+    Role,
+    SyncRun,
+    User,
+)
+from accessiq.sync.document import DirectoryDocument, resolve_secret, validate_connection
+from accessiq.sync.mapping import CompiledMapping, referenced_fields
+from accessiq.sync.planner import MappingRule, PlanContext
+from accessiq.sync.settings import SyncSettings
+
+
+def get_directory(session: Session, ref: str | int) -> Directory:
+    """A directory by id or by name (case-insensitive)."""
+    text = str(ref)
+    directory = session.get(Directory, int(text)) if text.isdigit() else None
+    if directory is None:
+        directory = session.scalar(select(Directory).where(func.lower(Directory.name) == text.lower()))
+    if directory is None:
+        raise NotFoundError(f"no directory {text!r}", hint="see `accessiq directories list`")
+    return directory
+
+
+def list_directories(session: Session) -> list[Directory]:
+    return list(session.scalars(select(Directory).order_by(Directory.id)))
+
+
+def settings_of(directory: Directory) -> SyncSettings:
+    return SyncSettings.model_validate(directory.settings or {})
+
+
+def _organization(session: Session, slug: str, field: str) -> Organization:
+    org = session.scalar(select(Organization).where(Organization.slug == slug))
+    if org is None:
+        raise ConfigurationError(
+            f"organization {slug!r} does not exist",
+            field=field,
+            hint=f"create it: accessiq orgs create {slug}",
+        )
+    return org
+
+
+def _role(session: Session, name: str, field: str) -> Role:
+    role = session.scalar(select(Role).where(Role.name == name))
+    if role is None:
+        known = ", ".join(session.scalars(select(Role.name).order_by(Role.rank.desc())))
+        raise ConfigurationError(f"role {name!r} does not exist", field=field, hint=f"roles: {known}")
+    return role
+
+
+def apply_document(session: Session, box: SecretBox, document: DirectoryDocument) -> tuple[Directory, bool]:
+    """Create or update the directory the document names; returns (directory, created)."""
+    connector = connector_class(document.provider)
+    model = connector.settings_model
+    directory = session.scalar(select(Directory).where(func.lower(Directory.name) == document.name.lower()))
+    created = directory is None
+    if directory is not None and directory.provider != document.provider:
+        raise ConfigurationError(
+            f"directory {document.name!r} uses provider {directory.provider}; a directory cannot change "
+            "provider",
+            field="provider",
+            hint="delete it first or choose another name",
+        )
+
+    connection: dict[str, Any] = {}
+    secrets = box.open(directory.secrets) if directory is not None else {}
+    secret_refs = dict(directory.secret_refs or {}) if directory is not None else {}
+    for key, value in document.connection.items():
+        if key in model.secret_fields:
+            secrets[key], ref = resolve_secret(value, f"connection.{key}")
+            if ref:
+                secret_refs[key] = ref
+            else:
+                secret_refs.pop(key, None)
+        else:
+            connection[key] = value
+    validate_connection(document.provider, {**connection, **secrets})
+
+    settings = document.settings
+    if settings.default_organization:
+        _organization(session, settings.default_organization, "settings.default_organization")
+    _role(session, settings.default_role, "settings.default_role")
+    resolved = [
+        (
+            spec,
+            _organization(session, spec.organization, f"group_mappings[{i}].organization"),
+            _role(session, spec.role, f"group_mappings[{i}].role"),
+        )
+        for i, spec in enumerate(document.group_mappings)
+    ]
+
+    if directory is None:
+        directory = Directory(name=document.name, provider=document.provider, group_pins={})
+        session.add(directory)
+    directory.name = document.name
+    directory.connection = connection
+    directory.secrets = box.seal(secrets)
+    directory.secret_refs = secret_refs
+    directory.settings = settings.model_dump(mode="json", exclude_unset=True)
+    session.flush()
+    _apply_mappings(session, directory, resolved)
+    refs = {spec.source_group for spec in document.group_mappings} | set(settings.user_filter.groups)
+    directory.group_pins = {ref: ext for ref, ext in (directory.group_pins or {}).items() if ref in refs}
+    return directory, created
+
+
+def _apply_mappings(session: Session, directory: Directory, resolved: list[Any]) -> None:
+    """Keep a mapping's id (and so its memberships) while its group and organization stay the same."""
+    existing = {
+        (m.source_group, m.organization_id): m
+        for m in session.scalars(
+            select(GroupMapping).where(
+                GroupMapping.directory_id == directory.id, GroupMapping.removed.is_(False)
+            )
+        )
+    }
+    for position, (spec, org, role) in enumerate(resolved):
+        mapping = existing.pop((spec.source_group, org.id), None)
+        if mapping is None:
+            mapping = GroupMapping(
+                directory_id=directory.id, source_group=spec.source_group, organization_id=org.id
+            )
+            session.add(mapping)
+        mapping.role_id = role.id
+        mapping.position = position
+        mapping.removed = False
+    for mapping in existing.values():
+        mapping.removed = True
+
+
+def mappings_of(
+    session: Session, directory: Directory, *, include_removed: bool = False
+) -> list[GroupMapping]:
+    query = select(GroupMapping).where(GroupMapping.directory_id == directory.id)
+    if not include_removed:
+        query = query.where(GroupMapping.removed.is_(False))
+    return list(session.scalars(query.order_by(GroupMapping.position, GroupMapping.id)))
+
+
+def export_document(session: Session, directory: Directory) -> dict[str, Any]:
+    """The directory as a document that re-applies to the same thing. Inline secrets are left out."""
+    connection = dict(directory.connection or {})
+    connection.update(directory.secret_refs or {})
+    orgs = dict(session.execute(select(Organization.id, Organization.slug)).tuples().all())
+    roles = dict(session.execute(select(Role.id, Role.name)).tuples().all())
+    return {
+        "name": directory.name,
+        "provider": directory.provider,
+        "connection": connection,
+        "settings": directory.settings or {},
+        "group_mappings": [
+            {
+                "source_group": m.source_group,
+                "organization": orgs[m.organization_id],
+                "role": roles[m.role_id],
+            }
+            for m in mappings_of(session, directory)
+        ],
+    }
+
+
+def delete_directory(session: Session, directory: Directory) -> None:
+    """Remove the directory; its users stay as local users (unlinked), its groups go."""
+    active = session.scalar(
+        select(SyncRun.id).where(
+            SyncRun.directory_id == directory.id, SyncRun.status.in_(("queued", "running"))
+        )
+    )
+    if active is not None:
+        raise ConfigurationError(
+            f"run {active} of directory {directory.name!r} is queued or running",
+            hint=f"cancel it first (accessiq runs cancel {active}) or wait for it",
+        )
+    origins = [f"directory-default:{directory.id}"] + [
+        f"group-mapping:{m.id}" for m in mappings_of(session, directory, include_removed=True)
+    ]
+    session.execute(
+        OrganizationMembership.__table__.delete().where(OrganizationMembership.origin.in_(origins))
+    )
+    session.execute(
+        User.__table__.update()
+        .where(User.directory_id == directory.id)
+        .values(directory_id=None, external_id=None)
+    )
+    session.delete(directory)
+
+
+def build_connector(box: SecretBox, directory: Directory, settings: SyncSettings | None = None) -> Connector:
+    """A connector for the directory, with its secrets decrypted and the fields its mapping reads."""
+    cls = connector_class(directory.provider)
+    settings = settings or settings_of(directory)
+    connection = validate_connection(
+        directory.provider, {**directory.connection, **box.open(directory.secrets)}
+    )
+    mapping = CompiledMapping.build(cls.default_mapping, settings.attribute_mapping)
+    fields = referenced_fields(list(mapping.sources), settings.user_filter.condition)
+    return cls(connection, fields=fields)
+
+
+def plan_context(session: Session, directory: Directory, settings: SyncSettings | None = None) -> PlanContext:
+    """Settings resolved against the store: organization and role ids, compiled mapping, pins."""
+    settings = settings or settings_of(directory)
+    cls = connector_class(directory.provider)
+    default_org = None
+    if settings.default_organization:
+        org = _organization(session, settings.default_organization, "settings.default_organization")
+        default_org = (org.id, org.slug)
+    role = _role(session, settings.default_role, "settings.default_role")
+    orgs = dict(session.execute(select(Organization.id, Organization.slug)).tuples().all())
+    roles = dict(session.execute(select(Role.id, Role.name)).tuples().all())
+    rules = tuple(
+        MappingRule(
+            id=m.id,
+            source_group=m.source_group,
+            organization_id=m.organization_id,
+            organization=orgs[m.organization_id],
+            role_id=m.role_id,
+            role=roles[m.role_id],
+            removed=m.removed,
+        )
+        for m in mappings_of(session, directory, include_removed=True)
+    )
+    return PlanContext(
+        directory_id=directory.id,
+        settings=settings,
+        mapping=CompiledMapping.build(cls.default_mapping, settings.attribute_mapping),
+        group_mappings=rules,
+        default_organization=default_org,
+        default_role=(role.id, role.name),
+        pins=dict(directory.group_pins or {}),
+        organizations=orgs,
+        roles=roles,
+    )
+
+
+def test_directory(box: SecretBox, directory: Directory) -> CheckResult:
+    connector = build_connector(box, directory)
+    try:
+        return connector.check()
+    finally:
+        connector.close()
+
+
+def source_groups(box: SecretBox, directory: Directory) -> list[SourceGroup]:
+    connector = build_connector(box, directory)
+    try:
+        return sorted(connector.list_groups(), key=lambda g: (g.name.casefold(), g.external_id))
+    finally:
+        connector.close()
+
+
+def directory_json(session: Session, directory: Directory) -> dict[str, Any]:
+    """The directory as the API and `--json` show it. Secrets appear only as their field names."""
+    last = session.scalar(
+        select(SyncRun)
+        .where(SyncRun.directory_id == directory.id, SyncRun.status.not_in(("queued", "running")))
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+    cursor = session.get(Cursor, directory.id)
+    users = session.scalar(select(func.count(User.id)).where(User.directory_id == directory.id))
+    document = export_document(session, directory)
+    return {
+        "id": directory.id,
+        "name": directory.name,
+        "provider": directory.provider,
+        "connection": directory.connection or {},
+        "has_secrets": directory.secrets is not None,
+        "settings": settings_of(directory).model_dump(mode="json"),
+        "group_mappings": document["group_mappings"],
+        "users": users,
+        "last_run": None
+        if last is None
+        else {
+            "id": last.id,
+            "status": last.status,
+            "finished_at": last.finished_at,
+            "dry_run": last.dry_run,
+        },
+        "last_full_sync_at": cursor.last_full_sync_at if cursor else None,
+        "incremental": connector_class(directory.provider).incremental,
+    }

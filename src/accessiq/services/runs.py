@@ -1,0 +1,149 @@
+"""Runs: ask for a sync, carry it out, list and show runs, approve or reject stored plans."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from accessiq.errors import NotFoundError
+from accessiq.store.database import Store
+from accessiq.store.tables import Directory, RunChange, RunError, SyncRun
+from accessiq.sync import engine
+
+ACTIVE = ("queued", "running")
+COUNT_KEYS = (
+    "users_created",
+    "users_updated",
+    "users_deactivated",
+    "users_reactivated",
+    "users_unchanged",
+    "user_errors",
+    "groups_created",
+    "groups_updated",
+    "groups_deleted",
+    "groups_processed",
+    "memberships_added",
+    "memberships_removed",
+)
+
+
+def request_sync(
+    session: Session,
+    directory: Directory,
+    *,
+    trigger: str = "manual",
+    dry_run: bool = False,
+    full: bool = False,
+) -> tuple[SyncRun, bool]:
+    """Queue a run; while one is queued or running for the directory, that one is returned instead.
+
+    Returns (run, created).
+    """
+    active = session.scalar(
+        select(SyncRun).where(SyncRun.directory_id == directory.id, SyncRun.status.in_(ACTIVE)).limit(1)
+    )
+    if active is not None:
+        return active, False
+    run = SyncRun(
+        directory_id=directory.id,
+        trigger=trigger,
+        mode="full" if full else "incremental",
+        dry_run=dry_run,
+        status="queued",
+        requested_mode="full" if full else None,
+        counts={},
+        notes=[],
+        progress={},
+    )
+    session.add(run)
+    session.flush()
+    return run, True
+
+
+def run_now(store: Store, run_id: int, progress: engine.Progress | None = None) -> SyncRun:
+    """Carry a queued run to its end in this process."""
+    return engine.execute_run(store, run_id, progress)
+
+
+def get_run(session: Session, run_id: int | str) -> SyncRun:
+    run = session.get(SyncRun, int(run_id)) if str(run_id).isdigit() else None
+    if run is None:
+        raise NotFoundError(f"no run {run_id!r}", hint="see `accessiq runs list`")
+    return run
+
+
+def list_runs(session: Session, directory: Directory | None = None, limit: int = 50) -> list[SyncRun]:
+    query = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
+    if directory is not None:
+        query = query.where(SyncRun.directory_id == directory.id)
+    return list(session.scalars(query))
+
+
+def run_json(session: Session, run: SyncRun, *, changes: bool = False) -> dict[str, Any]:
+    """A run in the shape scripts rely on (SPEC §6)."""
+    directory = session.get_one(Directory, run.directory_id)
+    counts = {key: int((run.counts or {}).get(key, 0)) for key in COUNT_KEYS}
+    counts |= {k: v for k, v in (run.counts or {}).items() if k not in counts}
+    errors = [
+        {"object": e.object, "external_id": e.external_id, "message": e.message}
+        for e in session.scalars(select(RunError).where(RunError.run_id == run.id).order_by(RunError.id))
+    ]
+    if run.status == "failed" and run.message:
+        errors.insert(0, {"object": "run", "external_id": None, "message": run.message})
+    data: dict[str, Any] = {
+        "id": run.id,
+        "directory": {"id": directory.id, "name": directory.name},
+        "status": run.status,
+        "mode": run.mode,
+        "dry_run": run.dry_run,
+        "trigger": run.trigger,
+        "queued_at": _iso(run.queued_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "counts": counts,
+        "errors": errors,
+        "message": run.message,
+        "notes": run.notes or [],
+        "resolution": run.resolution,
+        "pending_approval": run.plan is not None and run.resolution is None,
+        "source_run": run.source_run_id,
+        "progress": run.progress or {},
+    }
+    if changes:
+        data["changes"] = [change_json(c) for c in run_changes(session, run)]
+    return data
+
+
+def run_changes(
+    session: Session, run: SyncRun, obj: str | None = None, action: str | None = None
+) -> list[RunChange]:
+    query = select(RunChange).where(RunChange.run_id == run.id)
+    if obj:
+        query = query.where(RunChange.object == obj)
+    if action:
+        query = query.where(RunChange.action == action)
+    return list(session.scalars(query.order_by(RunChange.seq)))
+
+
+def change_json(change: RunChange) -> dict[str, Any]:
+    return {
+        "object": change.object,
+        "action": change.action,
+        "external_id": change.external_id,
+        "label": change.label,
+        "detail": change.detail,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def approve(store: Store, run_id: int) -> SyncRun:
+    return engine.apply_stored_plan(store, run_id)
+
+
+def reject(store: Store, run_id: int) -> SyncRun:
+    return engine.reject_stored_plan(store, run_id)

@@ -1,0 +1,349 @@
+"""Apply: the one place a sync writes. Everything happens in the caller's transaction, cursor included."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from accessiq.store.tables import (
+    Cursor,
+    Directory,
+    Group,
+    GroupMapping,
+    GroupMembership,
+    OrganizationMembership,
+    RunChange,
+    RunError,
+    SourceObject,
+    User,
+)
+from accessiq.sync.planner import USER_FIELDS, Operation, Plan
+
+T = TypeVar("T")
+_CHUNK = 500
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class MirrorChange:
+    """How the stored source mirror moves with this plan, and the cursor that goes with it."""
+
+    upserts: list[tuple[str, str, dict[str, Any]]]
+    deletes: list[tuple[str, str]]
+    cursor: dict[str, Any] | None
+    full: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "upserts": [list(row) for row in self.upserts],
+            "deletes": [list(key) for key in self.deletes],
+            "cursor": self.cursor,
+            "full": self.full,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MirrorChange:
+        return cls(
+            upserts=[(kind, ext, row) for kind, ext, row in data["upserts"]],
+            deletes=[(kind, ext) for kind, ext in data["deletes"]],
+            cursor=data["cursor"],
+            full=data["full"],
+        )
+
+
+def apply_plan(session: Session, directory_id: int, plan: Plan, mirror: MirrorChange, now: datetime) -> None:
+    """Carry out `plan`, move the mirror and the cursor, pin new group references."""
+    _apply_mirror(session, directory_id, mirror, now)
+    directory = session.get_one(Directory, directory_id)
+    if plan.pins:
+        directory.group_pins = {**(directory.group_pins or {}), **plan.pins}
+    _Applier(session, directory_id, now).run(plan.operations)
+    # Mappings taken out of the document go once nothing they granted is left.
+    for mapping in session.scalars(
+        select(GroupMapping).where(GroupMapping.directory_id == directory_id, GroupMapping.removed)
+    ):
+        left = session.scalar(
+            select(OrganizationMembership.id)
+            .where(OrganizationMembership.origin == f"group-mapping:{mapping.id}")
+            .limit(1)
+        )
+        if left is None:
+            session.delete(mapping)
+
+
+def _apply_mirror(session: Session, directory_id: int, mirror: MirrorChange, now: datetime) -> None:
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, external_id in [*mirror.deletes, *((k, e) for k, e, _ in mirror.upserts)]:
+        by_kind[kind].append(external_id)
+    for kind, ids in by_kind.items():
+        for chunk in _chunks(ids):
+            session.execute(
+                delete(SourceObject).where(
+                    SourceObject.directory_id == directory_id,
+                    SourceObject.kind == kind,
+                    SourceObject.external_id.in_(chunk),
+                )
+            )
+    if mirror.upserts:
+        session.execute(
+            insert(SourceObject),
+            [
+                {"directory_id": directory_id, "kind": kind, "external_id": ext, "data": data}
+                for kind, ext, data in mirror.upserts
+            ],
+        )
+    cursor = session.get(Cursor, directory_id)
+    if cursor is None:
+        cursor = Cursor(directory_id=directory_id)
+        session.add(cursor)
+    cursor.value = mirror.cursor
+    cursor.updated_at = now
+    if mirror.full:
+        cursor.last_full_sync_at = now
+
+
+class _Applier:
+    def __init__(self, session: Session, directory_id: int, now: datetime) -> None:
+        self.session = session
+        self.directory_id = directory_id
+        self.now = now
+        self.user_ids: dict[str, int] = dict(
+            session.execute(
+                select(User.external_id, User.id).where(User.directory_id == directory_id)
+            ).tuples().all()  # type: ignore[arg-type]
+        )
+        self.group_ids: dict[str, int] = dict(
+            session.execute(
+                select(Group.external_id, Group.id).where(Group.directory_id == directory_id)
+            ).tuples().all()  # type: ignore[arg-type]
+        )
+
+    def run(self, operations: list[Operation]) -> None:
+        steps: dict[tuple[str, str], list[Operation]] = defaultdict(list)
+        order: list[tuple[str, str]] = []
+        for op in operations:
+            step = (op.object, op.action)
+            if step not in steps:
+                order.append(step)
+            steps[step].append(op)
+        for step in order:
+            getattr(self, f"_{step[0]}_{step[1]}")(steps[step])
+
+    # -- groups
+
+    def _group_create(self, ops: list[Operation]) -> None:
+        rows = [
+            {
+                "directory_id": self.directory_id,
+                "external_id": op.external_id,
+                "name": op.detail["name"],
+                "description": op.detail["description"],
+                "created_at": self.now,
+            }
+            for op in ops
+        ]
+        for chunk in _chunks(rows):
+            for group_id, external_id in self.session.execute(
+                insert(Group).returning(Group.id, Group.external_id), list(chunk)
+            ):
+                self.group_ids[external_id] = group_id
+
+    def _group_update(self, ops: list[Operation]) -> None:
+        self.session.execute(
+            update(Group),
+            [
+                {"id": op.detail["group_id"], **{k: after for k, (_, after) in op.detail["changes"].items()}}
+                for op in ops
+            ],
+        )
+
+    def _group_delete(self, ops: list[Operation]) -> None:
+        ids = [op.detail["group_id"] for op in ops]
+        for chunk in _chunks(ids):
+            self.session.execute(delete(GroupMembership).where(GroupMembership.group_id.in_(chunk)))
+            self.session.execute(delete(Group).where(Group.id.in_(chunk)))
+
+    # -- users
+
+    def _user_create(self, ops: list[Operation]) -> None:
+        rows = []
+        for op in ops:
+            values = {name: op.detail[name] for name in USER_FIELDS}
+            rows.append(
+                {
+                    **values,
+                    "email_key": values["email"].casefold(),
+                    "attributes": op.detail["attributes"],
+                    "status": "active",
+                    "directory_id": self.directory_id,
+                    "external_id": op.external_id,
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                }
+            )
+        for chunk in _chunks(rows):
+            for user_id, external_id in self.session.execute(
+                insert(User).returning(User.id, User.external_id), list(chunk)
+            ):
+                self.user_ids[external_id] = user_id
+
+    def _changed_values(self, op: Operation) -> dict[str, Any]:
+        values: dict[str, Any] = {"id": op.detail["user_id"], "updated_at": self.now}
+        for name, (_, after) in op.detail["changes"].items():
+            if name.startswith("attributes."):
+                values["attributes"] = op.detail["attributes"]
+            else:
+                values[name] = after
+                if name == "email":
+                    values["email_key"] = after.casefold()
+        return values
+
+    def _user_update(self, ops: list[Operation]) -> None:
+        rows = [self._changed_values(op) for op in ops]
+        # Group rows by the columns they set so each batch is one executemany.
+        batches: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            batches[tuple(sorted(row))].append(row)
+        for batch in batches.values():
+            for chunk in _chunks(batch):
+                self.session.execute(update(User), list(chunk))
+
+    def _user_link(self, ops: list[Operation]) -> None:
+        for op in ops:
+            values = self._changed_values(op)
+            values |= {"directory_id": self.directory_id, "external_id": op.external_id}
+            if op.detail["reactivate"]:
+                values |= {"status": "active", "deactivated_by": None}
+            self.session.execute(update(User), [values])
+            self.user_ids[op.external_id or ""] = op.detail["user_id"]
+
+    def _set_status(self, ops: list[Operation], status: str, by: str | None) -> None:
+        rows = [
+            {
+                "id": self.user_ids[op.external_id or ""],
+                "status": status,
+                "deactivated_by": by,
+                "updated_at": self.now,
+            }
+            for op in ops
+        ]
+        for chunk in _chunks(rows):
+            self.session.execute(update(User), list(chunk))
+
+    def _user_reactivate(self, ops: list[Operation]) -> None:
+        self._set_status(ops, "active", None)
+
+    def _user_deactivate(self, ops: list[Operation]) -> None:
+        self._set_status(ops, "deactivated", "sync")
+
+    # -- memberships
+
+    def _group_membership_add(self, ops: list[Operation]) -> None:
+        rows = [
+            {"group_id": self.group_ids[g], "user_id": self.user_ids[u]}
+            for g, u in (op.detail["key"] for op in ops)
+        ]
+        for chunk in _chunks(rows):
+            self.session.execute(insert(GroupMembership), list(chunk))
+
+    def _group_membership_remove(self, ops: list[Operation]) -> None:
+        statement = delete(GroupMembership).where(
+            and_(GroupMembership.group_id == bindparam("g"), GroupMembership.user_id == bindparam("u"))
+        )
+        rows = [{"g": self.group_ids[g], "u": self.user_ids[u]} for g, u in (op.detail["key"] for op in ops)]
+        self.session.connection().execute(statement, rows)
+
+    def _org_membership_grant(self, ops: list[Operation]) -> None:
+        rows = [
+            {
+                "organization_id": org,
+                "user_id": self.user_ids[user],
+                "origin": origin,
+                "role_id": op.detail["role_id"],
+                "created_at": self.now,
+            }
+            for op in ops
+            for org, user, origin in [op.detail["key"]]
+        ]
+        for chunk in _chunks(rows):
+            self.session.execute(insert(OrganizationMembership), list(chunk))
+
+    def _org_membership_statement(self, ops: list[Operation], role: bool) -> None:
+        condition = and_(
+            OrganizationMembership.organization_id == bindparam("o"),
+            OrganizationMembership.user_id == bindparam("u"),
+            OrganizationMembership.origin == bindparam("origin"),
+        )
+        statement: Any = (
+            update(OrganizationMembership).where(condition).values(role_id=bindparam("r"))
+            if role
+            else delete(OrganizationMembership).where(condition)
+        )
+        rows = [
+            {"o": org, "u": self.user_ids[user], "origin": origin, "r": op.detail["role_id"]}
+            for op in ops
+            for org, user, origin in [op.detail["key"]]
+        ]
+        self.session.connection().execute(statement, rows)
+
+    def _org_membership_change(self, ops: list[Operation]) -> None:
+        self._org_membership_statement(ops, role=True)
+
+    def _org_membership_revoke(self, ops: list[Operation]) -> None:
+        self._org_membership_statement(ops, role=False)
+
+
+def record_log(session: Session, run_id: int, plan: Plan) -> None:
+    """Write every operation and every per-object error of `plan` into the run log."""
+    changes = [
+        {
+            "run_id": run_id,
+            "seq": seq,
+            "object": op.object,
+            "action": op.action,
+            "external_id": op.external_id,
+            "label": op.label[:500],
+            "detail": _log_detail(op),
+        }
+        for seq, op in enumerate(plan.operations)
+    ]
+    changes += [
+        {
+            "run_id": run_id,
+            "seq": len(changes) + i,
+            "object": "user",
+            "action": "retain",
+            "external_id": ext,
+            "label": ext,
+            "detail": {"reason": "left the directory or its scope; deactivation is ignore"},
+        }
+        for i, ext in enumerate(plan.retained)
+    ]
+    for chunk in _chunks(changes):
+        session.execute(insert(RunChange), list(chunk))
+    errors = [
+        {"run_id": run_id, "object": issue.object, "external_id": issue.external_id, "message": issue.message}
+        for issue in plan.errors
+    ]
+    for chunk in _chunks(errors):
+        session.execute(insert(RunError), list(chunk))
+
+
+def _log_detail(op: Operation) -> dict[str, Any]:
+    # Ids and keys serve apply; the log keeps what a person reads.
+    return {
+        k: v
+        for k, v in op.detail.items()
+        if k not in ("key", "user_id", "group_id", "attributes")
+        or (k == "attributes" and op.action == "create")
+    }

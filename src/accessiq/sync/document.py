@@ -1,0 +1,125 @@
+"""The directory document: config as code for one directory (SPEC §6), parsed and validated."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from accessiq.connectors import connector_class
+from accessiq.connectors.base import ConnectionSettings
+from accessiq.errors import ConfigurationError
+from accessiq.sync.settings import GroupMappingSpec, SyncSettings
+
+
+class DirectoryDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    provider: str
+    connection: dict[str, Any] = Field(default_factory=dict)
+    settings: SyncSettings = Field(default_factory=SyncSettings)
+    group_mappings: list[GroupMappingSpec] = Field(default_factory=list)
+
+
+def load_document(path: Path) -> DirectoryDocument:
+    """Read a YAML or JSON directory document; every problem is one ConfigurationError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    return parse_document(text, source=str(path))
+
+
+def parse_document(text: str, *, source: str = "document") -> DirectoryDocument:
+    try:
+        raw = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigurationError(f"{source} is not valid YAML or JSON{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{source} must be a mapping with name, provider and connection")
+    return validate_document(raw)
+
+
+def validate_document(raw: dict[str, Any]) -> DirectoryDocument:
+    try:
+        return DirectoryDocument.model_validate(raw)
+    except ValidationError as exc:
+        raise configuration_error(exc, DirectoryDocument) from None
+
+
+def configuration_error(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigurationError:
+    """The first validation problem as a ConfigurationError naming the field, with a did-you-mean."""
+    problem = exc.errors()[0]
+    location = [str(part) for part in problem["loc"]]
+    field = ".".join(([prefix] if prefix else []) + location)
+    if problem["type"] == "extra_forbidden":
+        known = _known_fields(model, location[:-1])
+        close = difflib.get_close_matches(location[-1], known, n=1)
+        hint = (
+            f"did you mean {close[0]}?" if close else (f"known fields: {', '.join(known)}" if known else None)
+        )
+        return ConfigurationError("unknown field", field=field, hint=hint)
+    if problem["type"] == "missing":
+        return ConfigurationError("is required", field=field)
+    message = problem["msg"]
+    # Our validators raise ConfigurationError inside pydantic; keep their own text.
+    cause = problem.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigurationError):
+        return cause
+    return ConfigurationError(message.removeprefix("Value error, "), field=field)
+
+
+def _known_fields(model: type[BaseModel], path: list[str]) -> list[str]:
+    current: Any = model
+    for part in path:
+        if part.isdigit():
+            continue
+        info = getattr(current, "model_fields", {}).get(part)
+        if info is None:
+            return []
+        annotation = info.annotation
+        current = (
+            getattr(annotation, "__args__", [annotation])[0]
+            if hasattr(annotation, "__origin__")
+            else annotation
+        )
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def resolve_secret(value: Any, field: str) -> tuple[Any, str | None]:
+    """`env:VAR` / `file:PATH` / inline -> (value, the reference to remember for export)."""
+    if not isinstance(value, str):
+        return value, None
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigurationError(f"environment variable {name} is not set", field=field)
+        return os.environ[name], value
+    if value.startswith("file:"):
+        path = Path(value[5:]).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").strip(), value
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror}", field=field) from None
+    return value, None
+
+
+def connection_model(provider: str) -> type[ConnectionSettings]:
+    return connector_class(provider).settings_model
+
+
+def validate_connection(provider: str, connection: dict[str, Any]) -> ConnectionSettings:
+    model = connection_model(provider)
+    try:
+        return model.model_validate(connection)
+    except ValidationError as exc:
+        raise configuration_error(exc, model, prefix="connection") from None

@@ -1,0 +1,247 @@
+"""The sync engine: read -> scope/map -> plan -> guard -> apply -> record, for one run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from accessiq.connectors import connector_class
+from accessiq.connectors.base import GroupUpserted, UserUpserted
+from accessiq.errors import AccessIQError, ConflictError, PlanRejectedError
+from accessiq.services.directories import build_connector, plan_context, settings_of
+from accessiq.store.database import Store
+from accessiq.store.tables import Directory, SyncRun, utcnow
+from accessiq.sync.apply import MirrorChange, apply_plan, record_log
+from accessiq.sync.guard import check_safety
+from accessiq.sync.planner import Plan, plan_sync
+from accessiq.sync.settings import parse_interval
+from accessiq.sync.source import SourceSnapshot, mirror_diff
+from accessiq.sync.state import fingerprint, load_cursor, load_mirror, load_store_state
+
+log = structlog.get_logger("accessiq.sync")
+
+# Called with (phase, users read, groups read) while a run reads the source.
+Progress = Callable[[str, int, int], None]
+
+FINISHED = ("succeeded", "succeeded_with_errors", "failed", "blocked", "canceled")
+_PROGRESS_EVERY = 1.0  # seconds between progress writes to the run row
+
+
+@dataclass
+class _Prepared:
+    directory_id: int
+    mode: str
+    cursor: dict[str, Any] | None
+    mirror: dict[Any, dict[str, Any]]
+
+
+def execute_run(store: Store, run_id: int, progress: Progress | None = None) -> SyncRun:
+    """Carry one queued run to its end; the returned row has its final status.
+
+    Failures of any kind end as a `failed` run with a message; nothing is applied then.
+    """
+    bound = log.bind(run_id=run_id)
+    try:
+        prepared = _start(store, run_id)
+        bound = bound.bind(directory_id=prepared.directory_id, mode=prepared.mode)
+        bound.info("run.started")
+        snapshot = _read(store, run_id, prepared, progress)
+        status = _plan_and_apply(store, run_id, prepared, snapshot)
+        bound.info("run.finished", status=status)
+    except AccessIQError as exc:
+        bound.warning("run.failed", error=str(exc), kind=exc.kind)
+        _fail(store, run_id, str(exc))
+    except Exception as exc:  # an unexpected bug still ends the run cleanly, and is logged in full
+        bound.exception("run.crashed")
+        _fail(store, run_id, f"internal error: {type(exc).__name__}: {exc}; see the service log")
+    with store.transaction() as session:
+        return session.get_one(SyncRun, run_id)
+
+
+def _start(store: Store, run_id: int) -> _Prepared:
+    with store.transaction() as session:
+        run = session.get_one(SyncRun, run_id)
+        if run.status not in ("queued", "running"):
+            raise ConflictError(f"run {run_id} is {run.status}, not queued")
+        directory = session.get_one(Directory, run.directory_id)
+        settings = settings_of(directory)
+        cursor_row = load_cursor(session, directory.id)
+        mode = _choose_mode(
+            run, connector_class(directory.provider).incremental, cursor_row, settings.full_sync_interval
+        )
+        run.mode = mode
+        run.status = "running"
+        run.started_at = run.started_at or utcnow()
+        run.progress = {"phase": "reading", "users": 0, "groups": 0}
+        mirror = load_mirror(session, directory.id) if mode == "incremental" else {}
+        return _Prepared(directory.id, mode, cursor_row.value if cursor_row else None, mirror)
+
+
+def _choose_mode(run: SyncRun, incremental: bool, cursor: Any, full_interval: str) -> str:
+    if not incremental or run.requested_mode == "full" or cursor is None or cursor.value is None:
+        return "full"
+    if cursor.last_full_sync_at is None or utcnow() - cursor.last_full_sync_at >= parse_interval(
+        full_interval
+    ):
+        return "full"
+    return "incremental"
+
+
+def _read(store: Store, run_id: int, prepared: _Prepared, progress: Progress | None) -> SourceSnapshot:
+    with store.transaction() as session:
+        directory = session.get_one(Directory, prepared.directory_id)
+        connector = build_connector(store.secrets, directory)
+    snapshot = SourceSnapshot.from_mirror(prepared.mirror)
+    cursor = prepared.cursor if prepared.mode == "incremental" else None
+    users = groups = 0
+    last_report = time.monotonic()
+    try:
+        for event in snapshot.fold(connector.read(cursor)):
+            if isinstance(event, UserUpserted):
+                users += 1
+            elif isinstance(event, GroupUpserted):
+                groups += 1
+            else:
+                continue
+            now = time.monotonic()
+            if progress is not None:
+                progress("reading", users, groups)
+            if now - last_report >= _PROGRESS_EVERY:
+                last_report = now
+                _set_progress(store, run_id, {"phase": "reading", "users": users, "groups": groups})
+    finally:
+        connector.close()
+    if not snapshot.complete:
+        raise AccessIQError("the read ended before the connector reported its end; nothing was applied")
+    if progress is not None:
+        progress("planning", users, groups)
+    return snapshot
+
+
+def _set_progress(store: Store, run_id: int, progress: dict[str, Any]) -> None:
+    with store.transaction() as session:
+        session.get_one(SyncRun, run_id).progress = progress
+
+
+def _lock_directory(session: Session, directory_id: int) -> Directory:
+    """Serialize writers of one directory (PostgreSQL row lock; SQLite's write lock covers it)."""
+    return session.execute(
+        select(Directory).where(Directory.id == directory_id).with_for_update()
+    ).scalar_one()
+
+
+def _plan_and_apply(store: Store, run_id: int, prepared: _Prepared, snapshot: SourceSnapshot) -> str:
+    now = utcnow()
+    with store.transaction() as session:
+        directory = _lock_directory(session, prepared.directory_id)
+        run = session.get_one(SyncRun, run_id)
+        cursor_row = load_cursor(session, directory.id)
+        if (cursor_row.value if cursor_row else None) != prepared.cursor and prepared.mode == "incremental":
+            raise ConflictError("another run applied changes to this directory meanwhile; run the sync again")
+        mirror_before = load_mirror(session, directory.id)
+        current = load_store_state(session, directory.id)
+        context = plan_context(session, directory)
+        plan = plan_sync(snapshot, current, context)
+        blocked = check_safety(plan, snapshot, current, context.settings.safety)
+
+        rejected = {(obj, ext) for obj, ext, _ in snapshot.rejected if ext}
+        upserts, deletes = mirror_diff(mirror_before, snapshot.to_rows(), keep=rejected)
+        mirror = MirrorChange(upserts, deletes, snapshot.cursor, snapshot.full)
+
+        run.counts = plan.counts
+        run.notes = list(snapshot.notes)
+        run.progress = {"phase": "done", "users": len(snapshot.users), "groups": len(snapshot.groups)}
+        record_log(session, run.id, plan)
+        if run.dry_run or blocked:
+            run.plan = {
+                "plan": plan.to_json(),
+                "mirror": mirror.to_json(),
+                "fingerprint": fingerprint(current, mirror_before, cursor_row.value if cursor_row else None),
+            }
+            if blocked:
+                run.notes = [*run.notes, blocked]
+            run.message = blocked if blocked and not run.dry_run else None
+            run.status = "blocked" if blocked and not run.dry_run else _outcome(plan)
+        else:
+            apply_plan(session, directory.id, plan, mirror, now)
+            run.status = _outcome(plan)
+        run.finished_at = utcnow()
+        return run.status
+
+
+def _outcome(plan: Plan) -> str:
+    return "succeeded_with_errors" if plan.errors else "succeeded"
+
+
+def _fail(store: Store, run_id: int, message: str) -> None:
+    with store.transaction() as session:
+        run = session.get_one(SyncRun, run_id)
+        if run.status in FINISHED:
+            return
+        run.status = "failed"
+        run.message = message
+        run.finished_at = utcnow()
+        run.progress = {**(run.progress or {}), "phase": "failed"}
+
+
+def apply_stored_plan(store: Store, run_id: int, trigger: str = "approval") -> SyncRun:
+    """Apply exactly the plan a blocked or dry run stored, as a new run; refused if the store moved."""
+    now = utcnow()
+    with store.transaction() as session:
+        source = session.get_one(SyncRun, run_id)
+        if source.plan is None or source.status not in ("blocked", "succeeded", "succeeded_with_errors"):
+            raise ConflictError(
+                f"run {run_id} has no stored plan to apply; only blocked runs and dry runs do"
+            )
+        if source.resolution is not None:
+            raise ConflictError(f"run {run_id} was already {source.resolution}")
+        directory = _lock_directory(session, source.directory_id)
+        cursor_row = load_cursor(session, directory.id)
+        current = load_store_state(session, directory.id)
+        mirror_now = load_mirror(session, directory.id)
+        if (
+            fingerprint(current, mirror_now, cursor_row.value if cursor_row else None)
+            != source.plan["fingerprint"]
+        ):
+            raise PlanRejectedError(
+                f"the directory's users, groups or memberships changed since run {run_id} was planned",
+                hint=f"run a new sync: accessiq sync {directory.id}",
+            )
+        plan = Plan.from_json(source.plan["plan"])
+        run = SyncRun(
+            directory_id=directory.id,
+            trigger=trigger,
+            mode=source.mode,
+            dry_run=False,
+            status="running",
+            started_at=now,
+            source_run_id=source.id,
+            counts=plan.counts,
+            notes=[f"applies the plan of run {run_id}"],
+        )
+        session.add(run)
+        session.flush()
+        apply_plan(session, directory.id, plan, MirrorChange.from_json(source.plan["mirror"]), now)
+        record_log(session, run.id, plan)
+        run.status = _outcome(plan)
+        run.finished_at = utcnow()
+        run.progress = {"phase": "done"}
+        source.resolution = "approved"
+        source.plan = None
+        return run
+
+
+def reject_stored_plan(store: Store, run_id: int) -> SyncRun:
+    with store.transaction() as session:
+        run = session.get_one(SyncRun, run_id)
+        if run.plan is None or run.resolution is not None:
+            raise ConflictError(f"run {run_id} has no pending plan to reject")
+        run.resolution = "rejected"
+        run.plan = None
+        return run

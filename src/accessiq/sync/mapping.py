@@ -1,0 +1,146 @@
+"""Attribute mapping: AccessIQ attribute <- a field path into the source record or a sandboxed template.
+
+Templates run in Jinja2's immutable sandbox: they can read the record and call
+filters, never touch Python internals or mutate anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import ChainableUndefined, TemplateError, meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from accessiq.errors import ConfigurationError
+
+CORE_FIELDS = ("email", "username", "given_name", "family_name", "display_name")
+_TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+_ENV = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
+
+
+class MappingError(Exception):
+    """A mapping failed for one record; the record gets the error, the run goes on."""
+
+
+def is_template(value: str) -> bool:
+    return "{{" in value or "{%" in value
+
+
+def resolve_path(record: Mapping[str, Any], path: str) -> Any:
+    """Follow `a.b.c` through nested objects (and list indexes); missing parts give None."""
+    value: Any = record
+    for part in path.split("."):
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+        if value is None:
+            return None
+    return value
+
+
+def _compile(target: str, source: str) -> Callable[[Mapping[str, Any]], Any]:
+    if is_template(source):
+        try:
+            template = _ENV.from_string(source)
+        except TemplateError as exc:
+            raise ConfigurationError(
+                f"template does not parse: {exc}", field=f"settings.attribute_mapping.{target}"
+            ) from None
+
+        def render(record: Mapping[str, Any]) -> Any:
+            text = template.render(record).strip()
+            return text or None
+
+        return render
+    if not source.strip() or any(ch.isspace() for ch in source.strip()):
+        raise ConfigurationError(
+            f"{source!r} is neither a field path (like mail or name.givenName) nor a template "
+            "(wrap expressions in {{ }})",
+            field=f"settings.attribute_mapping.{target}",
+        )
+    path = source.strip()
+    return lambda record: resolve_path(record, path)
+
+
+def check_mapping(mapping: Mapping[str, str | None]) -> None:
+    """Refuse a mapping whose target names or templates are unusable, naming the field."""
+    for target, source in mapping.items():
+        if not _TARGET.match(target):
+            raise ConfigurationError(
+                "an attribute name starts with a letter and holds letters, digits, '_', '-' or '.'",
+                field=f"settings.attribute_mapping.{target}",
+            )
+        if source is not None:
+            _compile(target, source)
+
+
+def check_condition(expression: str) -> None:
+    try:
+        _ENV.compile_expression(expression)
+    except TemplateError as exc:
+        raise ConfigurationError(
+            f"condition does not parse: {exc}", field="settings.user_filter.condition"
+        ) from None
+
+
+def referenced_fields(sources: list[str], condition: str | None = None) -> set[str]:
+    """Top-level source fields that paths, templates and a condition read (for Graph `$select`)."""
+    fields: set[str] = set()
+    for source in sources:
+        if is_template(source):
+            fields |= meta.find_undeclared_variables(_ENV.parse(source))
+        else:
+            fields.add(source.strip().split(".")[0])
+    if condition:
+        fields |= meta.find_undeclared_variables(_ENV.parse("{{ " + condition + " }}"))
+    return fields
+
+
+@dataclass(frozen=True)
+class CompiledMapping:
+    """A directory's effective mapping: provider defaults overlaid with the admin's entries."""
+
+    rules: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]
+    sources: tuple[str, ...]
+
+    @classmethod
+    def build(cls, defaults: Mapping[str, str], overrides: Mapping[str, str | None]) -> CompiledMapping:
+        effective: dict[str, str] = dict(defaults)
+        for target, source in overrides.items():
+            if source is None:
+                effective.pop(target, None)
+            else:
+                effective[target] = source
+        rules = tuple((target, _compile(target, source)) for target, source in sorted(effective.items()))
+        return cls(rules=rules, sources=tuple(effective.values()))
+
+    def apply(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Map one record; raises MappingError naming the attribute that failed."""
+        out: dict[str, Any] = {}
+        for target, rule in self.rules:
+            try:
+                out[target] = rule(record)
+            except Exception as exc:  # a template may raise anything: it is the record's error
+                raise MappingError(f"attribute {target}: {exc}") from None
+        return out
+
+
+class Condition:
+    """A compiled user-filter condition evaluated on a source record."""
+
+    def __init__(self, expression: str) -> None:
+        check_condition(expression)
+        self._expression = _ENV.compile_expression(expression, undefined_to_none=True)
+
+    def __call__(self, record: Mapping[str, Any]) -> bool:
+        try:
+            return bool(self._expression(**record))
+        except Exception as exc:
+            raise MappingError(f"user_filter.condition: {exc}") from None

@@ -1,0 +1,699 @@
+"""The planner: a pure, deterministic function from (source, store, settings) to operations.
+
+Nothing here reads a database or a network. `plan_sync` scopes, maps, validates
+and matches the source users, then diffs what the directory should look like in
+AccessIQ against what the store holds, and says so as an ordered list of
+operations that each describe themselves in one sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from accessiq.connectors.base import SourceUser
+from accessiq.sync.mapping import CORE_FIELDS, CompiledMapping, Condition, MappingError
+from accessiq.sync.scope import in_org_units, resolve_group_ref, transitive_users
+from accessiq.sync.settings import SyncSettings
+from accessiq.sync.source import SourceSnapshot
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+
+
+# --- what the store holds (loaded by the store layer, passed in) -------------------------
+
+
+@dataclass(frozen=True)
+class StoredUser:
+    id: int
+    email: str
+    username: str | None
+    given_name: str | None
+    family_name: str | None
+    display_name: str | None
+    status: str
+    deactivated_by: str | None
+    attributes: Mapping[str, Any]
+    directory_id: int | None
+    external_id: str | None
+
+
+@dataclass(frozen=True)
+class StoredGroup:
+    id: int
+    external_id: str
+    name: str
+    description: str | None
+
+
+OrgKey = tuple[int, str, str]  # (organization id, user external id, origin)
+
+
+@dataclass
+class StoreState:
+    """The part of the store one directory's sync may change, plus the email index for matching."""
+
+    users: dict[str, StoredUser] = field(default_factory=dict)  # this directory's, by external id
+    emails: dict[str, StoredUser] = field(default_factory=dict)  # every user, by lowered email
+    groups: dict[str, StoredGroup] = field(default_factory=dict)
+    group_members: set[tuple[str, str]] = field(default_factory=set)  # (group ext id, user ext id)
+    org_memberships: dict[OrgKey, int] = field(default_factory=dict)  # owned origins only -> role id
+
+
+# --- what the settings resolve to --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MappingRule:
+    """A group mapping with its organization and role resolved to ids."""
+
+    id: int
+    source_group: str
+    organization_id: int
+    organization: str
+    role_id: int
+    role: str
+    removed: bool = False
+
+    @property
+    def origin(self) -> str:
+        return f"group-mapping:{self.id}"
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    directory_id: int
+    settings: SyncSettings
+    mapping: CompiledMapping
+    group_mappings: tuple[MappingRule, ...] = ()
+    default_organization: tuple[int, str] | None = None  # (id, slug)
+    default_role: tuple[int, str] = (0, "member")  # (id, name)
+    pins: Mapping[str, str] = field(default_factory=dict)
+    organizations: Mapping[int, str] = field(default_factory=dict)  # id -> slug, for labels
+    roles: Mapping[int, str] = field(default_factory=dict)  # id -> name, for labels
+
+    @property
+    def default_origin(self) -> str:
+        return f"directory-default:{self.directory_id}"
+
+
+# --- the plan ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Operation:
+    object: str  # user | group | group_membership | org_membership
+    action: str
+    external_id: str | None
+    label: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One sentence, for logs and the CLI."""
+        if self.action == "update" or self.action == "link":
+            changes = ", ".join(
+                f"{name} {before!r} -> {after!r}" for name, (before, after) in self.detail["changes"].items()
+            )
+            verb = "link and update" if self.action == "link" else "update"
+            return f"{verb} {self.object} {self.label}" + (f": {changes}" if changes else "")
+        if self.object == "org_membership":
+            d = self.detail
+            if self.action == "change":
+                return (
+                    f"change {d['user']}'s role in {d['organization']} from {d['role_before']} "
+                    f"to {d['role']} ({d['origin']})"
+                )
+            return f"{self.action} {d['user']} {d['role']} in {d['organization']} ({d['origin']})"
+        if self.object == "group_membership":
+            preposition = "to" if self.action == "add" else "from"
+            return f"{self.action} {self.detail['user']} {preposition} group {self.detail['group']}"
+        return f"{self.action} {self.object} {self.label}"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A per-object error: the object is left as it is, the run goes on."""
+
+    object: str
+    external_id: str | None
+    message: str
+
+
+@dataclass
+class Plan:
+    operations: list[Operation] = field(default_factory=list)
+    errors: list[Issue] = field(default_factory=list)
+    # Users that left the directory or its scope and stay as they are (deactivation: ignore).
+    retained: list[str] = field(default_factory=list)
+    # Group references resolved for the first time in this run: reference -> external id.
+    pins: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.operations
+
+    def of(self, obj: str, action: str) -> list[Operation]:
+        return [op for op in self.operations if op.object == obj and op.action == action]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "operations": [asdict(op) for op in self.operations],
+            "errors": [asdict(issue) for issue in self.errors],
+            "retained": self.retained,
+            "pins": self.pins,
+            "counts": self.counts,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            operations=[Operation(**op) for op in data["operations"]],
+            errors=[Issue(**issue) for issue in data["errors"]],
+            retained=list(data["retained"]),
+            pins=dict(data["pins"]),
+            counts=dict(data["counts"]),
+        )
+
+
+# The order operations are applied and listed in; within a step, by key.
+STEPS: tuple[tuple[str, str], ...] = (
+    ("group", "create"),
+    ("group", "update"),
+    ("user", "create"),
+    ("user", "link"),
+    ("user", "update"),
+    ("user", "reactivate"),
+    ("group_membership", "add"),
+    ("group_membership", "remove"),
+    ("org_membership", "grant"),
+    ("org_membership", "change"),
+    ("org_membership", "revoke"),
+    ("user", "deactivate"),
+    ("group", "delete"),
+)
+_STEP_INDEX = {step: index for index, step in enumerate(STEPS)}
+
+USER_FIELDS = CORE_FIELDS
+
+
+@dataclass(frozen=True)
+class DesiredUser:
+    external_id: str
+    fields: dict[str, str | None]  # the core fields
+    attributes: dict[str, Any]
+    active: bool
+
+    @property
+    def email(self) -> str:
+        return self.fields["email"] or ""
+
+
+def plan_sync(source: SourceSnapshot, current: StoreState, context: PlanContext) -> Plan:
+    """Everything one sync of this directory should change, in apply order."""
+    return _Planner(source, current, context).run()
+
+
+class _Planner:
+    def __init__(self, source: SourceSnapshot, current: StoreState, context: PlanContext) -> None:
+        self.source = source
+        self.current = current
+        self.context = context
+        self.settings = context.settings
+        self.plan = Plan()
+        self.ops: list[Operation] = []
+        # Users whose store state this run must not touch at all (errors, ignore, unsure scope).
+        self.frozen_users: set[str] = set()
+        self.frozen_groups: set[str] = set(source.rejected_groups)
+        self.retained_origins: set[str] = set()
+
+    def error(self, obj: str, external_id: str | None, message: str) -> None:
+        self.plan.errors.append(Issue(obj, external_id, message))
+
+    def run(self) -> Plan:
+        for obj, external_id, message in self.source.rejected:
+            self.error(obj, external_id, message)
+        self.frozen_users |= self.source.rejected_users
+        filter_groups, scope_certain = self._resolve_filter_groups()
+        mapping_groups = self._resolve_mappings()
+        desired, leaving = self._scope_and_map(filter_groups, scope_certain)
+        self._check_duplicate_emails(desired)
+        targets = self._plan_users(desired, leaving)
+        self._plan_groups()
+        self._plan_group_memberships(targets)
+        self._plan_org_memberships(targets, mapping_groups)
+        self.plan.operations = sorted(
+            self.ops,
+            key=lambda op: (
+                _STEP_INDEX[(op.object, op.action)],
+                op.external_id or "",
+                op.label,
+                str(op.detail.get("key", ())),
+            ),
+        )
+        self.plan.errors.sort(key=lambda issue: (issue.object, issue.external_id or "", issue.message))
+        self.plan.retained.sort()
+        self._count(desired)
+        return self.plan
+
+    # -- references ---------------------------------------------------------------------
+
+    def _resolve(self, ref: str) -> tuple[str | None, str | None]:
+        external_id, problem = resolve_group_ref(ref, self.source.groups, self.context.pins)
+        if external_id is not None and ref not in self.context.pins:
+            self.plan.pins[ref] = external_id
+        return external_id, problem
+
+    def _resolve_filter_groups(self) -> tuple[list[str], bool]:
+        resolved, certain = [], True
+        for ref in self.settings.user_filter.groups:
+            external_id, problem = self._resolve(ref)
+            if external_id is None:
+                certain = False
+                self.error(
+                    "user_filter",
+                    None,
+                    f"user_filter.groups {ref!r}: {problem}; users outside "
+                    "the other filter groups are left as they are until this is fixed",
+                )
+            else:
+                resolved.append(external_id)
+        return resolved, certain
+
+    def _resolve_mappings(self) -> dict[int, str | None]:
+        """mapping id -> source group external id; None when the mapping cannot apply this run."""
+        resolved: dict[int, str | None] = {}
+        for rule in self.context.group_mappings:
+            if rule.removed:
+                resolved[rule.id] = None
+                continue
+            external_id, problem = self._resolve(rule.source_group)
+            resolved[rule.id] = external_id
+            if external_id is None:
+                label = f"group mapping {rule.source_group!r} -> {rule.organization} ({rule.role})"
+                if rule.source_group in self.context.pins:
+                    # The pinned group is gone: its members no longer hold the role.
+                    self.error("group_mapping", None, f"{label}: {problem}; its memberships are revoked")
+                else:
+                    self.retained_origins.add(rule.origin)
+                    self.error(
+                        "group_mapping",
+                        None,
+                        f"{label}: {problem}; its memberships are kept as they are until this is fixed",
+                    )
+        return resolved
+
+    # -- users --------------------------------------------------------------------------
+
+    def _scope_and_map(
+        self, filter_groups: list[str], scope_certain: bool
+    ) -> tuple[dict[str, DesiredUser], set[str]]:
+        user_filter = self.settings.user_filter
+        allowed: set[str] | None = None
+        if user_filter.groups:
+            allowed = set()
+            for group_id in filter_groups:
+                allowed |= transitive_users(group_id, self.source.groups)
+        condition = Condition(user_filter.condition) if user_filter.condition else None
+        member_of = self._member_of() if self._needs_member_of() else None
+
+        desired: dict[str, DesiredUser] = {}
+        leaving: set[str] = set()
+        for external_id in sorted(self.source.users):
+            if external_id in self.frozen_users:
+                continue
+            user = self.source.users[external_id]
+            record = self._record(user, member_of)
+            in_scope = (allowed is None or external_id in allowed) and (
+                not user_filter.org_units or in_org_units(user.org_unit, user_filter.org_units)
+            )
+            try:
+                in_scope = in_scope and (condition is None or condition(record))
+            except MappingError as exc:
+                self._freeze_user(external_id, str(exc))
+                continue
+            if not in_scope:
+                if scope_certain:
+                    leaving.add(external_id)
+                else:
+                    self.frozen_users.add(external_id)
+                continue
+            mapped = self._map(user, record)
+            if mapped is not None:
+                desired[external_id] = mapped
+        return desired, leaving
+
+    def _needs_member_of(self) -> bool:
+        return any("memberOf" in source for source in self.context.mapping.sources) or (
+            "memberOf" in (self.settings.user_filter.condition or "")
+        )
+
+    def _member_of(self) -> dict[str, list[str]]:
+        names: dict[str, list[str]] = defaultdict(list)
+        for entry in self.source.groups.values():
+            for user_id in entry.users:
+                names[user_id].append(entry.group.name)
+        return {user_id: sorted(groups) for user_id, groups in names.items()}
+
+    @staticmethod
+    def _record(user: SourceUser, member_of: Mapping[str, list[str]] | None) -> Mapping[str, Any]:
+        if member_of is None or "memberOf" in user.data:
+            return user.data
+        return {**user.data, "memberOf": member_of.get(user.external_id, [])}
+
+    def _freeze_user(self, external_id: str, message: str) -> None:
+        self.frozen_users.add(external_id)
+        self.error("user", external_id, message)
+
+    def _map(self, user: SourceUser, record: Mapping[str, Any]) -> DesiredUser | None:
+        try:
+            values = self.context.mapping.apply(record)
+        except MappingError as exc:
+            self._freeze_user(user.external_id, str(exc))
+            return None
+        fields: dict[str, str | None] = {}
+        for name in USER_FIELDS:
+            value = values.pop(name, None)
+            if isinstance(value, list):
+                value = value[0] if value else None
+            fields[name] = None if value is None or value == "" else str(value).strip()
+        email = fields["email"]
+        if not email:
+            self._freeze_user(user.external_id, "no email: the mapping for email gave nothing")
+            return None
+        if not _EMAIL.match(email):
+            self._freeze_user(user.external_id, f"email {email!r} is not a valid address")
+            return None
+        attributes = {name: value for name, value in values.items() if value is not None}
+        return DesiredUser(user.external_id, fields, attributes, user.active)
+
+    def _check_duplicate_emails(self, desired: dict[str, DesiredUser]) -> None:
+        by_email: dict[str, list[str]] = defaultdict(list)
+        for external_id, user in desired.items():
+            by_email[user.email.casefold()].append(external_id)
+        for email, owners in by_email.items():
+            if len(owners) > 1:
+                for external_id in owners:
+                    others = ", ".join(o for o in owners if o != external_id)
+                    self._freeze_user(
+                        external_id,
+                        f"email {email} is also used by source user(s) {others}; "
+                        "neither is created or changed",
+                    )
+                    del desired[external_id]
+
+    def _plan_users(self, desired: dict[str, DesiredUser], leaving: set[str]) -> set[str]:
+        """Plan user operations; return the external ids that end up active members of the directory."""
+        current = self.current
+        deactivate = self.settings.deactivation == "deactivate"
+        targets: set[str] = set()
+        for external_id, wanted in desired.items():
+            stored = current.users.get(external_id)
+            if not wanted.active:
+                if stored is not None:
+                    self._leave(stored, "disabled in the directory", deactivate)
+                continue
+            if stored is None:
+                stored_owner = current.emails.get(wanted.email.casefold())
+                if stored_owner is None:
+                    self._create_user(wanted)
+                elif stored_owner.directory_id is None and self.settings.link_existing_users == "by_email":
+                    self._link_user(stored_owner, wanted)
+                else:
+                    self._freeze_user(external_id, self._taken_message(wanted.email, stored_owner))
+                    continue
+            else:
+                owner = current.emails.get(wanted.email.casefold())
+                if owner is not None and owner.id != stored.id:
+                    self._freeze_user(external_id, self._taken_message(wanted.email, owner))
+                    continue
+                self._update_user(stored, wanted)
+                if stored.status == "deactivated" and stored.deactivated_by == "sync":
+                    self.ops.append(Operation("user", "reactivate", external_id, stored.email))
+            targets.add(external_id)
+
+        for external_id, stored in current.users.items():
+            if external_id in desired or external_id in self.frozen_users:
+                continue
+            if not self.source.complete:
+                self.frozen_users.add(external_id)  # never deactivate on a partial read
+                continue
+            why = "out of the user filter's scope" if external_id in leaving else "removed from the directory"
+            self._leave(stored, why, deactivate)
+        return targets
+
+    def _taken_message(self, email: str, owner: StoredUser) -> str:
+        if owner.directory_id is None:
+            return (
+                f"email {email} belongs to a local user (id {owner.id}); set link_existing_users: "
+                "by_email to link them"
+            )
+        if owner.directory_id == self.context.directory_id:
+            return (
+                f"email {email} belongs to another user of this directory (external id {owner.external_id})"
+            )
+        return f"email {email} belongs to a user of another directory (id {owner.id}); it is never taken over"
+
+    def _leave(self, stored: StoredUser, why: str, deactivate: bool) -> None:
+        """A user that is gone, disabled or out of scope: deactivate, or keep as is with `ignore`."""
+        assert stored.external_id is not None
+        if deactivate:
+            if stored.status == "active":
+                self.ops.append(
+                    Operation("user", "deactivate", stored.external_id, stored.email, {"reason": why})
+                )
+            return
+        self.frozen_users.add(stored.external_id)
+        if stored.status == "active":
+            self.plan.retained.append(stored.external_id)
+
+    @staticmethod
+    def _values(user: DesiredUser) -> dict[str, Any]:
+        return {**user.fields, "attributes": user.attributes}
+
+    def _create_user(self, wanted: DesiredUser) -> None:
+        self.ops.append(Operation("user", "create", wanted.external_id, wanted.email, self._values(wanted)))
+
+    def _changes(self, stored: StoredUser, wanted: DesiredUser) -> dict[str, list[Any]]:
+        changes: dict[str, list[Any]] = {}
+        for name in USER_FIELDS:
+            before, after = getattr(stored, name), wanted.fields[name]
+            if before != after and not (name == "email" and after is None):
+                changes[name] = [before, after]
+        for name in sorted(set(stored.attributes) | set(wanted.attributes)):
+            before, after = stored.attributes.get(name), wanted.attributes.get(name)
+            if before != after:
+                changes[f"attributes.{name}"] = [before, after]
+        return changes
+
+    def _update_user(self, stored: StoredUser, wanted: DesiredUser) -> None:
+        changes = self._changes(stored, wanted)
+        if changes:
+            self.ops.append(
+                Operation(
+                    "user",
+                    "update",
+                    wanted.external_id,
+                    wanted.email,
+                    {"user_id": stored.id, "changes": changes, "attributes": wanted.attributes},
+                )
+            )
+
+    def _link_user(self, stored: StoredUser, wanted: DesiredUser) -> None:
+        self.ops.append(
+            Operation(
+                "user",
+                "link",
+                wanted.external_id,
+                wanted.email,
+                {
+                    "user_id": stored.id,
+                    "changes": self._changes(stored, wanted),
+                    "attributes": wanted.attributes,
+                    "reactivate": stored.status == "deactivated" and stored.deactivated_by == "sync",
+                },
+            )
+        )
+
+    # -- groups -------------------------------------------------------------------------
+
+    def _plan_groups(self) -> None:
+        for external_id in sorted(self.source.groups):
+            if external_id in self.frozen_groups:
+                continue
+            group = self.source.groups[external_id].group
+            stored = self.current.groups.get(external_id)
+            if stored is None:
+                self.ops.append(
+                    Operation(
+                        "group",
+                        "create",
+                        external_id,
+                        group.name,
+                        {"name": group.name, "description": group.description},
+                    )
+                )
+                continue
+            changes = {
+                name: [before, after]
+                for name, before, after in (
+                    ("name", stored.name, group.name),
+                    ("description", stored.description, group.description),
+                )
+                if before != after
+            }
+            if changes:
+                self.ops.append(
+                    Operation(
+                        "group",
+                        "update",
+                        external_id,
+                        group.name,
+                        {"group_id": stored.id, "changes": changes},
+                    )
+                )
+        if not self.source.complete:
+            return
+        for external_id, stored in self.current.groups.items():
+            if external_id not in self.source.groups and external_id not in self.frozen_groups:
+                self.ops.append(
+                    Operation("group", "delete", external_id, stored.name, {"group_id": stored.id})
+                )
+
+    def _group_name(self, external_id: str) -> str:
+        entry = self.source.groups.get(external_id)
+        if entry is not None:
+            return entry.group.name
+        return self.current.groups[external_id].name
+
+    def _user_email(self, external_id: str, desired_emails: Mapping[str, str]) -> str:
+        stored = self.current.users.get(external_id)
+        return desired_emails.get(external_id) or (stored.email if stored else external_id)
+
+    def _plan_group_memberships(self, targets: set[str]) -> None:
+        wanted: set[tuple[str, str]] = set()
+        for group_id, entry in self.source.groups.items():
+            if group_id not in self.frozen_groups:
+                wanted |= {(group_id, user_id) for user_id in entry.users if user_id in targets}
+        emails = self._target_emails()
+        deleted_groups = {op.external_id for op in self.ops if op.object == "group" and op.action == "delete"}
+
+        def untouchable(pair: tuple[str, str]) -> bool:
+            return pair[0] in self.frozen_groups or pair[1] in self.frozen_users or pair[0] in deleted_groups
+
+        for action, pairs in (
+            ("add", wanted - self.current.group_members),
+            ("remove", self.current.group_members - wanted),
+        ):
+            for group_id, user_id in pairs:
+                if untouchable((group_id, user_id)):
+                    continue
+                group, user = self._group_name(group_id), self._user_email(user_id, emails)
+                self.ops.append(
+                    Operation(
+                        "group_membership",
+                        action,
+                        user_id,
+                        f"{user} / {group}",
+                        {
+                            "key": [group_id, user_id],
+                            "group": group,
+                            "user": user,
+                        },
+                    )
+                )
+
+    def _target_emails(self) -> dict[str, str]:
+        return {
+            op.external_id: op.label for op in self.ops if op.object == "user" and op.external_id is not None
+        }
+
+    def _plan_org_memberships(self, targets: set[str], mapping_groups: dict[int, str | None]) -> None:
+        context = self.context
+        wanted: dict[OrgKey, int] = {}
+        if context.default_organization is not None:
+            org_id = context.default_organization[0]
+            for user_id in targets:
+                wanted[(org_id, user_id, context.default_origin)] = context.default_role[0]
+        for rule in context.group_mappings:
+            group_id = mapping_groups.get(rule.id)
+            if group_id is None:
+                continue
+            for user_id in transitive_users(group_id, self.source.groups) & targets:
+                wanted[(rule.organization_id, user_id, rule.origin)] = rule.role_id
+
+        emails = self._target_emails()
+        current = self.current.org_memberships
+
+        def describe(key: OrgKey, role_id: int, action: str, role_before: int | None = None) -> Operation:
+            org_id, user_id, origin = key
+            detail = {
+                "key": list(key),
+                "organization_id": org_id,
+                "organization": context.organizations.get(org_id),
+                "user": self._user_email(user_id, emails),
+                "role_id": role_id,
+                "role": context.roles.get(role_id),
+                "origin": origin,
+            }
+            if role_before is not None:
+                detail |= {"role_before_id": role_before, "role_before": context.roles.get(role_before)}
+            return Operation(
+                "org_membership", action, user_id, f"{detail['user']} in {detail['organization']}", detail
+            )
+
+        def skip(key: OrgKey) -> bool:
+            return key[1] in self.frozen_users or key[2] in self.retained_origins
+
+        for key, role_id in wanted.items():
+            if skip(key):
+                continue
+            if key not in current:
+                self.ops.append(describe(key, role_id, "grant"))
+            elif current[key] != role_id:
+                self.ops.append(describe(key, role_id, "change", current[key]))
+        for key, role_id in current.items():
+            if key not in wanted and not skip(key):
+                self.ops.append(describe(key, role_id, "revoke"))
+
+    # -- counts -------------------------------------------------------------------------
+
+    def _count(self, desired: Mapping[str, DesiredUser]) -> None:
+        plan = self.plan
+        touched_users = {op.external_id for op in plan.operations if op.object == "user"}
+        unchanged = sum(
+            1
+            for external_id, user in desired.items()
+            if external_id in self.current.users
+            and external_id not in touched_users
+            and external_id not in self.frozen_users
+        )
+        memberships = ("group_membership", "org_membership")
+        plan.counts = {
+            "users_created": len(plan.of("user", "create")),
+            "users_updated": len(plan.of("user", "update")) + len(plan.of("user", "link")),
+            "users_deactivated": len(plan.of("user", "deactivate")),
+            "users_reactivated": len(plan.of("user", "reactivate"))
+            + sum(1 for op in plan.of("user", "link") if op.detail["reactivate"]),
+            "users_unchanged": unchanged,
+            "user_errors": len({i.external_id for i in plan.errors if i.object == "user"}),
+            "users_retained": len(plan.retained),
+            "groups_created": len(plan.of("group", "create")),
+            "groups_updated": len(plan.of("group", "update")),
+            "groups_deleted": len(plan.of("group", "delete")),
+            "groups_processed": len(self.source.groups),
+            "memberships_added": sum(
+                1 for op in plan.operations if op.object in memberships and op.action in ("add", "grant")
+            ),
+            "memberships_removed": sum(
+                1 for op in plan.operations if op.object in memberships and op.action in ("remove", "revoke")
+            ),
+            "memberships_changed": len(plan.of("org_membership", "change")),
+        }
+
+
+def active_users(current: StoreState) -> int:
+    return sum(1 for user in current.users.values() if user.status == "active")

@@ -1,0 +1,158 @@
+"""The source as the engine sees it: the stored mirror with a read's events folded in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from accessiq.connectors.base import (
+    GroupRemoved,
+    GroupUpserted,
+    ReadFinished,
+    ReadStarted,
+    RecordRejected,
+    SourceEvent,
+    SourceGroup,
+    SourceUser,
+    UserRemoved,
+    UserUpserted,
+)
+
+
+@dataclass
+class MirrorGroup:
+    """A source group with its direct members, users and groups apart."""
+
+    group: SourceGroup
+    users: set[str] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
+
+
+MirrorKey = tuple[str, str]  # (kind, external id)
+
+
+@dataclass
+class SourceSnapshot:
+    """Every source user and group after a read, plus what the read said about itself."""
+
+    users: dict[str, SourceUser] = field(default_factory=dict)
+    groups: dict[str, MirrorGroup] = field(default_factory=dict)
+    # Records the connector could not understand: (object, external id, message).
+    rejected: list[tuple[str, str | None, str]] = field(default_factory=list)
+    full: bool = False
+    complete: bool = False
+    cursor: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rejected_users(self) -> set[str]:
+        return {ext for obj, ext, _ in self.rejected if obj == "user" and ext}
+
+    @property
+    def rejected_groups(self) -> set[str]:
+        return {ext for obj, ext, _ in self.rejected if obj == "group" and ext}
+
+    @classmethod
+    def from_mirror(cls, rows: dict[MirrorKey, dict[str, Any]]) -> SourceSnapshot:
+        snapshot = cls()
+        for (kind, external_id), data in rows.items():
+            if kind == "user":
+                snapshot.users[external_id] = SourceUser(
+                    external_id=external_id,
+                    data=data["data"],
+                    active=data["active"],
+                    org_unit=data.get("org_unit"),
+                )
+            else:
+                snapshot.groups[external_id] = MirrorGroup(
+                    SourceGroup(
+                        external_id=external_id,
+                        name=data["name"],
+                        description=data.get("description"),
+                        email=data.get("email"),
+                        dn=data.get("dn"),
+                    ),
+                    users=set(data.get("users", [])),
+                    groups=set(data.get("groups", [])),
+                )
+        return snapshot
+
+    def fold(self, events: Iterable[SourceEvent]) -> Iterator[SourceEvent]:
+        """Apply a read's events one by one, passing each on (for progress reporting)."""
+        for event in events:
+            self._apply(event)
+            yield event
+
+    def _apply(self, event: SourceEvent) -> None:
+        if isinstance(event, UserUpserted):
+            self.users[event.user.external_id] = event.user
+        elif isinstance(event, GroupUpserted):
+            self._upsert_group(event)
+        elif isinstance(event, UserRemoved):
+            self.users.pop(event.external_id, None)
+            for entry in self.groups.values():
+                entry.users.discard(event.external_id)
+        elif isinstance(event, GroupRemoved):
+            self.groups.pop(event.external_id, None)
+            for entry in self.groups.values():
+                entry.groups.discard(event.external_id)
+        elif isinstance(event, RecordRejected):
+            self.rejected.append((event.object, event.external_id, event.message))
+        elif isinstance(event, ReadStarted):
+            self.full = event.full
+            if event.full:
+                self.users.clear()
+                self.groups.clear()
+            if event.note:
+                self.notes.append(event.note)
+        elif isinstance(event, ReadFinished):
+            self.cursor = event.cursor
+            self.complete = True
+
+    def _upsert_group(self, event: GroupUpserted) -> None:
+        group_id = event.group.external_id
+        entry = self.groups.get(group_id)
+        if entry is None or event.replace_members:
+            entry = MirrorGroup(event.group)
+            self.groups[group_id] = entry
+        else:
+            entry.group = event.group
+        # Removals first, then additions: replays of one page are idempotent either way.
+        entry.users -= event.removed_users
+        entry.groups -= event.removed_groups
+        entry.users |= event.added_users
+        entry.groups |= event.added_groups
+
+    def to_rows(self) -> dict[MirrorKey, dict[str, Any]]:
+        rows: dict[MirrorKey, dict[str, Any]] = {}
+        for external_id, user in self.users.items():
+            rows[("user", external_id)] = {
+                "data": dict(user.data),
+                "active": user.active,
+                "org_unit": user.org_unit,
+            }
+        for external_id, entry in self.groups.items():
+            group = entry.group
+            rows[("group", external_id)] = {
+                "name": group.name,
+                "description": group.description,
+                "email": group.email,
+                "dn": group.dn,
+                "users": sorted(entry.users),
+                "groups": sorted(entry.groups),
+            }
+        return rows
+
+
+def mirror_diff(
+    before: dict[MirrorKey, dict[str, Any]], after: dict[MirrorKey, dict[str, Any]], keep: set[MirrorKey]
+) -> tuple[list[tuple[str, str, dict[str, Any]]], list[tuple[str, str]]]:
+    """Rows to write and keys to delete to turn `before` into `after`; `keep` rows are left alone."""
+    upserts = [
+        (kind, ext, data)
+        for (kind, ext), data in after.items()
+        if (kind, ext) not in keep and before.get((kind, ext)) != data
+    ]
+    deletes = [key for key in before if key not in after and key not in keep]
+    return sorted(upserts, key=lambda row: (row[0], row[1])), sorted(deletes)
