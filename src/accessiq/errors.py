@@ -89,3 +89,9 @@ class SourceError(ConnectorError):
     """The provider answered with something we cannot use (malformed page, unexpected status)."""
 
     kind = "source"
+
+
+class RunCanceledError(AccessIQError):
+    """An administrator canceled the run; what it had not applied is not applied."""
+
+    kind = "canceled"

@@ -471,15 +471,29 @@ def demo(as_json: JsonFlag = False) -> None:
                       f"{run_id} --changes   accessiq directories show Demo")
 
 
-def _mount_optional(name: str, module: str, help_text: str) -> None:
+# Command groups that other CLI modules add commands to.
+GROUPS = {
+    "directories": directories_app, "runs": runs_app, "users": users_app, "groups": groups_app,
+    "orgs": orgs_app, "roles": roles_app,
+}
+
+
+def _extend(module: str) -> None:
+    """Let `module` add its commands: `register(app, GROUPS)` or a Typer sub-app named `app`."""
     try:
-        sub = import_module(module).app
-    except ModuleNotFoundError:
-        return
-    app.add_typer(sub, name=name, help=help_text)
+        loaded = import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return
+        raise
+    if hasattr(loaded, "register"):
+        loaded.register(app, GROUPS)
+    else:
+        app.add_typer(loaded.app, name=module.rsplit(".", 1)[1], help=loaded.__doc__)
 
 
-_mount_optional("sandbox", "accessiq.cli.sandbox", "Local emulations of directory providers.")
+for _module in ("accessiq.cli.service", "accessiq.cli.web", "accessiq.cli.sandbox"):
+    _extend(_module)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from accessiq.connectors import connector_class
 from accessiq.connectors.base import GroupUpserted, UserUpserted
-from accessiq.errors import AccessIQError, ConflictError, PlanRejectedError
+from accessiq.errors import AccessIQError, ConflictError, PlanRejectedError, RunCanceledError
 from accessiq.services.directories import build_connector, plan_context, settings_of
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, SyncRun, utcnow
@@ -28,6 +28,8 @@ log = structlog.get_logger("accessiq.sync")
 
 # Called with (phase, users read, groups read) while a run reads the source.
 Progress = Callable[[str, int, int], None]
+# Called now and then during a run; raises to stop it (RunCanceledError, a lost lease).
+Checkpoint = Callable[[], None]
 
 FINISHED = ("succeeded", "succeeded_with_errors", "failed", "blocked", "canceled")
 _PROGRESS_EVERY = 1.0  # seconds between progress writes to the run row
@@ -41,19 +43,28 @@ class _Prepared:
     mirror: dict[Any, dict[str, Any]]
 
 
-def execute_run(store: Store, run_id: int, progress: Progress | None = None) -> SyncRun:
+def execute_run(
+    store: Store, run_id: int, progress: Progress | None = None, checkpoint: Checkpoint | None = None
+) -> SyncRun:
     """Carry one queued run to its end; the returned row has its final status.
 
     Failures of any kind end as a `failed` run with a message; nothing is applied then.
+    `checkpoint` is called between pages and before applying; it may raise
+    RunCanceledError (the run ends `canceled`) or any error (the run fails).
     """
     bound = log.bind(run_id=run_id)
     try:
         prepared = _start(store, run_id)
         bound = bound.bind(directory_id=prepared.directory_id, mode=prepared.mode)
         bound.info("run.started")
-        snapshot = _read(store, run_id, prepared, progress)
+        snapshot = _read(store, run_id, prepared, progress, checkpoint)
+        if checkpoint is not None:
+            checkpoint()
         status = _plan_and_apply(store, run_id, prepared, snapshot)
         bound.info("run.finished", status=status)
+    except RunCanceledError as exc:
+        bound.info("run.canceled")
+        _fail(store, run_id, str(exc), status="canceled")
     except AccessIQError as exc:
         bound.warning("run.failed", error=str(exc), kind=exc.kind)
         _fail(store, run_id, str(exc))
@@ -93,7 +104,9 @@ def _choose_mode(run: SyncRun, incremental: bool, cursor: Any, full_interval: st
     return "incremental"
 
 
-def _read(store: Store, run_id: int, prepared: _Prepared, progress: Progress | None) -> SourceSnapshot:
+def _read(
+    store: Store, run_id: int, prepared: _Prepared, progress: Progress | None, checkpoint: Checkpoint | None
+) -> SourceSnapshot:
     with store.transaction() as session:
         directory = session.get_one(Directory, prepared.directory_id)
         connector = build_connector(store.secrets, directory)
@@ -115,6 +128,8 @@ def _read(store: Store, run_id: int, prepared: _Prepared, progress: Progress | N
             if now - last_report >= _PROGRESS_EVERY:
                 last_report = now
                 _set_progress(store, run_id, {"phase": "reading", "users": users, "groups": groups})
+                if checkpoint is not None:
+                    checkpoint()
     finally:
         connector.close()
     if not snapshot.complete:
@@ -179,12 +194,12 @@ def _outcome(plan: Plan) -> str:
     return "succeeded_with_errors" if plan.errors else "succeeded"
 
 
-def _fail(store: Store, run_id: int, message: str) -> None:
+def _fail(store: Store, run_id: int, message: str, status: str = "failed") -> None:
     with store.transaction() as session:
         run = session.get_one(SyncRun, run_id)
         if run.status in FINISHED:
             return
-        run.status = "failed"
+        run.status = status
         run.message = message
         run.finished_at = utcnow()
         run.progress = {**(run.progress or {}), "phase": "failed"}
