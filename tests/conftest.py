@@ -110,7 +110,7 @@ class Snapshot:
     def user(self, ext: str, email: str | None = None, **fields: Any) -> dict[str, Any]:
         record = {"id": ext, "email": email or f"{ext}@example.com", "given_name": ext.title(),
                   "family_name": "Doe", "display_name": f"{ext.title()} Doe", "username": ext, **fields}
-        self.users = [u for u in self.users if u["id"] != ext] + [record]
+        self.users = [u for u in self.users if u.get("id") != ext] + [record]
         return record
 
     def group(self, ext: str, name: str | None = None, members: list[str] | None = None, **fields: Any) -> dict[str, Any]:
@@ -119,7 +119,7 @@ class Snapshot:
         return record
 
     def find(self, ext: str) -> dict[str, Any]:
-        return next(r for r in self.users + self.groups if r["id"] == ext)
+        return next(r for r in self.users + self.groups if r.get("id") == ext)
 
     def remove(self, ext: str) -> None:
         self.users = [u for u in self.users if u["id"] != ext]

@@ -29,5 +29,5 @@ def normalize_database_url(url: str) -> str:
     """Accept the libpq spelling `postgresql://` and use psycopg 3 for it."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url

@@ -10,7 +10,6 @@ from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 import yaml
 from rich.markup import escape
@@ -502,18 +501,8 @@ def main() -> None:
     # The CLI prints its own results; the log carries only warnings unless asked for more.
     configure_logging(os.environ.get("ACCESSIQ_LOG_LEVEL", "warning"), settings.log_format)
     try:
-        code = app(standalone_mode=False)
+        # Standalone mode turns usage errors into a message and exit code 2, Ctrl-C into 1.
+        app()
     except AccessIQError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)

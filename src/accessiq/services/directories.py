@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from accessiq.connectors import connector_class
@@ -158,8 +158,8 @@ def export_document(session: Session, directory: Directory) -> dict[str, Any]:
     """The directory as a document that re-applies to the same thing. Inline secrets are left out."""
     connection = dict(directory.connection or {})
     connection.update(directory.secret_refs or {})
-    orgs = dict(session.execute(select(Organization.id, Organization.slug)).tuples().all())
-    roles = dict(session.execute(select(Role.id, Role.name)).tuples().all())
+    orgs = dict(session.execute(select(Organization.id, Organization.slug)).all())
+    roles = dict(session.execute(select(Role.id, Role.name)).all())
     return {
         "name": directory.name,
         "provider": directory.provider,
@@ -191,13 +191,9 @@ def delete_directory(session: Session, directory: Directory) -> None:
     origins = [f"directory-default:{directory.id}"] + [
         f"group-mapping:{m.id}" for m in mappings_of(session, directory, include_removed=True)
     ]
+    session.execute(delete(OrganizationMembership).where(OrganizationMembership.origin.in_(origins)))
     session.execute(
-        OrganizationMembership.__table__.delete().where(OrganizationMembership.origin.in_(origins))
-    )
-    session.execute(
-        User.__table__.update()
-        .where(User.directory_id == directory.id)
-        .values(directory_id=None, external_id=None)
+        update(User).where(User.directory_id == directory.id).values(directory_id=None, external_id=None)
     )
     session.delete(directory)
 
@@ -223,8 +219,8 @@ def plan_context(session: Session, directory: Directory, settings: SyncSettings 
         org = _organization(session, settings.default_organization, "settings.default_organization")
         default_org = (org.id, org.slug)
     role = _role(session, settings.default_role, "settings.default_role")
-    orgs = dict(session.execute(select(Organization.id, Organization.slug)).tuples().all())
-    roles = dict(session.execute(select(Role.id, Role.name)).tuples().all())
+    orgs = dict(session.execute(select(Organization.id, Organization.slug)).all())
+    roles = dict(session.execute(select(Role.id, Role.name)).all())
     rules = tuple(
         MappingRule(
             id=m.id,

@@ -62,7 +62,7 @@ def users_json(session: Session, users: list[User]) -> list[dict[str, Any]]:
     ids = [u.id for u in users]
     groups: dict[int, list[str]] = defaultdict(list)
     memberships: dict[int, list[dict[str, str]]] = defaultdict(list)
-    directories = dict(session.execute(select(Directory.id, Directory.name)).tuples().all())
+    directories = dict(session.execute(select(Directory.id, Directory.name)).all())
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         for user_id, name in session.execute(
@@ -145,7 +145,7 @@ def list_groups(session: Session, directory: Directory | None = None) -> list[di
         .tuples()
         .all()
     )
-    directories = dict(session.execute(select(Directory.id, Directory.name)).tuples().all())
+    directories = dict(session.execute(select(Directory.id, Directory.name)).all())
     query = select(Group).order_by(func.lower(Group.name), Group.id)
     if directory is not None:
         query = query.where(Group.directory_id == directory.id)

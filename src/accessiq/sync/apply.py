@@ -117,16 +117,18 @@ class _Applier:
         self.session = session
         self.directory_id = directory_id
         self.now = now
-        self.user_ids: dict[str, int] = dict(
-            session.execute(
+        self.user_ids = {
+            str(ext): user_id
+            for ext, user_id in session.execute(
                 select(User.external_id, User.id).where(User.directory_id == directory_id)
-            ).tuples().all()  # type: ignore[arg-type]
-        )
-        self.group_ids: dict[str, int] = dict(
-            session.execute(
+            )
+        }
+        self.group_ids = {
+            str(ext): group_id
+            for ext, group_id in session.execute(
                 select(Group.external_id, Group.id).where(Group.directory_id == directory_id)
-            ).tuples().all()  # type: ignore[arg-type]
-        )
+            )
+        }
 
     def run(self, operations: list[Operation]) -> None:
         steps: dict[tuple[str, str], list[Operation]] = defaultdict(list)
@@ -156,7 +158,7 @@ class _Applier:
             for group_id, external_id in self.session.execute(
                 insert(Group).returning(Group.id, Group.external_id), list(chunk)
             ):
-                self.group_ids[external_id] = group_id
+                self.group_ids[str(external_id)] = group_id
 
     def _group_update(self, ops: list[Operation]) -> None:
         self.session.execute(
@@ -195,7 +197,7 @@ class _Applier:
             for user_id, external_id in self.session.execute(
                 insert(User).returning(User.id, User.external_id), list(chunk)
             ):
-                self.user_ids[external_id] = user_id
+                self.user_ids[str(external_id)] = user_id
 
     def _changed_values(self, op: Operation) -> dict[str, Any]:
         values: dict[str, Any] = {"id": op.detail["user_id"], "updated_at": self.now}
@@ -282,7 +284,7 @@ class _Applier:
         condition = and_(
             OrganizationMembership.organization_id == bindparam("o"),
             OrganizationMembership.user_id == bindparam("u"),
-            OrganizationMembership.origin == bindparam("origin"),
+            OrganizationMembership.origin == bindparam("org_origin"),
         )
         statement: Any = (
             update(OrganizationMembership).where(condition).values(role_id=bindparam("r"))
@@ -290,7 +292,7 @@ class _Applier:
             else delete(OrganizationMembership).where(condition)
         )
         rows = [
-            {"o": org, "u": self.user_ids[user], "origin": origin, "r": op.detail["role_id"]}
+            {"o": org, "u": self.user_ids[user], "org_origin": origin, "r": op.detail["role_id"]}
             for op in ops
             for org, user, origin in [op.detail["key"]]
         ]
@@ -335,8 +337,8 @@ def record_log(session: Session, run_id: int, plan: Plan) -> None:
         {"run_id": run_id, "object": issue.object, "external_id": issue.external_id, "message": issue.message}
         for issue in plan.errors
     ]
-    for chunk in _chunks(errors):
-        session.execute(insert(RunError), list(chunk))
+    for error_chunk in _chunks(errors):
+        session.execute(insert(RunError), list(error_chunk))
 
 
 def _log_detail(op: Operation) -> dict[str, Any]:

@@ -58,7 +58,9 @@ def validate_document(raw: dict[str, Any]) -> DirectoryDocument:
 
 def configuration_error(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigurationError:
     """The first validation problem as a ConfigurationError naming the field, with a did-you-mean."""
-    problem = exc.errors()[0]
+    errors = exc.errors()
+    # A misspelled field shows up as both "unknown" and "missing": the unknown one says more.
+    problem = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     location = [str(part) for part in problem["loc"]]
     field = ".".join(([prefix] if prefix else []) + location)
     if problem["type"] == "extra_forbidden":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accessiq.connectors import connector_class
@@ -60,7 +62,8 @@ def execute_run(
         snapshot = _read(store, run_id, prepared, progress, checkpoint)
         if checkpoint is not None:
             checkpoint()
-        status = _plan_and_apply(store, run_id, prepared, snapshot)
+        with _store_moved("applying"):
+            status = _plan_and_apply(store, run_id, prepared, snapshot)
         bound.info("run.finished", status=status)
     except RunCanceledError as exc:
         bound.info("run.canceled")
@@ -207,6 +210,23 @@ def _fail(store: Store, run_id: int, message: str, status: str = "failed") -> No
 
 def apply_stored_plan(store: Store, run_id: int, trigger: str = "approval") -> SyncRun:
     """Apply exactly the plan a blocked or dry run stored, as a new run; refused if the store moved."""
+    with _store_moved(f"applying the plan of run {run_id}"):
+        return _apply_stored_plan(store, run_id, trigger)
+
+
+@contextmanager
+def _store_moved(what: str) -> Iterator[None]:
+    """A constraint that fails while applying means the store changed under the plan: nothing applied."""
+    try:
+        yield
+    except IntegrityError as exc:
+        detail = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+        raise ConflictError(
+            f"the store changed while {what} ({detail}); nothing was applied", hint="run the sync again"
+        ) from None
+
+
+def _apply_stored_plan(store: Store, run_id: int, trigger: str) -> SyncRun:
     now = utcnow()
     with store.transaction() as session:
         source = session.get_one(SyncRun, run_id)

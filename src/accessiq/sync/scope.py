@@ -57,7 +57,7 @@ def in_org_units(org_unit: str | None, units: list[str]) -> bool:
     for unit in units:
         if unit.startswith("/"):
             base = unit.rstrip("/")
-            if base == "" or org_unit == base or org_unit.startswith(base + "/"):
+            if org_unit == base or org_unit.startswith(base + "/"):
                 return True
         else:
             dn, base = _normalize_dn(org_unit), _normalize_dn(unit)

@@ -69,7 +69,7 @@ def load_store_state(session: Session, directory_id: int) -> StoreState:
             group.id, group.external_id, group.name, group.description
         )
     state.group_members = {
-        (group_ext, user_ext)
+        (str(group_ext), str(user_ext))
         for group_ext, user_ext in session.execute(
             select(Group.external_id, User.external_id)
             .join(GroupMembership, GroupMembership.group_id == Group.id)
@@ -78,7 +78,7 @@ def load_store_state(session: Session, directory_id: int) -> StoreState:
         )
     }
     state.org_memberships = {
-        (org_id, user_ext, origin): role_id
+        (org_id, str(user_ext), origin): role_id
         for org_id, user_ext, origin, role_id in session.execute(
             select(
                 OrganizationMembership.organization_id,

@@ -1,0 +1,179 @@
+"""The `accessiq` command end to end, as an administrator's shell runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import TEST_KEY, Snapshot
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Any:
+    env = {**os.environ, "ACCESSIQ_DATA_DIR": str(tmp_path / "data"), "ACCESSIQ_SECRET_KEY": TEST_KEY,
+           "COLUMNS": "200"}
+    env.pop("ACCESSIQ_DATABASE_URL", None)
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-c", "from accessiq.cli import main; main()", *args],
+                                capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        if ok:
+            assert result.returncode == 0, result.stderr + result.stdout
+        return result
+
+    return run
+
+
+def document(tmp_path: Path, snapshot: Path, extra: str = "") -> Path:
+    path = tmp_path / "corp.yaml"
+    path.write_text(f"""\
+name: Corp
+provider: file
+connection:
+  path: {snapshot}
+settings:
+  default_organization: acme
+  attribute_mapping: {{department: department}}
+group_mappings:
+  - {{source_group: Engineering, organization: acme-eng, role: admin}}
+{extra}""")
+    return path
+
+
+def seed(snapshot: Snapshot) -> None:
+    snapshot.user("ann", department="R&D")
+    snapshot.user("bob", department="Sales")
+    snapshot.group("g1", "Engineering", ["ann"])
+    snapshot.write()
+
+
+def test_an_administrators_session(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:
+    seed(snapshot)
+    cli("orgs", "create", "acme", "--name", "Acme")
+    cli("orgs", "create", "acme-eng")
+    applied = json.loads(cli("directories", "apply", str(document(tmp_path, snapshot.path)), "--json").stdout)
+    assert applied["name"] == "Corp" and applied["settings"]["default_role"] == "member"
+
+    run = json.loads(cli("sync", "Corp", "--json").stdout)
+    assert run["status"] == "succeeded" and run["counts"]["users_created"] == 2
+    assert set(run) >= {"id", "directory", "status", "mode", "dry_run", "trigger", "started_at", "finished_at",
+                        "counts", "errors"}
+
+    people = {u["email"]: u for u in json.loads(cli("users", "list", "--json").stdout)}
+    assert people["ann@example.com"]["groups"] == ["Engineering"]
+    assert {m["organization"]: m["role"] for m in people["ann@example.com"]["memberships"]} == {
+        "acme": "member", "acme-eng": "admin"}
+
+    # Admin actions: a manual membership and a deactivation, both respected by the next sync.
+    cli("orgs", "add-member", "acme", "bob@example.com", "--role", "owner")
+    cli("users", "deactivate", "ann@example.com")
+    snapshot.find("ann")["department"] = "Platform"
+    snapshot.write()
+    second = json.loads(cli("sync", "1", "--json").stdout)
+    assert second["counts"]["users_updated"] == 1 and second["counts"]["users_reactivated"] == 0
+    people = {u["email"]: u for u in json.loads(cli("users", "list", "--json").stdout)}
+    assert people["ann@example.com"]["status"] == "deactivated"
+    assert {"organization": "acme", "role": "owner", "origin": "manual"} in people["bob@example.com"]["memberships"]
+
+    shown = cli("runs", "show", str(second["id"]), "--changes").stdout
+    assert "department: 'R&D' -> 'Platform'" in shown
+    assert "Corp" in cli("directories", "list").stdout
+    runs_listed = json.loads(cli("runs", "list", "--directory", "Corp", "--json").stdout)
+    assert [r["id"] for r in runs_listed] == [second["id"], run["id"]]
+    assert "acme-eng" in cli("orgs", "list").stdout
+    assert "Engineering" in cli("groups", "list").stdout
+    assert "ok" in cli("directories", "test", "Corp").stdout
+    assert "Engineering" in cli("directories", "groups", "Corp").stdout
+
+
+def test_export_reapplies_to_the_same_directory(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:
+    seed(snapshot)
+    cli("orgs", "create", "acme")
+    cli("orgs", "create", "acme-eng")
+    cli("directories", "apply", str(document(tmp_path, snapshot.path)))
+    exported = cli("directories", "export", "Corp").stdout
+    again = tmp_path / "exported.yaml"
+    again.write_text(exported)
+    assert "updated directory 1" in cli("directories", "apply", str(again)).stdout
+    assert cli("directories", "export", "Corp").stdout == exported
+
+
+def test_dry_run_then_approve_and_blocked_exit_codes(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:
+    seed(snapshot)
+    cli("orgs", "create", "acme")
+    cli("orgs", "create", "acme-eng")
+    cli("directories", "apply", str(document(tmp_path, snapshot.path)))
+    preview = json.loads(cli("sync", "Corp", "--dry-run", "--json").stdout)
+    assert preview["dry_run"] and preview["pending_approval"]
+    assert json.loads(cli("users", "list", "--json").stdout) == []
+    approved = json.loads(cli("runs", "approve", str(preview["id"]), "--json").stdout)
+    assert approved["trigger"] == "approval" and approved["counts"]["users_created"] == 2
+
+    snapshot.users = []
+    snapshot.write()
+    blocked = cli("sync", "Corp", ok=False)
+    assert blocked.returncode == 1 and "blocked" in blocked.stdout
+    assert "accessiq runs approve" in blocked.stdout
+    rejected = json.loads(cli("runs", "reject", "3", "--json").stdout)
+    assert rejected["resolution"] == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: [unclosed", "is not valid YAML or JSON at line 1"),
+        ("name: X\nprovider: nope\n", "provider: unknown provider 'nope'; choose one of"),
+        ("name: X\nprovider: file\nconnection: {path: x}\nsettings: {frequncy: 1h}\n",
+         "settings.frequncy: unknown field (did you mean frequency?)"),
+        ("name: X\nprovider: file\nconnection: {pth: x}\n", "connection.pth: unknown field (did you mean path?)"),
+        ("name: X\nprovider: file\nconnection: {path: x}\nsettings: {attribute_mapping: {title: '{{ x'}}\n",
+         "settings.attribute_mapping.title: template does not parse"),
+        ("name: X\nprovider: file\nconnection: {path: x}\nsettings: {default_role: boss}\n",
+         "settings.default_role: role 'boss' does not exist"),
+        ("name: X\nprovider: file\nconnection: {path: x}\nsettings: {default_organization: nowhere}\n",
+         "settings.default_organization: organization 'nowhere' does not exist"),
+        ("name: X\nprovider: file\nconnection: {path: x}\ngroup_mappings: [{source_group: a, organization: nowhere}]\n",
+         "group_mappings[0].organization: organization 'nowhere' does not exist"),
+        ("name: X\nprovider: file\nconnection: {path: x}\nsettings: {frequency: often}\n",
+         "settings.frequency: 'often' is neither an interval"),
+        ("name: X\nprovider: file\nconnection: {path: x}\nsettings: {deactivation: delete}\n",
+         "settings.deactivation: Input should be 'deactivate' or 'ignore'"),
+    ],
+)
+def test_bad_documents_get_one_line_errors(cli: Any, tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    result = cli("directories", "apply", str(path), ok=False)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (("directories", "show", "nope"), "no directory 'nope'", 3),
+        (("runs", "show", "99"), "no run '99'", 3),
+        (("users", "deactivate", "ghost@example.com"), "no user 'ghost@example.com'", 3),
+        (("orgs", "create", "Bad Slug"), "is not a slug", 2),
+        (("users", "create", "--email", "not-an-email"), "is not a valid email address", 2),
+        (("sync",), "Missing argument", 2),
+    ],
+)
+def test_bad_arguments_get_clear_errors(cli: Any, args: tuple[str, ...], message: str, code: int) -> None:
+    result = cli(*args, ok=False)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_runs_a_first_sync(cli: Any) -> None:
+    out = cli("demo").stdout
+    assert "succeeded" in out and "39 created" in out
+    assert "demo-engineering" in cli("users", "list").stdout
