@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from accessiq.store.tables import (
@@ -27,6 +27,8 @@ from accessiq.sync.planner import USER_FIELDS, Operation, Plan
 
 T = TypeVar("T")
 _CHUNK = 500
+_ANALYZE_AFTER = 1000
+_BULK_TABLES = ("users", "groups", "group_memberships", "organization_memberships", "source_objects")
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -68,6 +70,13 @@ def apply_plan(session: Session, directory_id: int, plan: Plan, mirror: MirrorCh
     if plan.pins:
         directory.group_pins = {**(directory.group_pins or {}), **plan.pins}
     _Applier(session, directory_id, now).run(plan.operations)
+    if (
+        session.get_bind().dialect.name == "postgresql"
+        and len(plan.operations) + len(mirror.upserts) > _ANALYZE_AFTER
+    ):
+        # A bulk load leaves the planner statistics saying the tables are empty; the next
+        # run's joins would then pick nested loops over millions of rows.
+        session.execute(text(f"ANALYZE {', '.join(_BULK_TABLES)}"))
     # Mappings taken out of the document go once nothing they granted is left.
     for mapping in session.scalars(
         select(GroupMapping).where(GroupMapping.directory_id == directory_id, GroupMapping.removed)
