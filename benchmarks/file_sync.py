@@ -29,9 +29,16 @@ from accessiq.sync.document import validate_document
 def generate(users: int, groups: int, seed: int = 1) -> dict[str, Any]:
     rnd = random.Random(seed)
     records = [
-        {"id": f"u{i:06d}", "email": f"user{i}@example.com", "username": f"user{i}", "given_name": f"Given{i}",
-         "family_name": f"Family{i % 997}", "display_name": f"Given{i} Family{i % 997}",
-         "department": rnd.choice(["R&D", "Sales", "Support", "Finance"]), "active": True}
+        {
+            "id": f"u{i:06d}",
+            "email": f"user{i}@example.com",
+            "username": f"user{i}",
+            "given_name": f"Given{i}",
+            "family_name": f"Family{i % 997}",
+            "display_name": f"Given{i} Family{i % 997}",
+            "department": rnd.choice(["R&D", "Sales", "Support", "Finance"]),
+            "active": True,
+        }
         for i in range(users)
     ]
     group_records = [{"id": f"g{j:04d}", "name": f"Group {j}", "members": []} for j in range(groups)]
@@ -69,8 +76,13 @@ def main() -> int:
             identity.create_organization(session, "acme")
             identity.create_organization(session, "eng")
             document = {
-                "name": "Bench", "provider": "file", "connection": {"path": str(path)},
-                "settings": {"default_organization": "acme", "attribute_mapping": {"department": "department"}},
+                "name": "Bench",
+                "provider": "file",
+                "connection": {"path": str(path)},
+                "settings": {
+                    "default_organization": "acme",
+                    "attribute_mapping": {"department": "department"},
+                },
                 "group_mappings": [{"source_group": "Group 0", "organization": "eng", "role": "admin"}],
             }
             directory_id = dirs.apply_document(session, store.secrets, validate_document(document))[0].id
@@ -85,17 +97,34 @@ def main() -> int:
             with store.transaction() as session:
                 result = runs.run_json(session, runs.get_run(session, run_id))
             counts = result["counts"]
-            changed = sum(counts[k] for k in ("users_created", "users_updated", "users_deactivated",
-                                              "users_reactivated", "groups_created", "groups_updated",
-                                              "groups_deleted", "memberships_added", "memberships_removed"))
-            print(f"| {label:<28} | {elapsed:7.2f} s | {result['status']:<9} | {counts['users_created']:>7} | "
-                  f"{counts['users_updated']:>7} | {counts['users_unchanged']:>9} | {counts['memberships_added']:>7} |"
-                  f" {changed:>7} |")
+            changed = sum(
+                counts[k]
+                for k in (
+                    "users_created",
+                    "users_updated",
+                    "users_deactivated",
+                    "users_reactivated",
+                    "groups_created",
+                    "groups_updated",
+                    "groups_deleted",
+                    "memberships_added",
+                    "memberships_removed",
+                )
+            )
+            print(
+                f"| {label:<28} | {elapsed:7.2f} s | {result['status']:<9} | {counts['users_created']:>7} | "
+                f"{counts['users_updated']:>7} | {counts['users_unchanged']:>9} | {counts['memberships_added']:>7} |"
+                f" {changed:>7} |"
+            )
             return {"elapsed": elapsed, "changed": changed, "status": result["status"]}
 
         print(f"{args.users} users, {args.groups} groups, {store.dialect}")
-        print("| run                          |    time   | status    | created | updated | unchanged | m.added | changes |")
-        print("|------------------------------|-----------|-----------|---------|---------|-----------|---------|---------|")
+        print(
+            "| run                          |    time   | status    | created | updated | unchanged | m.added | changes |"
+        )
+        print(
+            "|------------------------------|-----------|-----------|---------|---------|-----------|---------|---------|"
+        )
         timed_sync("first sync")
         unchanged = timed_sync("unchanged re-sync")
         for record in data["users"][:10]:

@@ -41,7 +41,9 @@ def _postgres_database(worker: str) -> str | None:
         engine.dispose()
     except Exception as exc:
         if IN_CI:
-            raise RuntimeError(f"PostgreSQL is required in CI and not reachable at {POSTGRES_ADMIN_URL}: {exc}")
+            raise RuntimeError(
+                f"PostgreSQL is required in CI and not reachable at {POSTGRES_ADMIN_URL}: {exc}"
+            ) from exc
         return None
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     return f"{base}/{name}"
@@ -53,12 +55,15 @@ def postgres_url(worker_id: str) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_store(postgres_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store | None]:
+def postgres_store(
+    postgres_url: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Store | None]:
     if postgres_url is None:
         yield None
         return
-    store = open_store(Settings(database_url=postgres_url, secret_key=TEST_KEY,
-                                data_dir=tmp_path_factory.mktemp("pg")))
+    store = open_store(
+        Settings(database_url=postgres_url, secret_key=TEST_KEY, data_dir=tmp_path_factory.mktemp("pg"))
+    )
     yield store
     store.dispose()
 
@@ -108,12 +113,21 @@ class Snapshot:
         self.groups: list[dict[str, Any]] = []
 
     def user(self, ext: str, email: str | None = None, **fields: Any) -> dict[str, Any]:
-        record = {"id": ext, "email": email or f"{ext}@example.com", "given_name": ext.title(),
-                  "family_name": "Doe", "display_name": f"{ext.title()} Doe", "username": ext, **fields}
+        record = {
+            "id": ext,
+            "email": email or f"{ext}@example.com",
+            "given_name": ext.title(),
+            "family_name": "Doe",
+            "display_name": f"{ext.title()} Doe",
+            "username": ext,
+            **fields,
+        }
         self.users = [u for u in self.users if u.get("id") != ext] + [record]
         return record
 
-    def group(self, ext: str, name: str | None = None, members: list[str] | None = None, **fields: Any) -> dict[str, Any]:
+    def group(
+        self, ext: str, name: str | None = None, members: list[str] | None = None, **fields: Any
+    ) -> dict[str, Any]:
         record = {"id": ext, "name": name or ext, "members": members or [], **fields}
         self.groups = [g for g in self.groups if g["id"] != ext] + [record]
         return record

@@ -16,13 +16,23 @@ from ..conftest import TEST_KEY, Snapshot
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Any:
-    env = {**os.environ, "ACCESSIQ_DATA_DIR": str(tmp_path / "data"), "ACCESSIQ_SECRET_KEY": TEST_KEY,
-           "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "ACCESSIQ_DATA_DIR": str(tmp_path / "data"),
+        "ACCESSIQ_SECRET_KEY": TEST_KEY,
+        "COLUMNS": "200",
+    }
     env.pop("ACCESSIQ_DATABASE_URL", None)
 
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-c", "from accessiq.cli import main; main()", *args],
-                                capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-c", "from accessiq.cli import main; main()", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
         if ok:
             assert result.returncode == 0, result.stderr + result.stdout
         return result
@@ -62,13 +72,25 @@ def test_an_administrators_session(cli: Any, tmp_path: Path, snapshot: Snapshot)
 
     run = json.loads(cli("sync", "Corp", "--json").stdout)
     assert run["status"] == "succeeded" and run["counts"]["users_created"] == 2
-    assert set(run) >= {"id", "directory", "status", "mode", "dry_run", "trigger", "started_at", "finished_at",
-                        "counts", "errors"}
+    assert set(run) >= {
+        "id",
+        "directory",
+        "status",
+        "mode",
+        "dry_run",
+        "trigger",
+        "started_at",
+        "finished_at",
+        "counts",
+        "errors",
+    }
 
     people = {u["email"]: u for u in json.loads(cli("users", "list", "--json").stdout)}
     assert people["ann@example.com"]["groups"] == ["Engineering"]
     assert {m["organization"]: m["role"] for m in people["ann@example.com"]["memberships"]} == {
-        "acme": "member", "acme-eng": "admin"}
+        "acme": "member",
+        "acme-eng": "admin",
+    }
 
     # Admin actions: a manual membership and a deactivation, both respected by the next sync.
     cli("orgs", "add-member", "acme", "bob@example.com", "--role", "owner")
@@ -79,7 +101,9 @@ def test_an_administrators_session(cli: Any, tmp_path: Path, snapshot: Snapshot)
     assert second["counts"]["users_updated"] == 1 and second["counts"]["users_reactivated"] == 0
     people = {u["email"]: u for u in json.loads(cli("users", "list", "--json").stdout)}
     assert people["ann@example.com"]["status"] == "deactivated"
-    assert {"organization": "acme", "role": "owner", "origin": "manual"} in people["bob@example.com"]["memberships"]
+    assert {"organization": "acme", "role": "owner", "origin": "manual"} in people["bob@example.com"][
+        "memberships"
+    ]
 
     shown = cli("runs", "show", str(second["id"]), "--changes").stdout
     assert "department: 'R&D' -> 'Platform'" in shown
@@ -129,21 +153,38 @@ def test_dry_run_then_approve_and_blocked_exit_codes(cli: Any, tmp_path: Path, s
     [
         ("name: [unclosed", "is not valid YAML or JSON at line 1"),
         ("name: X\nprovider: nope\n", "provider: unknown provider 'nope'; choose one of"),
-        ("name: X\nprovider: file\nconnection: {path: x}\nsettings: {frequncy: 1h}\n",
-         "settings.frequncy: unknown field (did you mean frequency?)"),
-        ("name: X\nprovider: file\nconnection: {pth: x}\n", "connection.pth: unknown field (did you mean path?)"),
-        ("name: X\nprovider: file\nconnection: {path: x}\nsettings: {attribute_mapping: {title: '{{ x'}}\n",
-         "settings.attribute_mapping.title: template does not parse"),
-        ("name: X\nprovider: file\nconnection: {path: x}\nsettings: {default_role: boss}\n",
-         "settings.default_role: role 'boss' does not exist"),
-        ("name: X\nprovider: file\nconnection: {path: x}\nsettings: {default_organization: nowhere}\n",
-         "settings.default_organization: organization 'nowhere' does not exist"),
-        ("name: X\nprovider: file\nconnection: {path: x}\ngroup_mappings: [{source_group: a, organization: nowhere}]\n",
-         "group_mappings[0].organization: organization 'nowhere' does not exist"),
-        ("name: X\nprovider: file\nconnection: {path: x}\nsettings: {frequency: often}\n",
-         "settings.frequency: 'often' is neither an interval"),
-        ("name: X\nprovider: file\nconnection: {path: x}\nsettings: {deactivation: delete}\n",
-         "settings.deactivation: Input should be 'deactivate' or 'ignore'"),
+        (
+            "name: X\nprovider: file\nconnection: {path: x}\nsettings: {frequncy: 1h}\n",
+            "settings.frequncy: unknown field (did you mean frequency?)",
+        ),
+        (
+            "name: X\nprovider: file\nconnection: {pth: x}\n",
+            "connection.pth: unknown field (did you mean path?)",
+        ),
+        (
+            "name: X\nprovider: file\nconnection: {path: x}\nsettings: {attribute_mapping: {title: '{{ x'}}\n",
+            "settings.attribute_mapping.title: template does not parse",
+        ),
+        (
+            "name: X\nprovider: file\nconnection: {path: x}\nsettings: {default_role: boss}\n",
+            "settings.default_role: role 'boss' does not exist",
+        ),
+        (
+            "name: X\nprovider: file\nconnection: {path: x}\nsettings: {default_organization: nowhere}\n",
+            "settings.default_organization: organization 'nowhere' does not exist",
+        ),
+        (
+            "name: X\nprovider: file\nconnection: {path: x}\ngroup_mappings: [{source_group: a, organization: nowhere}]\n",
+            "group_mappings[0].organization: organization 'nowhere' does not exist",
+        ),
+        (
+            "name: X\nprovider: file\nconnection: {path: x}\nsettings: {frequency: often}\n",
+            "settings.frequency: 'often' is neither an interval",
+        ),
+        (
+            "name: X\nprovider: file\nconnection: {path: x}\nsettings: {deactivation: delete}\n",
+            "settings.deactivation: Input should be 'deactivate' or 'ignore'",
+        ),
     ],
 )
 def test_bad_documents_get_one_line_errors(cli: Any, tmp_path: Path, text: str, message: str) -> None:

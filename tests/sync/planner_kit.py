@@ -18,20 +18,36 @@ ORGS = {10: "acme", 11: "acme-eng", 12: "acme-it"}
 ORG_IDS = {slug: org_id for org_id, slug in ORGS.items()}
 
 
-def user(ext: str, email: str | None = None, *, active: bool = True, org_unit: str | None = None,
-         **data: Any) -> SourceUser:
-    record = {"id": ext, "email": email if email is not None else f"{ext}@example.com", "given_name": ext.title(),
-              "family_name": "Doe", "display_name": f"{ext.title()} Doe", "username": ext, **data}
+def user(
+    ext: str, email: str | None = None, *, active: bool = True, org_unit: str | None = None, **data: Any
+) -> SourceUser:
+    record = {
+        "id": ext,
+        "email": email if email is not None else f"{ext}@example.com",
+        "given_name": ext.title(),
+        "family_name": "Doe",
+        "display_name": f"{ext.title()} Doe",
+        "username": ext,
+        **data,
+    }
     return SourceUser(ext, record, active, org_unit)
 
 
-def group(ext: str, name: str | None = None, users: tuple[str, ...] = (), groups: tuple[str, ...] = (),
-          **fields: Any) -> MirrorGroup:
+def group(
+    ext: str,
+    name: str | None = None,
+    users: tuple[str, ...] = (),
+    groups: tuple[str, ...] = (),
+    **fields: Any,
+) -> MirrorGroup:
     return MirrorGroup(SourceGroup(ext, name or ext, **fields), set(users), set(groups))
 
 
-def source(*items: SourceUser | MirrorGroup, complete: bool = True,
-           rejected: list[tuple[str, str | None, str]] | None = None) -> SourceSnapshot:
+def source(
+    *items: SourceUser | MirrorGroup,
+    complete: bool = True,
+    rejected: list[tuple[str, str | None, str]] | None = None,
+) -> SourceSnapshot:
     snapshot = SourceSnapshot(full=True, complete=complete, rejected=rejected or [])
     for item in items:
         if isinstance(item, SourceUser):
@@ -41,20 +57,43 @@ def source(*items: SourceUser | MirrorGroup, complete: bool = True,
     return snapshot
 
 
-def stored(ext: str | None, user_id: int, email: str | None = None, *, status: str = "active",
-           deactivated_by: str | None = None, directory_id: int | None = DIRECTORY,
-           attributes: dict[str, Any] | None = None, **fields: Any) -> StoredUser:
+def stored(
+    ext: str | None,
+    user_id: int,
+    email: str | None = None,
+    *,
+    status: str = "active",
+    deactivated_by: str | None = None,
+    directory_id: int | None = DIRECTORY,
+    attributes: dict[str, Any] | None = None,
+    **fields: Any,
+) -> StoredUser:
     name = (ext or "local").title()
-    values = {"username": ext, "given_name": name, "family_name": "Doe", "display_name": f"{name} Doe", **fields}
+    values = {
+        "username": ext,
+        "given_name": name,
+        "family_name": "Doe",
+        "display_name": f"{name} Doe",
+        **fields,
+    }
     return StoredUser(
-        id=user_id, email=email or f"{ext}@example.com", status=status, deactivated_by=deactivated_by,
-        attributes=attributes or {}, directory_id=directory_id, external_id=ext, **values,
+        id=user_id,
+        email=email or f"{ext}@example.com",
+        status=status,
+        deactivated_by=deactivated_by,
+        attributes=attributes or {},
+        directory_id=directory_id,
+        external_id=ext,
+        **values,
     )
 
 
-def state(*users: StoredUser, groups: tuple[StoredGroup, ...] = (),
-          members: set[tuple[str, str]] | None = None,
-          org_memberships: dict[tuple[int, str, str], int] | None = None) -> StoreState:
+def state(
+    *users: StoredUser,
+    groups: tuple[StoredGroup, ...] = (),
+    members: set[tuple[str, str]] | None = None,
+    org_memberships: dict[tuple[int, str, str], int] | None = None,
+) -> StoreState:
     current = StoreState()
     for u in users:
         current.emails[u.email.casefold()] = u
@@ -66,19 +105,30 @@ def state(*users: StoredUser, groups: tuple[StoredGroup, ...] = (),
     return current
 
 
-def rule(mapping_id: int, source_group: str, organization: str, role: str, removed: bool = False) -> MappingRule:
-    return MappingRule(mapping_id, source_group, ORG_IDS[organization], organization, ROLE_IDS[role], role, removed)
+def rule(
+    mapping_id: int, source_group: str, organization: str, role: str, removed: bool = False
+) -> MappingRule:
+    return MappingRule(
+        mapping_id, source_group, ORG_IDS[organization], organization, ROLE_IDS[role], role, removed
+    )
 
 
-def context(*rules: MappingRule, pins: dict[str, str] | None = None, default_organization: str | None = None,
-            default_role: str = "member", **settings: Any) -> PlanContext:
+def context(
+    *rules: MappingRule,
+    pins: dict[str, str] | None = None,
+    default_organization: str | None = None,
+    default_role: str = "member",
+    **settings: Any,
+) -> PlanContext:
     parsed = SyncSettings.model_validate({"default_role": default_role, **settings})
     return PlanContext(
         directory_id=DIRECTORY,
         settings=parsed,
         mapping=CompiledMapping.build(FileConnector.default_mapping, parsed.attribute_mapping),
         group_mappings=rules,
-        default_organization=(ORG_IDS[default_organization], default_organization) if default_organization else None,
+        default_organization=(ORG_IDS[default_organization], default_organization)
+        if default_organization
+        else None,
         default_role=(ROLE_IDS[default_role], default_role),
         pins=pins or {},
         organizations=ORGS,

@@ -30,7 +30,9 @@ def connect(store: Store, snapshot: Snapshot, orgs: tuple[str, ...] = ("acme",),
 
 def sync(store: Store, directory_id: int, *, dry_run: bool = False, full: bool = False) -> dict[str, Any]:
     with store.transaction() as session:
-        run, _ = runs.request_sync(session, session.get_one(Directory, directory_id), dry_run=dry_run, full=full)
+        run, _ = runs.request_sync(
+            session, session.get_one(Directory, directory_id), dry_run=dry_run, full=full
+        )
         run_id = run.id
     runs.run_now(store, run_id)
     with store.transaction() as session:
@@ -51,19 +53,28 @@ def company(snapshot: Snapshot) -> None:
 
 def test_first_sync_creates_everything_and_a_rerun_changes_nothing(store: Store, snapshot: Snapshot) -> None:
     company(snapshot)
-    directory = connect(store, snapshot, orgs=("acme", "eng"),
-                        settings={"default_organization": "acme", "attribute_mapping": {"department": "department"}},
-                        group_mappings=[{"source_group": "Engineering", "organization": "eng", "role": "admin"}])
+    directory = connect(
+        store,
+        snapshot,
+        orgs=("acme", "eng"),
+        settings={"default_organization": "acme", "attribute_mapping": {"department": "department"}},
+        group_mappings=[{"source_group": "Engineering", "organization": "eng", "role": "admin"}],
+    )
     first = sync(store, directory)
     assert first["status"] == "succeeded"
     assert first["counts"] | {} == first["counts"]
     assert {k: first["counts"][k] for k in ("users_created", "groups_created", "groups_processed")} == {
-        "users_created": 5, "groups_created": 2, "groups_processed": 2,
+        "users_created": 5,
+        "groups_created": 2,
+        "groups_processed": 2,
     }
     ann = users(store)["ann@example.com"]
     assert ann["attributes"] == {"department": "R&D"}
     assert ann["groups"] == ["Platform"]
-    assert {(m["organization"], m["role"]) for m in ann["memberships"]} == {("acme", "member"), ("eng", "admin")}
+    assert {(m["organization"], m["role"]) for m in ann["memberships"]} == {
+        ("acme", "member"),
+        ("eng", "admin"),
+    }
     assert ann["directory"] == "Corp" and ann["external_id"] == "ann"
 
     second = sync(store, directory)
@@ -81,7 +92,8 @@ def test_run_log_records_every_change_with_before_and_after(store: Store, snapsh
     snapshot.write()
     run = sync(store, directory)
     assert [(c["object"], c["action"], c["external_id"]) for c in run["changes"]] == [
-        ("user", "update", "bob"), ("user", "deactivate", "eve"),
+        ("user", "update", "bob"),
+        ("user", "deactivate", "eve"),
     ]
     assert run["changes"][0]["detail"]["changes"] == {
         "given_name": ["Bob", "Robert"],
@@ -105,7 +117,10 @@ def test_lifecycle_reactivates_only_what_sync_deactivated(store: Store, snapshot
     assert run["counts"]["users_reactivated"] == 1
     after = users(store)
     assert after["ann@example.com"]["status"] == "active"
-    assert (after["bob@example.com"]["status"], after["bob@example.com"]["deactivated_by"]) == ("deactivated", "admin")
+    assert (after["bob@example.com"]["status"], after["bob@example.com"]["deactivated_by"]) == (
+        "deactivated",
+        "admin",
+    )
 
 
 def test_dry_run_applies_nothing_and_its_plan_applies_later_exactly(store: Store, snapshot: Snapshot) -> None:
@@ -147,8 +162,9 @@ def test_a_stored_plan_is_refused_once_the_store_moved(store: Store, snapshot: S
         ({"max_deactivation_percent": 30}, "more than safety.max_deactivation_percent (30%)"),
     ],
 )
-def test_safety_thresholds_block_and_approval_applies(store: Store, snapshot: Snapshot, safety: dict[str, Any],
-                                                      reason: str) -> None:
+def test_safety_thresholds_block_and_approval_applies(
+    store: Store, snapshot: Snapshot, safety: dict[str, Any], reason: str
+) -> None:
     company(snapshot)
     directory = connect(store, snapshot, settings={"safety": safety})
     sync(store, directory)
@@ -165,8 +181,9 @@ def test_safety_thresholds_block_and_approval_applies(store: Store, snapshot: Sn
 
 def test_an_empty_source_is_blocked_and_rejecting_keeps_everything(store: Store, snapshot: Snapshot) -> None:
     company(snapshot)
-    directory = connect(store, snapshot, settings={"safety": {"max_deactivations": 1000,
-                                                              "max_deactivation_percent": 100}})
+    directory = connect(
+        store, snapshot, settings={"safety": {"max_deactivations": 1000, "max_deactivation_percent": 100}}
+    )
     sync(store, directory)
     snapshot.users, snapshot.groups = [], []
     snapshot.write()
@@ -219,7 +236,9 @@ def test_manual_memberships_survive_every_sync(store: Store, snapshot: Snapshot)
     sync(store, directory)
     with store.transaction() as session:
         org = identity.get_organization(session, "acme")
-        identity.add_member(session, org, identity.get_user(session, "eve@example.com"), identity.get_role(session, "owner"))
+        identity.add_member(
+            session, org, identity.get_user(session, "eve@example.com"), identity.get_role(session, "owner")
+        )
     snapshot.remove("eve")
     snapshot.write()
     sync(store, directory)
@@ -283,6 +302,8 @@ def test_deleting_a_directory_keeps_its_users_as_local_users(store: Store, snaps
         dirs.delete_directory(session, session.get_one(Directory, directory))
     remaining = users(store)
     assert len(remaining) == 5
-    assert all(u["directory"] is None and u["memberships"] == [] and u["groups"] == [] for u in remaining.values())
+    assert all(
+        u["directory"] is None and u["memberships"] == [] and u["groups"] == [] for u in remaining.values()
+    )
     with store.transaction() as session:
         assert session.scalar(select(func.count()).select_from(User)) == 5

@@ -1,4 +1,4 @@
-"""Table-driven tests of the pure planner: one or more cases for every rule of SPEC §3–§4."""
+"""Table-driven tests of the pure planner: one or more cases for every rule of SPEC §3 and §4."""
 
 from __future__ import annotations
 
@@ -30,51 +30,82 @@ MEMBER, ADMIN, VIEWER = ROLE_IDS["member"], ROLE_IDS["admin"], ROLE_IDS["viewer"
 # Each case: (source, store state, context, expected (object, action, external id) steps in order).
 CASES = {
     "new users are created in id order": (
-        source(user("b"), user("a")), state(), context(),
+        source(user("b"), user("a")),
+        state(),
+        context(),
         [("user", "create", "a"), ("user", "create", "b")],
     ),
     "unchanged data plans nothing": (
-        source(user("a")), state(stored("a", 1)), context(), [],
+        source(user("a")),
+        state(stored("a", 1)),
+        context(),
+        [],
     ),
     "a changed attribute is an update": (
-        source(user("a", given_name="Alicia")), state(stored("a", 1)), context(),
+        source(user("a", given_name="Alicia")),
+        state(stored("a", 1)),
+        context(),
         [("user", "update", "a")],
     ),
     "a user removed from the source is deactivated": (
-        source(user("a")), state(stored("a", 1), stored("b", 2)), context(),
+        source(user("a")),
+        state(stored("a", 1), stored("b", 2)),
+        context(),
         [("user", "deactivate", "b")],
     ),
     "deactivation ignore leaves a removed user alone": (
-        source(user("a")), state(stored("a", 1), stored("b", 2)), context(deactivation="ignore"), [],
+        source(user("a")),
+        state(stored("a", 1), stored("b", 2)),
+        context(deactivation="ignore"),
+        [],
     ),
     "a user disabled in the source is deactivated": (
-        source(user("a", active=False)), state(stored("a", 1)), context(),
+        source(user("a", active=False)),
+        state(stored("a", 1)),
+        context(),
         [("user", "deactivate", "a")],
     ),
     "a disabled user that never synced is not created": (
-        source(user("a", active=False)), state(), context(), [],
+        source(user("a", active=False)),
+        state(),
+        context(),
+        [],
     ),
     "a user sync deactivated comes back active and is reactivated": (
-        source(user("a")), state(stored("a", 1, status="deactivated", deactivated_by="sync")), context(),
+        source(user("a")),
+        state(stored("a", 1, status="deactivated", deactivated_by="sync")),
+        context(),
         [("user", "reactivate", "a")],
     ),
     "a user an admin deactivated stays deactivated": (
-        source(user("a")), state(stored("a", 1, status="deactivated", deactivated_by="admin")), context(), [],
+        source(user("a")),
+        state(stored("a", 1, status="deactivated", deactivated_by="admin")),
+        context(),
+        [],
     ),
     "an already deactivated removed user plans nothing": (
-        source(), state(stored("a", 1, status="deactivated", deactivated_by="sync")), context(), [],
+        source(),
+        state(stored("a", 1, status="deactivated", deactivated_by="sync")),
+        context(),
+        [],
     ),
     "an unlinked local user with the same email is linked (by_email)": (
-        source(user("a", "Ann@Example.com")), state(stored(None, 7, "ann@example.com", directory_id=None)),
+        source(user("a", "Ann@Example.com")),
+        state(stored(None, 7, "ann@example.com", directory_id=None)),
         context(link_existing_users="by_email"),
         [("user", "link", "a")],
     ),
     "a partial read never deactivates": (
-        source(user("a"), complete=False), state(stored("a", 1), stored("b", 2)), context(), [],
+        source(user("a"), complete=False),
+        state(stored("a", 1), stored("b", 2)),
+        context(),
+        [],
     ),
     "a rejected record leaves its user untouched": (
-        source(user("a"), rejected=[("user", "b", "bad record")]), state(stored("a", 1), stored("b", 2)),
-        context(), [],
+        source(user("a"), rejected=[("user", "b", "bad record")]),
+        state(stored("a", 1), stored("b", 2)),
+        context(),
+        [],
     ),
 }
 
@@ -120,7 +151,11 @@ def test_duplicate_emails_are_errors_on_both_and_neither_changes() -> None:
 
 @pytest.mark.parametrize(
     ("email", "problem"),
-    [("not-an-email", "is not a valid address"), ("", "no email"), ("a b@example.com", "is not a valid address")],
+    [
+        ("not-an-email", "is not a valid address"),
+        ("", "no email"),
+        ("a b@example.com", "is not a valid address"),
+    ],
 )
 def test_invalid_email_is_an_error_on_that_user(email: str, problem: str) -> None:
     plan = plan_sync(source(user("a", email), user("b")), state(), context())
@@ -173,12 +208,14 @@ def test_templates_and_paths_map_nested_fields() -> None:
     plan = plan_sync(
         source(user("a", "A@Example.COM", profile={"dept": "R&D"}, upn="ANN@corp")),
         state(),
-        context(attribute_mapping={
-            "email": "{{ (mail or email) | lower }}",
-            "username": "{{ upn | lower }}",
-            "department": "profile.dept",
-            "display_name": "{{ given_name }} from {{ profile.dept }}",
-        }),
+        context(
+            attribute_mapping={
+                "email": "{{ (mail or email) | lower }}",
+                "username": "{{ upn | lower }}",
+                "department": "profile.dept",
+                "display_name": "{{ given_name }} from {{ profile.dept }}",
+            }
+        ),
     )
     detail = plan.operations[0].detail
     assert detail["email"] == "a@example.com"
@@ -197,7 +234,9 @@ def test_a_null_mapping_removes_a_provider_default() -> None:
 
 def test_user_filter_groups_include_nested_members_and_tolerate_cycles() -> None:
     snapshot = source(
-        user("a"), user("b"), user("c"),
+        user("a"),
+        user("b"),
+        user("c"),
         group("eng", "Engineering", groups=("platform",)),
         group("platform", "Platform", users=("a",), groups=("eng",)),  # a cycle
         group("sales", "Sales", users=("c",)),
@@ -209,7 +248,9 @@ def test_user_filter_groups_include_nested_members_and_tolerate_cycles() -> None
 
 def test_a_user_leaving_the_filter_scope_is_deactivated_with_the_reason() -> None:
     snapshot = source(user("a"), user("b"), group("eng", "Engineering", users=("a",)))
-    plan = plan_sync(snapshot, state(stored("a", 1), stored("b", 2)), context(user_filter={"groups": ["eng"]}))
+    plan = plan_sync(
+        snapshot, state(stored("a", 1), stored("b", 2)), context(user_filter={"groups": ["eng"]})
+    )
     [op] = plan.of("user", "deactivate")
     assert op.external_id == "b" and op.detail["reason"] == "out of the user filter's scope"
 
@@ -253,12 +294,16 @@ def test_user_filter_condition_on_source_fields() -> None:
 
 def test_all_filter_criteria_must_hold() -> None:
     snapshot = source(
-        user("a", department="Sales", org_unit="/Sales"), user("b", department="Sales", org_unit="/Ops"),
+        user("a", department="Sales", org_unit="/Sales"),
+        user("b", department="Sales", org_unit="/Ops"),
         group("all", "All", users=("a", "b")),
     )
     plan = plan_sync(
-        snapshot, state(),
-        context(user_filter={"groups": ["All"], "org_units": ["/Sales"], "condition": "department == 'Sales'"}),
+        snapshot,
+        state(),
+        context(
+            user_filter={"groups": ["All"], "org_units": ["/Sales"], "condition": "department == 'Sales'"}
+        ),
     )
     assert [op.external_id for op in plan.of("user", "create")] == ["a"]
 
@@ -269,8 +314,13 @@ def test_all_filter_criteria_must_hold() -> None:
 def test_groups_are_created_updated_and_deleted_with_their_memberships() -> None:
     snapshot = source(user("a"), user("b"), group("g1", "One", users=("a", "b")), group("g2", "Two renamed"))
     current = state(
-        stored("a", 1), stored("b", 2),
-        groups=(StoredGroup(1, "g1", "One", None), StoredGroup(2, "g2", "Two", None), StoredGroup(3, "g3", "Gone", None)),
+        stored("a", 1),
+        stored("b", 2),
+        groups=(
+            StoredGroup(1, "g1", "One", None),
+            StoredGroup(2, "g2", "Two", None),
+            StoredGroup(3, "g3", "Gone", None),
+        ),
         members={("g1", "a"), ("g3", "a")},
     )
     plan = plan_sync(snapshot, current, context())
@@ -285,7 +335,9 @@ def test_groups_are_created_updated_and_deleted_with_their_memberships() -> None
 def test_a_deactivated_user_loses_sync_memberships_and_regains_them_on_return() -> None:
     snapshot = source(user("a", active=False), group("g1", "One", users=("a",)))
     current = state(
-        stored("a", 1), groups=(StoredGroup(1, "g1", "One", None),), members={("g1", "a")},
+        stored("a", 1),
+        groups=(StoredGroup(1, "g1", "One", None),),
+        members={("g1", "a")},
         org_memberships={(ACME, "a", DEFAULT): MEMBER},
     )
     plan = plan_sync(snapshot, current, context(default_organization="acme"))
@@ -297,10 +349,13 @@ def test_a_deactivated_user_loses_sync_memberships_and_regains_them_on_return() 
 
 
 def test_default_organization_and_role_for_every_synced_user() -> None:
-    plan = plan_sync(source(user("a"), user("b")), state(), context(default_organization="acme", default_role="viewer"))
+    plan = plan_sync(
+        source(user("a"), user("b")), state(), context(default_organization="acme", default_role="viewer")
+    )
     grants = plan.of("org_membership", "grant")
     assert [(op.detail["organization"], op.detail["role"], op.detail["origin"]) for op in grants] == [
-        ("acme", "viewer", DEFAULT), ("acme", "viewer", DEFAULT),
+        ("acme", "viewer", DEFAULT),
+        ("acme", "viewer", DEFAULT),
     ]
 
 
@@ -316,12 +371,16 @@ def test_changing_the_default_role_changes_the_owned_memberships() -> None:
 
 def test_group_mappings_flatten_nested_groups_and_keep_every_role() -> None:
     snapshot = source(
-        user("a"), user("b"),
+        user("a"),
+        user("b"),
         group("eng", "Engineering", users=("b",), groups=("platform",)),
         group("platform", "Platform", users=("a",)),
     )
-    plan = plan_sync(snapshot, state(), context(rule(1, "Engineering", "acme-eng", "member"),
-                                                 rule(2, "Platform", "acme-eng", "admin")))
+    plan = plan_sync(
+        snapshot,
+        state(),
+        context(rule(1, "Engineering", "acme-eng", "member"), rule(2, "Platform", "acme-eng", "admin")),
+    )
     grants = sorted((op.external_id, op.detail["role"]) for op in plan.of("org_membership", "grant"))
     # a is in Platform (admin) and, through nesting, in Engineering (member): both memberships
     # exist and the effective role is the highest; b only through Engineering.
@@ -364,10 +423,16 @@ def test_an_ambiguous_group_reference_names_the_candidates() -> None:
 
 def test_a_pinned_mapping_survives_a_rename_in_the_source() -> None:
     snapshot = source(user("a"), group("eng", "R&D (was Engineering)", users=("a",)))
-    plan = plan_sync(snapshot, state(stored("a", 1)), context(rule(1, "Engineering", "acme-eng", "admin"),
-                                                                pins={"Engineering": "eng"}))
-    assert steps(plan) == [("group", "create", "eng"), ("group_membership", "add", "a"),
-                           ("org_membership", "grant", "a")]
+    plan = plan_sync(
+        snapshot,
+        state(stored("a", 1)),
+        context(rule(1, "Engineering", "acme-eng", "admin"), pins={"Engineering": "eng"}),
+    )
+    assert steps(plan) == [
+        ("group", "create", "eng"),
+        ("group_membership", "add", "a"),
+        ("org_membership", "grant", "a"),
+    ]
     assert plan.pins == {}
 
 

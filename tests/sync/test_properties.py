@@ -28,22 +28,28 @@ from ..conftest import TEST_KEY
 NAMES = [f"u{i}" for i in range(12)]
 GROUPS = [f"g{i}" for i in range(4)]
 
-user_record = st.fixed_dictionaries({
-    "given_name": st.sampled_from(["Ann", "Bob", "Cy", None]),
-    "department": st.sampled_from(["R&D", "Sales", None]),
-    "active": st.booleans(),
-    "email_alias": st.sampled_from(["", "x", "y"]),
-})
+user_record = st.fixed_dictionaries(
+    {
+        "given_name": st.sampled_from(["Ann", "Bob", "Cy", None]),
+        "department": st.sampled_from(["R&D", "Sales", None]),
+        "active": st.booleans(),
+        "email_alias": st.sampled_from(["", "x", "y"]),
+    }
+)
 
-directory_state = st.fixed_dictionaries({
-    "users": st.dictionaries(st.sampled_from(NAMES), user_record, max_size=len(NAMES)),
-    "groups": st.dictionaries(
-        st.sampled_from(GROUPS),
-        st.tuples(st.sampled_from(["Eng", "Ops", "All", "Eng"]),  # duplicate names: ambiguous mappings
-                  st.sets(st.sampled_from(NAMES + GROUPS), max_size=8)),
-        max_size=len(GROUPS),
-    ),
-})
+directory_state = st.fixed_dictionaries(
+    {
+        "users": st.dictionaries(st.sampled_from(NAMES), user_record, max_size=len(NAMES)),
+        "groups": st.dictionaries(
+            st.sampled_from(GROUPS),
+            st.tuples(
+                st.sampled_from(["Eng", "Ops", "All", "Eng"]),  # duplicate names: ambiguous mappings
+                st.sets(st.sampled_from(NAMES + GROUPS), max_size=8),
+            ),
+            max_size=len(GROUPS),
+        ),
+    }
+)
 
 SETTINGS = {
     "default_organization": "acme",
@@ -58,12 +64,18 @@ MAPPINGS = [
 
 def snapshot_json(state: dict[str, Any]) -> dict[str, Any]:
     users = [
-        {"id": ext, "email": f"{ext}{r['email_alias']}@example.com", "username": ext, **{
-            k: v for k, v in r.items() if k != "email_alias"}}
+        {
+            "id": ext,
+            "email": f"{ext}{r['email_alias']}@example.com",
+            "username": ext,
+            **{k: v for k, v in r.items() if k != "email_alias"},
+        }
         for ext, r in sorted(state["users"].items())
     ]
-    groups = [{"id": ext, "name": name, "members": sorted(members - {ext})}
-              for ext, (name, members) in sorted(state["groups"].items())]
+    groups = [
+        {"id": ext, "name": name, "members": sorted(members - {ext})}
+        for ext, (name, members) in sorted(state["groups"].items())
+    ]
     return {"users": users, "groups": groups}
 
 
@@ -80,14 +92,21 @@ class World:
     def write(self, state: dict[str, Any]) -> None:
         self.path.write_text(json.dumps(snapshot_json(state)))
         with self.store.transaction() as session:
-            doc = {"name": "Gen", "provider": "file", "connection": {"path": str(self.path)},
-                   "settings": SETTINGS, "group_mappings": MAPPINGS}
+            doc = {
+                "name": "Gen",
+                "provider": "file",
+                "connection": {"path": str(self.path)},
+                "settings": SETTINGS,
+                "group_mappings": MAPPINGS,
+            }
             directory, _ = dirs.apply_document(session, self.store.secrets, validate_document(doc))
             self.directory_id = directory.id
 
     def sync(self, dry_run: bool = False) -> dict[str, Any]:
         with self.store.transaction() as session:
-            run, _ = runs.request_sync(session, session.get_one(Directory, self.directory_id), dry_run=dry_run)
+            run, _ = runs.request_sync(
+                session, session.get_one(Directory, self.directory_id), dry_run=dry_run
+            )
             run_id = run.id
         if runs.run_now(self.store, run_id).status == "blocked":
             # The guard stops an emptied source; an administrator approves it here.
@@ -102,9 +121,15 @@ class World:
             groups = {(g["external_id"], g["name"], g["members"]) for g in identity.list_groups(session)}
             pins = session.scalar(select(Directory.group_pins))
         view = {
-            u["external_id"]: (u["email"], u["given_name"], u["attributes"], u["groups"],
-                               sorted((m["organization"], m["role"]) for m in u["memberships"]))
-            for u in users if u["status"] == "active"
+            u["external_id"]: (
+                u["email"],
+                u["given_name"],
+                u["attributes"],
+                u["groups"],
+                sorted((m["organization"], m["role"]) for m in u["memberships"]),
+            )
+            for u in users
+            if u["status"] == "active"
         }
         return {"users": view, "groups": groups, "pins": pins}
 

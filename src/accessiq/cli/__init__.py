@@ -32,8 +32,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 directories_app = typer.Typer(help="Connect and configure directories.", no_args_is_help=True)
-runs_app = typer.Typer(help="The sync log: runs, their changes and errors; approve or reject.", no_args_is_help=True)
-users_app = typer.Typer(help="Review users; create local users; deactivate and activate.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="The sync log: runs, their changes and errors; approve or reject.", no_args_is_help=True
+)
+users_app = typer.Typer(
+    help="Review users; create local users; deactivate and activate.", no_args_is_help=True
+)
 groups_app = typer.Typer(help="Review groups.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Organizations and manual memberships.", no_args_is_help=True)
 roles_app = typer.Typer(help="Roles and their ranks.", no_args_is_help=True)
@@ -69,8 +73,10 @@ def directories_apply(
     if as_json:
         print_json(data)
     else:
-        console.print(f"{'created' if created else 'updated'} directory {data['id']} [bold]{data['name']}[/bold]"
-                      f" ({data['provider']})")
+        console.print(
+            f"{'created' if created else 'updated'} directory {data['id']} [bold]{data['name']}[/bold]"
+            f" ({data['provider']})"
+        )
 
 
 @directories_app.command("list")
@@ -80,13 +86,22 @@ def directories_list(as_json: JsonFlag = False) -> None:
         data = [dirs.directory_json(session, d) for d in dirs.list_directories(session)]
     if as_json:
         return print_json(data)
-    print_table("Directories", ["id", "name", "provider", "users", "schedule", "last run", "finished"], (
-        (d["id"], d["name"], d["provider"], d["users"],
-         f"every {d['settings']['frequency']}" if d["settings"]["schedule_enabled"] else "off",
-         status(d["last_run"]["status"]) if d["last_run"] else "never",
-         when(d["last_run"]["finished_at"]) if d["last_run"] else "-")
-        for d in data
-    ))
+    print_table(
+        "Directories",
+        ["id", "name", "provider", "users", "schedule", "last run", "finished"],
+        (
+            (
+                d["id"],
+                d["name"],
+                d["provider"],
+                d["users"],
+                f"every {d['settings']['frequency']}" if d["settings"]["schedule_enabled"] else "off",
+                status(d["last_run"]["status"]) if d["last_run"] else "never",
+                when(d["last_run"]["finished_at"]) if d["last_run"] else "-",
+            )
+            for d in data
+        ),
+    )
 
 
 @directories_app.command("show")
@@ -96,10 +111,19 @@ def directories_show(directory: DirectoryArg, as_json: JsonFlag = False) -> None
         data = dirs.directory_json(session, dirs.get_directory(session, directory))
     if as_json:
         return print_json(data)
-    console.print(f"[bold]{data['name']}[/bold] (id {data['id']}, provider {data['provider']}, "
-                  f"{data['users']} users)")
-    console.print(yaml.safe_dump({"connection": data["connection"], "settings": data["settings"],
-                                  "group_mappings": data["group_mappings"]}, sort_keys=False).rstrip())
+    console.print(
+        f"[bold]{data['name']}[/bold] (id {data['id']}, provider {data['provider']}, {data['users']} users)"
+    )
+    console.print(
+        yaml.safe_dump(
+            {
+                "connection": data["connection"],
+                "settings": data["settings"],
+                "group_mappings": data["group_mappings"],
+            },
+            sort_keys=False,
+        ).rstrip()
+    )
     last = data["last_run"]
     if last:
         console.print(f"last run: {last['id']} {status(last['status'])} at {when(last['finished_at'])}")
@@ -149,8 +173,11 @@ def directories_groups(directory: DirectoryArg, as_json: JsonFlag = False) -> No
     data = [{"id": g.external_id, "name": g.name, "email": g.email, "dn": g.dn} for g in groups]
     if as_json:
         return print_json(data)
-    print_table("Source groups", ["id", "name", "email / DN"], ((g["id"], g["name"], g["email"] or g["dn"])
-                                                              for g in data))
+    print_table(
+        "Source groups",
+        ["id", "name", "email / DN"],
+        ((g["id"], g["name"], g["email"] or g["dn"]) for g in data),
+    )
 
 
 @directories_app.command("delete")
@@ -199,9 +226,14 @@ class _progress:
 
     def __enter__(self) -> Callable[[str, int, int], None]:
         self._bar = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=None),
-            TextColumn("{task.fields[users]} users, {task.fields[groups]} groups"), TimeElapsedColumn(),
-            console=err_console, transient=True, disable=not err_console.is_terminal,
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=None),
+            TextColumn("{task.fields[users]} users, {task.fields[groups]} groups"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,
         )
         self._bar.__enter__()
         self._task = self._bar.add_task("reading the directory", total=None, users=0, groups=0)
@@ -220,8 +252,10 @@ def _print_run(data: dict[str, Any], as_json: bool) -> None:
         return print_json(data)
     counts = data["counts"]
     kind = "dry run" if data["dry_run"] else "run"
-    console.print(f"{kind} {data['id']} of {data['directory']['name']}: {status(data['status'])} "
-                  f"({data['mode']}, {data['trigger']})")
+    console.print(
+        f"{kind} {data['id']} of {data['directory']['name']}: {status(data['status'])} "
+        f"({data['mode']}, {data['trigger']})"
+    )
     console.print(
         f"users: {counts['users_created']} created, {counts['users_updated']} updated, "
         f"{counts['users_deactivated']} deactivated, {counts['users_reactivated']} reactivated, "
@@ -241,11 +275,14 @@ def _print_run(data: dict[str, Any], as_json: bool) -> None:
         console.print(f"... and {len(data['errors']) - 20} more errors: accessiq runs show {data['id']}")
     if data["pending_approval"]:
         action = "apply this plan" if data["dry_run"] else "approve"
-        console.print(f"to {action}: accessiq runs approve {data['id']}   to discard: accessiq runs reject "
-                      f"{data['id']}")
+        console.print(
+            f"to {action}: accessiq runs approve {data['id']}   to discard: accessiq runs reject {data['id']}"
+        )
     for change in data.get("changes", []):
-        console.print(f"  {change['action']:<10} {change['object']:<16} {change['label']}"
-                      + (f"  {_change_detail(change)}" if change["action"] in ("update", "link", "change") else ""))
+        console.print(
+            f"  {change['action']:<10} {change['object']:<16} {change['label']}"
+            + (f"  {_change_detail(change)}" if change["action"] in ("update", "link", "change") else "")
+        )
 
 
 def _change_detail(change: dict[str, Any]) -> str:
@@ -267,13 +304,36 @@ def runs_list(
         data = [runs.run_json(session, r) for r in runs.list_runs(session, found, limit)]
     if as_json:
         return print_json(data)
-    print_table("Runs", ["id", "directory", "status", "mode", "trigger", "finished", "created", "updated",
-                         "deactivated", "errors"], (
-        (r["id"], r["directory"]["name"], status(r["status"]) + (" (dry)" if r["dry_run"] else ""), r["mode"],
-         r["trigger"], when(r["finished_at"]), r["counts"]["users_created"], r["counts"]["users_updated"],
-         r["counts"]["users_deactivated"], len(r["errors"]))
-        for r in data
-    ))
+    print_table(
+        "Runs",
+        [
+            "id",
+            "directory",
+            "status",
+            "mode",
+            "trigger",
+            "finished",
+            "created",
+            "updated",
+            "deactivated",
+            "errors",
+        ],
+        (
+            (
+                r["id"],
+                r["directory"]["name"],
+                status(r["status"]) + (" (dry)" if r["dry_run"] else ""),
+                r["mode"],
+                r["trigger"],
+                when(r["finished_at"]),
+                r["counts"]["users_created"],
+                r["counts"]["users_updated"],
+                r["counts"]["users_deactivated"],
+                len(r["errors"]),
+            )
+            for r in data
+        ),
+    )
 
 
 @runs_app.command("show")
@@ -325,12 +385,24 @@ def users_list(
         data = identity.users_json(session, identity.list_users(session, found, status=user_status))
     if as_json:
         return print_json(data)
-    print_table("Users", ["id", "email", "name", "status", "directory", "memberships"], (
-        (u["id"], u["email"], u["display_name"], status(u["status"]), u["directory"] or "local",
-         ", ".join(f"{m['organization']}:{m['role']}" + ("" if m["origin"] == "manual" else "*")
-                   for m in u["memberships"]))
-        for u in data
-    ))
+    print_table(
+        "Users",
+        ["id", "email", "name", "status", "directory", "memberships"],
+        (
+            (
+                u["id"],
+                u["email"],
+                u["display_name"],
+                status(u["status"]),
+                u["directory"] or "local",
+                ", ".join(
+                    f"{m['organization']}:{m['role']}" + ("" if m["origin"] == "manual" else "*")
+                    for m in u["memberships"]
+                ),
+            )
+            for u in data
+        ),
+    )
 
 
 @users_app.command("create")
@@ -355,13 +427,17 @@ def _set_user_state(ref: str, action: Callable[..., Any], as_json: bool) -> None
 
 
 @users_app.command("deactivate")
-def users_deactivate(user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False) -> None:
+def users_deactivate(
+    user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False
+) -> None:
     """Deactivate a user as an administrator; sync will not reactivate them."""
     _set_user_state(user, identity.deactivate_user, as_json)
 
 
 @users_app.command("activate")
-def users_activate(user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False) -> None:
+def users_activate(
+    user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False
+) -> None:
     """Activate a user again."""
     _set_user_state(user, identity.activate_user, as_json)
 
@@ -377,8 +453,11 @@ def groups_list(
         data = identity.list_groups(session, found)
     if as_json:
         return print_json(data)
-    print_table("Groups", ["id", "name", "directory", "members", "external id"],
-                ((g["id"], g["name"], g["directory"] or "local", g["members"], g["external_id"]) for g in data))
+    print_table(
+        "Groups",
+        ["id", "name", "directory", "members", "external id"],
+        ((g["id"], g["name"], g["directory"] or "local", g["members"], g["external_id"]) for g in data),
+    )
 
 
 @orgs_app.command("list")
@@ -388,8 +467,11 @@ def orgs_list(as_json: JsonFlag = False) -> None:
         data = identity.list_organizations(session)
     if as_json:
         return print_json(data)
-    print_table("Organizations", ["id", "slug", "name", "members"],
-                ((o["id"], o["slug"], o["name"], o["members"]) for o in data))
+    print_table(
+        "Organizations",
+        ["id", "slug", "name", "members"],
+        ((o["id"], o["slug"], o["name"], o["members"]) for o in data),
+    )
 
 
 @orgs_app.command("create")
@@ -445,7 +527,9 @@ def roles_list(as_json: JsonFlag = False) -> None:
 @roles_app.command("create")
 def roles_create(
     name: Annotated[str, typer.Argument(help="Role name.")],
-    rank: Annotated[int, typer.Option("--rank", help="Higher wins; owner 400, admin 300, member 200, viewer 100.")],
+    rank: Annotated[
+        int, typer.Option("--rank", help="Higher wins; owner 400, admin 300, member 200, viewer 100.")
+    ],
 ) -> None:
     """Add a custom role."""
     with store().transaction() as session:
@@ -459,21 +543,27 @@ def roles_create(
 @app.command("demo")
 def demo(as_json: JsonFlag = False) -> None:
     """Connect the bundled demo directory (a JSON snapshot) and run its first sync."""
-    from accessiq.demo import setup_demo  # noqa: PLC0415 - only this command needs it
+    from accessiq.demo import setup_demo
 
     s = store()
     run_id = setup_demo(s)
     with s.transaction() as session:
         _print_run(runs.run_json(session, runs.get_run(session, run_id)), as_json)
     if not as_json:
-        console.print("\nnext: accessiq users list   accessiq runs show "
-                      f"{run_id} --changes   accessiq directories show Demo")
+        console.print(
+            "\nnext: accessiq users list   accessiq runs show "
+            f"{run_id} --changes   accessiq directories show Demo"
+        )
 
 
 # Command groups that other CLI modules add commands to.
 GROUPS = {
-    "directories": directories_app, "runs": runs_app, "users": users_app, "groups": groups_app,
-    "orgs": orgs_app, "roles": roles_app,
+    "directories": directories_app,
+    "runs": runs_app,
+    "users": users_app,
+    "groups": groups_app,
+    "orgs": orgs_app,
+    "roles": roles_app,
 }
 
 

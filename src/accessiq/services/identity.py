@@ -41,8 +41,13 @@ def get_user(session: Session, ref: str | int) -> User:
 
 
 def list_users(
-    session: Session, directory: Directory | None = None, *, status: str | None = None, search: str | None = None,
-    limit: int | None = None, offset: int = 0,
+    session: Session,
+    directory: Directory | None = None,
+    *,
+    status: str | None = None,
+    search: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[User]:
     query = select(User).order_by(User.email_key)
     if directory is not None:
@@ -73,7 +78,9 @@ def users_json(session: Session, users: list[User]) -> list[dict[str, Any]]:
         ):
             groups[user_id].append(name)
         for user_id, slug, role, origin in session.execute(
-            select(OrganizationMembership.user_id, Organization.slug, Role.name, OrganizationMembership.origin)
+            select(
+                OrganizationMembership.user_id, Organization.slug, Role.name, OrganizationMembership.origin
+            )
             .join(Organization, Organization.id == OrganizationMembership.organization_id)
             .join(Role, Role.id == OrganizationMembership.role_id)
             .where(OrganizationMembership.user_id.in_(chunk))
@@ -101,7 +108,11 @@ def users_json(session: Session, users: list[User]) -> list[dict[str, Any]]:
 
 
 def create_user(
-    session: Session, email: str, *, given_name: str | None = None, family_name: str | None = None,
+    session: Session,
+    email: str,
+    *,
+    given_name: str | None = None,
+    family_name: str | None = None,
     username: str | None = None,
 ) -> User:
     """A local user, not linked to any directory."""
@@ -112,9 +123,16 @@ def create_user(
         raise ConflictError(f"a user with email {email} already exists")
     display = " ".join(part for part in (given_name, family_name) if part) or None
     user = User(
-        email=email, email_key=email.casefold(), username=username or email, given_name=given_name,
-        family_name=family_name, display_name=display, status="active", attributes={},
-        created_at=utcnow(), updated_at=utcnow(),
+        email=email,
+        email_key=email.casefold(),
+        username=username or email,
+        given_name=given_name,
+        family_name=family_name,
+        display_name=display,
+        status="active",
+        attributes={},
+        created_at=utcnow(),
+        updated_at=utcnow(),
     )
     session.add(user)
     session.flush()
@@ -141,9 +159,9 @@ def activate_user(session: Session, user: User) -> User:
 
 def list_groups(session: Session, directory: Directory | None = None) -> list[dict[str, Any]]:
     counts = dict(
-        session.execute(select(GroupMembership.group_id, func.count()).group_by(GroupMembership.group_id))
-        .tuples()
-        .all()
+        session.execute(
+            select(GroupMembership.group_id, func.count()).group_by(GroupMembership.group_id)
+        ).all()
     )
     directories = dict(session.execute(select(Directory.id, Directory.name)).all())
     query = select(Group).order_by(func.lower(Group.name), Group.id)
@@ -191,11 +209,11 @@ def create_organization(session: Session, slug: str, name: str | None = None) ->
 def list_organizations(session: Session) -> list[dict[str, Any]]:
     members = dict(
         session.execute(
-            select(OrganizationMembership.organization_id, func.count(func.distinct(OrganizationMembership.user_id)))
-            .group_by(OrganizationMembership.organization_id)
-        )
-        .tuples()
-        .all()
+            select(
+                OrganizationMembership.organization_id,
+                func.count(func.distinct(OrganizationMembership.user_id)),
+            ).group_by(OrganizationMembership.organization_id)
+        ).all()
     )
     return [
         {"id": o.id, "slug": o.slug, "name": o.name, "members": members.get(o.id, 0)}

@@ -1,0 +1,125 @@
+"""The store itself: migrations, built-in roles, constraints, timestamps and secrets, on both backends."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from accessiq.errors import ConfigurationError
+from accessiq.store.crypto import SecretBox, load_or_create_key
+from accessiq.store.database import Store
+from accessiq.store.tables import Directory, Role, SyncRun, User
+
+from ..conftest import TEST_KEY
+
+
+def test_migrations_create_every_table_and_the_ranked_builtin_roles(store: Store) -> None:
+    tables = set(inspect(store.engine).get_table_names())
+    assert {
+        "organizations",
+        "roles",
+        "users",
+        "groups",
+        "group_memberships",
+        "organization_memberships",
+        "directories",
+        "group_mappings",
+        "sync_runs",
+        "run_changes",
+        "run_errors",
+        "cursors",
+        "source_objects",
+    } <= tables
+    with store.transaction() as session:
+        roles = [(r.name, r.builtin) for r in session.scalars(select(Role).order_by(Role.rank.desc()))]
+    assert roles == [("owner", True), ("admin", True), ("member", True), ("viewer", True)]
+
+
+def test_emails_are_unique_case_insensitively(store: Store) -> None:
+    with store.transaction() as session:
+        session.add(User(email="Ann@Example.com", email_key="ann@example.com", attributes={}))
+    with pytest.raises(IntegrityError), store.transaction() as session:
+        session.add(User(email="ANN@example.com", email_key="ann@example.com", attributes={}))
+
+
+def test_external_ids_are_unique_per_directory(store: Store) -> None:
+    with store.transaction() as session:
+        directory = Directory(
+            name="D", provider="file", connection={}, settings={}, group_pins={}, secret_refs={}
+        )
+        session.add(directory)
+        session.flush()
+        session.add(
+            User(
+                email="a@x.io", email_key="a@x.io", directory_id=directory.id, external_id="1", attributes={}
+            )
+        )
+        directory_id = directory.id
+    with pytest.raises(IntegrityError), store.transaction() as session:
+        session.add(
+            User(
+                email="b@x.io", email_key="b@x.io", directory_id=directory_id, external_id="1", attributes={}
+            )
+        )
+
+
+def test_timestamps_come_back_aware_and_in_utc(store: Store) -> None:
+    moment = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+    with store.transaction() as session:
+        directory = Directory(
+            name="D", provider="file", connection={}, settings={}, group_pins={}, secret_refs={}
+        )
+        session.add(directory)
+        session.flush()
+        run = SyncRun(directory_id=directory.id, trigger="manual", mode="full", started_at=moment)
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    with store.transaction() as session:
+        assert session.get_one(SyncRun, run_id).started_at == moment
+        assert session.get_one(SyncRun, run_id).started_at.tzinfo is not None
+
+
+def test_directory_secrets_are_encrypted_at_rest(store: Store) -> None:
+    sealed = store.secrets.seal({"client_secret": "s3cr3t-value"})
+    with store.transaction() as session:
+        session.add(
+            Directory(
+                name="D",
+                provider="entra",
+                connection={},
+                settings={},
+                group_pins={},
+                secret_refs={},
+                secrets=sealed,
+            )
+        )
+    with store.engine.connect() as connection:
+        raw = connection.exec_driver_sql("SELECT secrets FROM directories").scalar_one()
+    assert b"s3cr3t-value" not in bytes(raw)
+    assert store.secrets.open(bytes(raw)) == {"client_secret": "s3cr3t-value"}
+
+
+def test_a_wrong_key_cannot_open_secrets_and_says_what_to_do() -> None:
+    sealed = SecretBox(TEST_KEY).seal({"bind_password": "x"})
+    other = SecretBox("Zm9vYmFyYmF6cXV4cXV1eGZvb2JhcmJhenF1eHF1dXg=")
+    with pytest.raises(
+        ConfigurationError, match="ACCESSIQ_SECRET_KEY: stored directory secrets cannot be decrypted"
+    ):
+        other.open(sealed)
+    with pytest.raises(ConfigurationError, match="not a valid Fernet key"):
+        SecretBox("short")
+
+
+def test_the_key_is_generated_once_into_the_data_directory_readable_by_owner_only(tmp_path: Path) -> None:
+    first = load_or_create_key(None, tmp_path)
+    assert load_or_create_key(None, tmp_path) == first
+    mode = stat.S_IMODE(os.stat(tmp_path / "accessiq.key").st_mode)
+    assert mode == 0o600
+    assert load_or_create_key(TEST_KEY, tmp_path) == TEST_KEY
