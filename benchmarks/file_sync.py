@@ -119,9 +119,8 @@ def main() -> int:
             return {"elapsed": elapsed, "changed": changed, "status": result["status"]}
 
         print(f"{args.users} users, {args.groups} groups, {store.dialect}")
-        print(
-            "| run                          |    time   | status    | created | updated | unchanged | m.added | changes |"
-        )
+        print("| run                          |    time   | status    | created | updated "
+              "| unchanged | m.added | changes |")
         print(
             "|------------------------------|-----------|-----------|---------|---------|-----------|---------|---------|"
         )

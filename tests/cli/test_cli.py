@@ -174,7 +174,8 @@ def test_dry_run_then_approve_and_blocked_exit_codes(cli: Any, tmp_path: Path, s
             "settings.default_organization: organization 'nowhere' does not exist",
         ),
         (
-            "name: X\nprovider: file\nconnection: {path: x}\ngroup_mappings: [{source_group: a, organization: nowhere}]\n",
+            "name: X\nprovider: file\nconnection: {path: x}\n"
+            "group_mappings: [{source_group: a, organization: nowhere}]\n",
             "group_mappings[0].organization: organization 'nowhere' does not exist",
         ),
         (
