@@ -30,9 +30,7 @@ def connect(store: Store, snapshot: Snapshot, orgs: tuple[str, ...] = ("acme",),
 
 def sync(store: Store, directory_id: int, *, dry_run: bool = False, full: bool = False) -> dict[str, Any]:
     with store.transaction() as session:
-        run, _ = runs.request_sync(
-            session, session.get_one(Directory, directory_id), dry_run=dry_run, full=full
-        )
+        run, _ = runs.request_sync(session, session.get_one(Directory, directory_id), dry_run=dry_run, full=full)
         run_id = run.id
     runs.run_now(store, run_id)
     with store.transaction() as session:
@@ -302,8 +300,33 @@ def test_deleting_a_directory_keeps_its_users_as_local_users(store: Store, snaps
         dirs.delete_directory(session, session.get_one(Directory, directory))
     remaining = users(store)
     assert len(remaining) == 5
-    assert all(
-        u["directory"] is None and u["memberships"] == [] and u["groups"] == [] for u in remaining.values()
-    )
+    assert all(u["directory"] is None and u["memberships"] == [] and u["groups"] == [] for u in remaining.values())
     with store.transaction() as session:
         assert session.scalar(select(func.count()).select_from(User)) == 5
+
+
+def test_ten_thousand_users_sync_and_an_unchanged_rerun_reports_zero_changes(
+    sqlite_store: Store, snapshot: Snapshot
+) -> None:
+    for i in range(10_000):
+        snapshot.users.append(
+            {
+                "id": f"u{i}",
+                "email": f"user{i}@example.com",
+                "given_name": f"G{i}",
+                "department": ("R&D", "Sales", "Ops")[i % 3],
+            }
+        )
+    for j in range(200):
+        snapshot.group(f"g{j}", f"Group {j}", [f"u{i}" for i in range(j, 10_000, 200)] + [f"g{j + 1}"] * (j % 10 == 0))
+    directory = connect(
+        sqlite_store,
+        snapshot,
+        settings={"default_organization": "acme", "attribute_mapping": {"department": "department"}},
+    )
+    first = sync(sqlite_store, directory)
+    assert first["counts"]["users_created"] == 10_000 and first["counts"]["groups_created"] == 200
+    second = sync(sqlite_store, directory)
+    assert second["status"] == "succeeded"
+    assert second["changes"] == []
+    assert second["counts"]["users_unchanged"] == 10_000
