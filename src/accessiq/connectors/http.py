@@ -1,0 +1,299 @@
+"""The HTTP core every REST connector shares: timeouts, retries with backoff, error mapping.
+
+A provider module describes its own error bodies (`ErrorDescriber`) and decides
+which statuses it handles itself (`accept`); everything else here is
+provider-neutral, so Graph, Okta and Google connectors behave alike on a slow,
+throttled or unreachable endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+
+from accessiq import __version__
+from accessiq.errors import (
+    AccessIQError,
+    AuthenticationError,
+    PermissionDeniedError,
+    SourceError,
+    TransientError,
+    UnreachableError,
+)
+
+log = structlog.get_logger(__name__)
+
+# Given a final error response, a provider returns the error to raise (a
+# ConnectorError, or a ConfigurationError when a setting caused it), or None for
+# the generic mapping below.
+ErrorDescriber = Callable[[httpx.Response], AccessIQError | None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry a request the provider may answer better later."""
+
+    attempts: int = 6
+    # Exponential fallback when the provider sends no Retry-After: base * 2**n, capped.
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    # A Retry-After longer than this is not slept through: the run fails as transient
+    # and the next scheduled run tries again.
+    max_retry_after: float = 300.0
+    # 501 Not Implemented is permanent, so it is not in the 5xx set.
+    statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """Knobs of the HTTP core; tests swap `sleep` and `jitter` to run without waiting."""
+
+    timeout: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    # Returns a factor in [0, 1) that spreads retries of many workers apart.
+    jitter: Callable[[], float] = random.random
+    transport: httpx.BaseTransport | None = None
+    user_agent: str = f"AccessIQ-DirectorySync/{__version__}"
+
+
+class HttpClient:
+    """One provider endpoint family (`service` names it in messages) behind retries and error mapping."""
+
+    def __init__(
+        self,
+        service: str,
+        options: HttpOptions | None = None,
+        *,
+        describe_error: ErrorDescriber | None = None,
+    ) -> None:
+        self.service = service
+        self.options = options or HttpOptions()
+        self._describe_error = describe_error
+        self._client = httpx.Client(
+            timeout=self.options.timeout,
+            transport=self.options.transport,
+            headers={"User-Agent": self.options.user_agent},
+            # Redirects are answers a provider means for us (Graph's 410 + Location), not hops.
+            follow_redirects=False,
+        )
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | str | None = None,
+        accept: Collection[int] = (),
+        raise_for_status: bool = True,
+    ) -> httpx.Response:
+        """Send one request, retrying transient failures; return a 2xx/3xx or an `accept`ed response.
+
+        Any other final status raises the ConnectorError the provider's describer or
+        the generic mapping chooses, unless `raise_for_status` is False.
+        """
+        policy = self.options.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._client.request(
+                    method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    data=data if isinstance(data, Mapping) else None,
+                    content=data if isinstance(data, str) else None,
+                )
+            except httpx.TransportError as exc:
+                if attempt >= policy.attempts:
+                    raise self._unreachable(url, exc, attempt) from None
+                delay = self._backoff(attempt)
+                log.info(
+                    "http.retry",
+                    service=self.service,
+                    url=_loggable(url),
+                    error=type(exc).__name__,
+                    attempt=attempt,
+                    delay=round(delay, 3),
+                )
+                self.options.sleep(delay)
+                continue
+            if response.status_code in accept or response.status_code < 400:
+                return response
+            if response.status_code in policy.statuses and attempt < policy.attempts:
+                wait = self._delay_for(response, attempt)
+                if wait is not None:
+                    log.info(
+                        "http.retry",
+                        service=self.service,
+                        url=_loggable(url),
+                        status=response.status_code,
+                        attempt=attempt,
+                        delay=round(wait, 3),
+                    )
+                    response.close()
+                    self.options.sleep(wait)
+                    continue
+            if not raise_for_status:
+                return response
+            raise self._error_for(response, attempt)
+
+    def get_json(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        accept: Collection[int] = (),
+    ) -> tuple[dict[str, Any], httpx.Response]:
+        """GET a JSON object; a body that is not one is a SourceError."""
+        response = self.request("GET", url, params=params, headers=headers, accept=accept)
+        return json_object(response, self.service), response
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _delay_for(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying, or None when the provider asks for longer than we wait."""
+        asked = retry_after_seconds(response.headers)
+        if asked is None:
+            return self._backoff(attempt)
+        if asked > self.options.retry.max_retry_after:
+            return None
+        return asked
+
+    def _backoff(self, attempt: int) -> float:
+        policy = self.options.retry
+        ceiling = min(policy.backoff_max, policy.backoff_base * 2 ** (attempt - 1))
+        # "Equal jitter": at least half the ceiling, so the wait still grows.
+        return ceiling / 2 + ceiling / 2 * self.options.jitter()
+
+    def _unreachable(self, url: str, exc: httpx.TransportError, attempts: int) -> UnreachableError:
+        origin = _origin(url)
+        if isinstance(exc, httpx.TimeoutException):
+            what = f"did not answer within {self.options.timeout:g}s"
+        elif isinstance(exc, httpx.ConnectError):
+            what = f"refused or failed the connection ({exc})"
+        else:
+            what = f"failed ({type(exc).__name__}: {exc})"
+        return UnreachableError(
+            f"{self.service} at {origin} {what}; gave up after {attempts} attempts",
+            hint="check the endpoint URL, DNS, proxy and firewall",
+        )
+
+    def _error_for(self, response: httpx.Response, attempts: int) -> AccessIQError:
+        if self._describe_error is not None:
+            described = self._describe_error(response)
+            if described is not None:
+                return described
+        status = response.status_code
+        where = (
+            f"{self.service} answered {status} to {response.request.method} {_loggable(str(response.url))}"
+        )
+        body = _snippet(response)
+        if status in self.options.retry.statuses:
+            return TransientError(
+                f"{where} after {attempts} attempts: {body}",
+                hint="the provider is throttling or unavailable; the next run retries",
+            )
+        if status == 401:
+            return AuthenticationError(f"{where}: {body}", hint="check the credentials")
+        if status == 403:
+            return PermissionDeniedError(f"{where}: {body}", hint="grant the credentials read access")
+        return SourceError(f"{where}: {body}")
+
+
+class PageGuard:
+    """Stops a paginator that a misbehaving server sends round in circles."""
+
+    def __init__(self, what: str, max_pages: int = 1_000_000) -> None:
+        self._what = what
+        self._max_pages = max_pages
+        self._seen: set[bytes] = set()
+
+    def visit(self, link: str) -> None:
+        """Record the next page's link; raise SourceError when it was already followed."""
+        digest = hashlib.blake2b(link.encode(), digest_size=16).digest()
+        if digest in self._seen:
+            raise SourceError(
+                f"{self._what}: the server sent the same next-page link twice; stopping instead of looping"
+            )
+        if len(self._seen) >= self._max_pages:
+            raise SourceError(f"{self._what}: more than {self._max_pages} pages; stopping")
+        self._seen.add(digest)
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """The wait a response asks for: `Retry-After` (seconds or HTTP date) or Okta's `X-Rate-Limit-Reset`."""
+    now = time.time() if now is None else now
+    value = headers.get("retry-after")
+    if value is not None:
+        value = value.strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+        except (TypeError, ValueError, IndexError):
+            return None
+    reset = headers.get("x-rate-limit-reset")
+    if reset is not None:
+        try:
+            return max(0.0, float(reset) - now)
+        except ValueError:
+            return None
+    return None
+
+
+def json_object(response: httpx.Response, service: str) -> dict[str, Any]:
+    """The response body as a JSON object, or a SourceError saying what came instead."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise SourceError(
+            f"{service} sent a body that is not JSON for {_loggable(str(response.url))}: {_snippet(response)}"
+        ) from None
+    if not isinstance(body, dict):
+        raise SourceError(f"{service} sent JSON that is not an object for {_loggable(str(response.url))}")
+    return body
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for hosts that never leave the machine, where plain http:// is acceptable."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _loggable(url: str) -> str:
+    # Page tokens are long and meaningless to a reader; the path says enough.
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _snippet(response: httpx.Response, limit: int = 300) -> str:
+    try:
+        text = response.text
+    except (httpx.ResponseNotRead, UnicodeDecodeError):
+        return "(unreadable body)"
+    text = " ".join(text.split())
+    return text[:limit] + ("…" if len(text) > limit else "") if text else "(empty body)"
