@@ -276,6 +276,7 @@ class EntraSandbox:
             display_name="AccessIQ Directory Sync",
         )
         self._factory = PeopleFactory(self.seed + 104729, self.domain)
+        self._factory.reserve(self.population.people)
         self._seq = 0
         self._log_seqs: list[int] = []
         self._log: list[tuple[str, str]] = []

@@ -160,6 +160,10 @@ class PeopleFactory:
         self._usernames: set[str] = set()
         self._employee_numbers: set[int] = set()
 
+    def reserve(self, people: tuple[Person, ...]) -> None:
+        """Never hand out these people's logins again (people added to an existing population)."""
+        self._usernames.update(person.username for person in people)
+
     def new_id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
