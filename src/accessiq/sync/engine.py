@@ -162,7 +162,9 @@ def _plan_and_apply(store: Store, run_id: int, prepared: _Prepared, snapshot: So
         cursor_row = load_cursor(session, directory.id)
         if (cursor_row.value if cursor_row else None) != prepared.cursor and prepared.mode == "incremental":
             raise ConflictError("another run applied changes to this directory meanwhile; run the sync again")
-        mirror_before = load_mirror(session, directory.id)
+        # An incremental run read the mirror when it started, and the unchanged cursor proves
+        # nothing has written it since; a full run has not read it yet.
+        mirror_before = prepared.mirror if prepared.mode == "incremental" else load_mirror(session, directory.id)
         current = load_store_state(session, directory.id)
         context = plan_context(session, directory)
         plan = plan_sync(snapshot, current, context)
