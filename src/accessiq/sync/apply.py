@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from accessiq.store.tables import (
+    Base,
     Cursor,
     Directory,
     Group,
@@ -34,6 +35,13 @@ _BULK_TABLES = ("users", "groups", "group_memberships", "organization_membership
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """Core executemany without RETURNING: the driver batches it (psycopg pipelines), far
+    faster than the ORM's per-batch RETURNING; callers read ids back in one query if needed."""
+    if rows:
+        session.execute(insert(Base.metadata.tables[model.__tablename__]), rows)
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,7 @@ def apply_plan(session: Session, directory_id: int, plan: Plan, mirror: MirrorCh
     if plan.pins:
         directory.group_pins = {**(directory.group_pins or {}), **plan.pins}
     _Applier(session, directory_id, now).run(plan.operations)
-    if (
-        session.get_bind().dialect.name == "postgresql"
-        and len(plan.operations) + len(mirror.upserts) > _ANALYZE_AFTER
-    ):
+    if session.get_bind().dialect.name == "postgresql" and len(plan.operations) + len(mirror.upserts) > _ANALYZE_AFTER:
         # A bulk load leaves the planner statistics saying the tables are empty; the next
         # run's joins would then pick nested loops over millions of rows.
         session.execute(text(f"ANALYZE {', '.join(_BULK_TABLES)}"))
@@ -103,14 +108,14 @@ def _apply_mirror(session: Session, directory_id: int, mirror: MirrorChange, now
                     SourceObject.external_id.in_(chunk),
                 )
             )
-    if mirror.upserts:
-        session.execute(
-            insert(SourceObject),
-            [
-                {"directory_id": directory_id, "kind": kind, "external_id": ext, "data": data}
-                for kind, ext, data in mirror.upserts
-            ],
-        )
+    _insert_rows(
+        session,
+        SourceObject,
+        [
+            {"directory_id": directory_id, "kind": kind, "external_id": ext, "data": data}
+            for kind, ext, data in mirror.upserts
+        ],
+    )
     cursor = session.get(Cursor, directory_id)
     if cursor is None:
         cursor = Cursor(directory_id=directory_id)
@@ -126,18 +131,16 @@ class _Applier:
         self.session = session
         self.directory_id = directory_id
         self.now = now
-        self.user_ids = {
-            str(ext): user_id
-            for ext, user_id in session.execute(
-                select(User.external_id, User.id).where(User.directory_id == directory_id)
-            )
-        }
-        self.group_ids = {
-            str(ext): group_id
-            for ext, group_id in session.execute(
-                select(Group.external_id, Group.id).where(Group.directory_id == directory_id)
-            )
-        }
+        self.user_ids = self._ids(User)
+        self.group_ids = self._ids(Group)
+
+    def _ids(self, table: type[User] | type[Group]) -> dict[str, int]:
+        """external id -> row id of this directory's users or groups."""
+        query = select(table.external_id, table.id).where(table.directory_id == self.directory_id)
+        return {str(ext): row_id for ext, row_id in self.session.execute(query)}
+
+    def _insert(self, model: type[Base], rows: list[dict[str, Any]]) -> None:
+        _insert_rows(self.session, model, rows)
 
     def run(self, operations: list[Operation]) -> None:
         steps: dict[tuple[str, str], list[Operation]] = defaultdict(list)
@@ -163,11 +166,8 @@ class _Applier:
             }
             for op in ops
         ]
-        for chunk in _chunks(rows):
-            for group_id, external_id in self.session.execute(
-                insert(Group).returning(Group.id, Group.external_id), list(chunk)
-            ):
-                self.group_ids[str(external_id)] = group_id
+        self._insert(Group, rows)
+        self.group_ids = self._ids(Group)
 
     def _group_update(self, ops: list[Operation]) -> None:
         self.session.execute(
@@ -202,11 +202,8 @@ class _Applier:
                     "updated_at": self.now,
                 }
             )
-        for chunk in _chunks(rows):
-            for user_id, external_id in self.session.execute(
-                insert(User).returning(User.id, User.external_id), list(chunk)
-            ):
-                self.user_ids[str(external_id)] = user_id
+        self._insert(User, rows)
+        self.user_ids = self._ids(User)
 
     def _changed_values(self, op: Operation) -> dict[str, Any]:
         values: dict[str, Any] = {"id": op.detail["user_id"], "updated_at": self.now}
@@ -261,11 +258,9 @@ class _Applier:
 
     def _group_membership_add(self, ops: list[Operation]) -> None:
         rows = [
-            {"group_id": self.group_ids[g], "user_id": self.user_ids[u]}
-            for g, u in (op.detail["key"] for op in ops)
+            {"group_id": self.group_ids[g], "user_id": self.user_ids[u]} for g, u in (op.detail["key"] for op in ops)
         ]
-        for chunk in _chunks(rows):
-            self.session.execute(insert(GroupMembership), list(chunk))
+        self._insert(GroupMembership, rows)
 
     def _group_membership_remove(self, ops: list[Operation]) -> None:
         statement = delete(GroupMembership).where(
@@ -286,8 +281,7 @@ class _Applier:
             for op in ops
             for org, user, origin in [op.detail["key"]]
         ]
-        for chunk in _chunks(rows):
-            self.session.execute(insert(OrganizationMembership), list(chunk))
+        self._insert(OrganizationMembership, rows)
 
     def _org_membership_statement(self, ops: list[Operation], role: bool) -> None:
         condition = and_(
@@ -340,14 +334,12 @@ def record_log(session: Session, run_id: int, plan: Plan) -> None:
         }
         for i, ext in enumerate(plan.retained)
     ]
-    for chunk in _chunks(changes):
-        session.execute(insert(RunChange), list(chunk))
+    _insert_rows(session, RunChange, changes)
     errors = [
         {"run_id": run_id, "object": issue.object, "external_id": issue.external_id, "message": issue.message}
         for issue in plan.errors
     ]
-    for error_chunk in _chunks(errors):
-        session.execute(insert(RunError), list(error_chunk))
+    _insert_rows(session, RunError, errors)
 
 
 def _log_detail(op: Operation) -> dict[str, Any]:
@@ -355,6 +347,5 @@ def _log_detail(op: Operation) -> dict[str, Any]:
     return {
         k: v
         for k, v in op.detail.items()
-        if k not in ("key", "user_id", "group_id", "attributes")
-        or (k == "attributes" and op.action == "create")
+        if k not in ("key", "user_id", "group_id", "attributes") or (k == "attributes" and op.action == "create")
     }
