@@ -30,15 +30,20 @@ def _psycopg_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
-def _postgres_database(worker: str) -> str | None:
-    """Create (afresh) this worker's test database; None when PostgreSQL is not there."""
-    name = f"accessiq_test_{worker}"
+def _admin(statement: str) -> None:
+    engine = create_engine(_psycopg_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
     try:
-        engine = create_engine(_psycopg_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
         with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text(statement))
+    finally:
         engine.dispose()
+
+
+def _postgres_database(name: str) -> str | None:
+    """Create (afresh) a test database; None when PostgreSQL is not there."""
+    try:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _admin(f'CREATE DATABASE "{name}"')
     except Exception as exc:
         if IN_CI:
             raise RuntimeError(
@@ -50,8 +55,13 @@ def _postgres_database(worker: str) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(worker_id: str) -> str | None:
-    return _postgres_database(worker_id)
+def postgres_url(worker_id: str) -> Iterator[str | None]:
+    """A database of this test process's own (named by worker and pid, so parallel runs never meet)."""
+    name = f"accessiq_test_{worker_id}_{os.getpid()}"
+    url = _postgres_database(name)
+    yield url
+    if url is not None:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

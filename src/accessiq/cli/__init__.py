@@ -15,7 +15,7 @@ import yaml
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from accessiq.cli.output import console, err_console, print_json, print_table, status, when
+from accessiq.cli.output import console, err_console, print_json, print_table, schedule_text, status, when
 from accessiq.config import Settings
 from accessiq.errors import AccessIQError
 from accessiq.logs import configure_logging
@@ -32,12 +32,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 directories_app = typer.Typer(help="Connect and configure directories.", no_args_is_help=True)
-runs_app = typer.Typer(
-    help="The sync log: runs, their changes and errors; approve or reject.", no_args_is_help=True
-)
-users_app = typer.Typer(
-    help="Review users; create local users; deactivate and activate.", no_args_is_help=True
-)
+runs_app = typer.Typer(help="The sync log: runs, their changes and errors; approve or reject.", no_args_is_help=True)
+users_app = typer.Typer(help="Review users; create local users; deactivate and activate.", no_args_is_help=True)
 groups_app = typer.Typer(help="Review groups.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Organizations and manual memberships.", no_args_is_help=True)
 roles_app = typer.Typer(help="Roles and their ranks.", no_args_is_help=True)
@@ -111,9 +107,7 @@ def directories_show(directory: DirectoryArg, as_json: JsonFlag = False) -> None
         data = dirs.directory_json(session, dirs.get_directory(session, directory))
     if as_json:
         return print_json(data)
-    console.print(
-        f"[bold]{data['name']}[/bold] (id {data['id']}, provider {data['provider']}, {data['users']} users)"
-    )
+    console.print(f"[bold]{data['name']}[/bold] (id {data['id']}, provider {data['provider']}, {data['users']} users)")
     console.print(
         yaml.safe_dump(
             {
@@ -129,6 +123,7 @@ def directories_show(directory: DirectoryArg, as_json: JsonFlag = False) -> None
         console.print(f"last run: {last['id']} {status(last['status'])} at {when(last['finished_at'])}")
     else:
         console.print("last run: never")
+    console.print(schedule_text("schedule", data["schedule"]))
 
 
 @directories_app.command("export")
@@ -427,17 +422,13 @@ def _set_user_state(ref: str, action: Callable[..., Any], as_json: bool) -> None
 
 
 @users_app.command("deactivate")
-def users_deactivate(
-    user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False
-) -> None:
+def users_deactivate(user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False) -> None:
     """Deactivate a user as an administrator; sync will not reactivate them."""
     _set_user_state(user, identity.deactivate_user, as_json)
 
 
 @users_app.command("activate")
-def users_activate(
-    user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False
-) -> None:
+def users_activate(user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False) -> None:
     """Activate a user again."""
     _set_user_state(user, identity.activate_user, as_json)
 
@@ -527,9 +518,7 @@ def roles_list(as_json: JsonFlag = False) -> None:
 @roles_app.command("create")
 def roles_create(
     name: Annotated[str, typer.Argument(help="Role name.")],
-    rank: Annotated[
-        int, typer.Option("--rank", help="Higher wins; owner 400, admin 300, member 200, viewer 100.")
-    ],
+    rank: Annotated[int, typer.Option("--rank", help="Higher wins; owner 400, admin 300, member 200, viewer 100.")],
 ) -> None:
     """Add a custom role."""
     with store().transaction() as session:
@@ -551,8 +540,7 @@ def demo(as_json: JsonFlag = False) -> None:
         _print_run(runs.run_json(session, runs.get_run(session, run_id)), as_json)
     if not as_json:
         console.print(
-            "\nnext: accessiq users list   accessiq runs show "
-            f"{run_id} --changes   accessiq directories show Demo"
+            f"\nnext: accessiq users list   accessiq runs show {run_id} --changes   accessiq directories show Demo"
         )
 
 

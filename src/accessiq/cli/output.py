@@ -63,3 +63,17 @@ STATUS_STYLE = {
 def status(value: str) -> str:
     style = STATUS_STYLE.get(value)
     return f"[{style}]{value}[/{style}]" if style else value
+
+
+def schedule_text(name: str, info: dict[str, Any]) -> str:
+    """The schedule in a few lines, for `directories schedule` and `directories show`."""
+    if not info["enabled"]:
+        lines = [f"{name}: automatic sync off (frequency {info['frequency']})"]
+    else:
+        lines = [f"{name}: every {info['frequency']}; next run {when(info['next_run_at'])}"]
+    if info["consecutive_failures"]:
+        lines.append(f"  {info['consecutive_failures']} consecutive failed run(s)")
+        if info["backoff_until"]:
+            lines.append(f"  backing off until {when(info['backoff_until'])}")
+    lines.append(f"  last success {when(info['last_success_at'])}" + ("  [red]STALE[/red]" if info["stale"] else ""))
+    return "\n".join(lines)

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from accessiq.connectors import connector_class
 from accessiq.connectors.base import CheckResult, Connector, SourceGroup
 from accessiq.errors import ConfigurationError, NotFoundError
+from accessiq.jobs.scheduler import schedule_info
+from accessiq.services import parse_id
 from accessiq.store.crypto import SecretBox
 from accessiq.store.tables import (
     Cursor,
@@ -30,7 +32,8 @@ from accessiq.sync.settings import SyncSettings
 def get_directory(session: Session, ref: str | int) -> Directory:
     """A directory by id or by name (case-insensitive)."""
     text = str(ref)
-    directory = session.get(Directory, int(text)) if text.isdigit() else None
+    row_id = parse_id(text)
+    directory = session.get(Directory, row_id) if row_id is not None else None
     if directory is None:
         directory = session.scalar(select(Directory).where(func.lower(Directory.name) == text.lower()))
     if directory is None:
@@ -73,8 +76,7 @@ def apply_document(session: Session, box: SecretBox, document: DirectoryDocument
     created = directory is None
     if directory is not None and directory.provider != document.provider:
         raise ConfigurationError(
-            f"directory {document.name!r} uses provider {directory.provider}; a directory cannot change "
-            "provider",
+            f"directory {document.name!r} uses provider {directory.provider}; a directory cannot change provider",
             field="provider",
             hint="delete it first or choose another name",
         )
@@ -126,17 +128,13 @@ def _apply_mappings(session: Session, directory: Directory, resolved: list[Any])
     existing = {
         (m.source_group, m.organization_id): m
         for m in session.scalars(
-            select(GroupMapping).where(
-                GroupMapping.directory_id == directory.id, GroupMapping.removed.is_(False)
-            )
+            select(GroupMapping).where(GroupMapping.directory_id == directory.id, GroupMapping.removed.is_(False))
         )
     }
     for position, (spec, org, role) in enumerate(resolved):
         mapping = existing.pop((spec.source_group, org.id), None)
         if mapping is None:
-            mapping = GroupMapping(
-                directory_id=directory.id, source_group=spec.source_group, organization_id=org.id
-            )
+            mapping = GroupMapping(directory_id=directory.id, source_group=spec.source_group, organization_id=org.id)
             session.add(mapping)
         mapping.role_id = role.id
         mapping.position = position
@@ -145,9 +143,7 @@ def _apply_mappings(session: Session, directory: Directory, resolved: list[Any])
         mapping.removed = True
 
 
-def mappings_of(
-    session: Session, directory: Directory, *, include_removed: bool = False
-) -> list[GroupMapping]:
+def mappings_of(session: Session, directory: Directory, *, include_removed: bool = False) -> list[GroupMapping]:
     query = select(GroupMapping).where(GroupMapping.directory_id == directory.id)
     if not include_removed:
         query = query.where(GroupMapping.removed.is_(False))
@@ -179,9 +175,7 @@ def export_document(session: Session, directory: Directory) -> dict[str, Any]:
 def delete_directory(session: Session, directory: Directory) -> None:
     """Remove the directory; its users stay as local users (unlinked), its groups go."""
     active = session.scalar(
-        select(SyncRun.id).where(
-            SyncRun.directory_id == directory.id, SyncRun.status.in_(("queued", "running"))
-        )
+        select(SyncRun.id).where(SyncRun.directory_id == directory.id, SyncRun.status.in_(("queued", "running")))
     )
     if active is not None:
         raise ConfigurationError(
@@ -192,9 +186,7 @@ def delete_directory(session: Session, directory: Directory) -> None:
         f"group-mapping:{m.id}" for m in mappings_of(session, directory, include_removed=True)
     ]
     session.execute(delete(OrganizationMembership).where(OrganizationMembership.origin.in_(origins)))
-    session.execute(
-        update(User).where(User.directory_id == directory.id).values(directory_id=None, external_id=None)
-    )
+    session.execute(update(User).where(User.directory_id == directory.id).values(directory_id=None, external_id=None))
     session.delete(directory)
 
 
@@ -202,9 +194,7 @@ def build_connector(box: SecretBox, directory: Directory, settings: SyncSettings
     """A connector for the directory, with its secrets decrypted and the fields its mapping reads."""
     cls = connector_class(directory.provider)
     settings = settings or settings_of(directory)
-    connection = validate_connection(
-        directory.provider, {**directory.connection, **box.open(directory.secrets)}
-    )
+    connection = validate_connection(directory.provider, {**directory.connection, **box.open(directory.secrets)})
     mapping = CompiledMapping.build(cls.default_mapping, settings.attribute_mapping)
     fields = referenced_fields(list(mapping.sources), settings.user_filter.condition)
     return cls(connection, fields=fields)
@@ -292,4 +282,5 @@ def directory_json(session: Session, directory: Directory) -> dict[str, Any]:
         },
         "last_full_sync_at": cursor.last_full_sync_at if cursor else None,
         "incremental": connector_class(directory.provider).incremental,
+        "schedule": schedule_info(session, directory),
     }

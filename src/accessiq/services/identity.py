@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accessiq.errors import ConfigurationError, ConflictError, NotFoundError
+from accessiq.services import parse_id
 from accessiq.store.tables import (
     Directory,
     Group,
@@ -32,7 +33,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 def get_user(session: Session, ref: str | int) -> User:
     """A user by id or by email (case-insensitive)."""
     text = str(ref).strip()
-    user = session.get(User, int(text)) if text.isdigit() else None
+    row_id = parse_id(text)
+    user = session.get(User, row_id) if row_id is not None else None
     if user is None:
         user = session.scalar(select(User).where(User.email_key == text.casefold()))
     if user is None:
@@ -78,9 +80,7 @@ def users_json(session: Session, users: list[User]) -> list[dict[str, Any]]:
         ):
             groups[user_id].append(name)
         for user_id, slug, role, origin in session.execute(
-            select(
-                OrganizationMembership.user_id, Organization.slug, Role.name, OrganizationMembership.origin
-            )
+            select(OrganizationMembership.user_id, Organization.slug, Role.name, OrganizationMembership.origin)
             .join(Organization, Organization.id == OrganizationMembership.organization_id)
             .join(Role, Role.id == OrganizationMembership.role_id)
             .where(OrganizationMembership.user_id.in_(chunk))
@@ -159,9 +159,7 @@ def activate_user(session: Session, user: User) -> User:
 
 def list_groups(session: Session, directory: Directory | None = None) -> list[dict[str, Any]]:
     counts = dict(
-        session.execute(
-            select(GroupMembership.group_id, func.count()).group_by(GroupMembership.group_id)
-        ).all()
+        session.execute(select(GroupMembership.group_id, func.count()).group_by(GroupMembership.group_id)).all()
     )
     directories = dict(session.execute(select(Directory.id, Directory.name)).all())
     query = select(Group).order_by(func.lower(Group.name), Group.id)
@@ -185,8 +183,8 @@ def list_groups(session: Session, directory: Directory | None = None) -> list[di
 
 def get_organization(session: Session, slug: str) -> Organization:
     org = session.scalar(select(Organization).where(Organization.slug == slug))
-    if org is None and slug.isdigit():
-        org = session.get(Organization, int(slug))
+    if org is None and (row_id := parse_id(slug)) is not None:
+        org = session.get(Organization, row_id)
     if org is None:
         raise NotFoundError(f"no organization {slug!r}", hint=f"create it: accessiq orgs create {slug}")
     return org

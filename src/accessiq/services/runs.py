@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from accessiq.errors import NotFoundError
+from accessiq.errors import ConflictError, NotFoundError
+from accessiq.jobs.worker import execute_with_lease
+from accessiq.services import parse_id
 from accessiq.store.database import Store
-from accessiq.store.tables import Directory, RunChange, RunError, SyncRun
+from accessiq.store.tables import Directory, RunChange, RunError, SyncRun, utcnow
 from accessiq.sync import engine
 
 ACTIVE = ("queued", "running")
@@ -57,18 +61,49 @@ def request_sync(
         notes=[],
         progress={},
     )
-    session.add(run)
-    session.flush()
+    try:
+        # Two Sync Nows at once: the database lets one queued run per directory through.
+        with session.begin_nested():
+            session.add(run)
+    except IntegrityError:
+        active = session.scalar(
+            select(SyncRun).where(SyncRun.directory_id == directory.id, SyncRun.status.in_(ACTIVE)).limit(1)
+        )
+        if active is None:
+            raise
+        return active, False
     return run, True
 
 
 def run_now(store: Store, run_id: int, progress: engine.Progress | None = None) -> SyncRun:
-    """Carry a queued run to its end in this process."""
-    return engine.execute_run(store, run_id, progress)
+    """Carry a queued run to its end in this process, holding a lease as a worker does.
+
+    If a worker claimed the run first, wait for that worker to finish it instead.
+    """
+    try:
+        return execute_with_lease(store, run_id, progress)
+    except ConflictError:
+        return wait_for_run(store, run_id, progress)
+
+
+def wait_for_run(
+    store: Store, run_id: int, progress: engine.Progress | None = None, poll_seconds: float = 0.5
+) -> SyncRun:
+    """Block until the run has finished, reporting its progress as the worker records it."""
+    while True:
+        with store.transaction() as session:
+            run = session.get_one(SyncRun, run_id)
+            if run.status in engine.FINISHED:
+                return run
+            report = dict(run.progress or {})
+        if progress is not None and report:
+            progress(str(report.get("phase", "reading")), int(report.get("users", 0)), int(report.get("groups", 0)))
+        time.sleep(poll_seconds)
 
 
 def get_run(session: Session, run_id: int | str) -> SyncRun:
-    run = session.get(SyncRun, int(run_id)) if str(run_id).isdigit() else None
+    row_id = parse_id(run_id)
+    run = session.get(SyncRun, row_id) if row_id is not None else None
     if run is None:
         raise NotFoundError(f"no run {run_id!r}", hint="see `accessiq runs list`")
     return run
@@ -116,9 +151,7 @@ def run_json(session: Session, run: SyncRun, *, changes: bool = False) -> dict[s
     return data
 
 
-def run_changes(
-    session: Session, run: SyncRun, obj: str | None = None, action: str | None = None
-) -> list[RunChange]:
+def run_changes(session: Session, run: SyncRun, obj: str | None = None, action: str | None = None) -> list[RunChange]:
     query = select(RunChange).where(RunChange.run_id == run.id)
     if obj:
         query = query.where(RunChange.object == obj)
@@ -147,3 +180,21 @@ def approve(store: Store, run_id: int) -> SyncRun:
 
 def reject(store: Store, run_id: int) -> SyncRun:
     return engine.reject_stored_plan(store, run_id)
+
+
+def cancel_run(session: Session, run: SyncRun) -> SyncRun:
+    """Cancel a run: a queued one ends `canceled` now; a running one at its worker's next checkpoint.
+
+    Either way nothing of it is applied (a run already applying finishes: its apply is atomic).
+    """
+    # Lock the row first so a worker cannot claim it between our read and our write.
+    session.refresh(run, with_for_update=True)
+    if run.status == "queued":
+        run.status = "canceled"
+        run.message = "canceled by an administrator before it started"
+        run.finished_at = utcnow()
+    elif run.status == "running":
+        run.cancel_requested_at = run.cancel_requested_at or utcnow()
+    else:
+        raise ConflictError(f"run {run.id} is {run.status}; only queued or running runs can be canceled")
+    return run

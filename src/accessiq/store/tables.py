@@ -227,6 +227,16 @@ class SyncRun(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # -- queue and schedule (migration 0002) --
+    # The schedule slot a `schedule` run was queued for (the latest, when missed slots coalesced).
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Set by `runs cancel` on a running run; the worker's next checkpoint ends the run `canceled`.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # 1 for a fresh run; a retry after a lost worker counts on from the run it retries.
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    retry_of_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sync_runs.id", ondelete="SET NULL"), nullable=True
+    )
 
 
 class RunChange(Base):
@@ -251,3 +261,107 @@ class RunError(Base):
     object: Mapped[str] = mapped_column(String(30))
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     message: Mapped[str] = mapped_column(Text)
+
+
+# -- web UI and REST API (migration 0003) ------------------------------------------------------
+
+
+class Administrator(Base):
+    """A person who signs in to the web UI. Only an Argon2 hash of the password is kept."""
+
+    __tablename__ = "administrators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    # Lowered email: sign-in is case-insensitive and one address has one account.
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ApiToken(Base):
+    """A bearer token for the REST API. Only a SHA-256 digest of the token is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The first characters of the token, so an admin can tell tokens apart.
+    prefix: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # `read` (GET only) or `write` (everything).
+    scope: Mapped[str] = mapped_column(String(20), default="write")
+    created_by: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie holds a random id; the row holds its SHA-256 digest."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    administrator_id: Mapped[int] = mapped_column(
+        ForeignKey("administrators.id", ondelete="CASCADE"), index=True
+    )
+    # The synchronizer token every state-changing form and htmx request of this session carries.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# -- scheduling and the run queue (migration 0002) -------------------------------------------
+
+
+class DirectorySchedule(Base):
+    """Where a directory's schedule stands: the next slot, and the settings it was computed from."""
+
+    __tablename__ = "directory_schedules"
+
+    directory_id: Mapped[int] = mapped_column(
+        ForeignKey("directories.id", ondelete="CASCADE"), primary_key=True
+    )
+    # None while the schedule is off.
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    # `frequency|enabled` as last seen; a change of either recomputes next_run_at.
+    schedule_key: Mapped[str] = mapped_column(String(200), default="")
+    # The slot the scheduler last queued a run for.
+    last_slot_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+
+# At most one queued and one running run per directory, whatever the code above the store does
+# (two Sync Nows racing on PostgreSQL, a claim racing a claim). Partial indexes on both backends.
+Index(
+    "uq_sync_runs_one_running",
+    SyncRun.directory_id,
+    unique=True,
+    postgresql_where=SyncRun.status == "running",
+    sqlite_where=SyncRun.status == "running",
+)
+Index(
+    "uq_sync_runs_one_queued",
+    SyncRun.directory_id,
+    unique=True,
+    postgresql_where=SyncRun.status == "queued",
+    sqlite_where=SyncRun.status == "queued",
+)
+# What workers poll: the queue, and leases that may have expired.
+Index(
+    "ix_sync_runs_queued",
+    SyncRun.queued_at,
+    postgresql_where=SyncRun.status == "queued",
+    sqlite_where=SyncRun.status == "queued",
+)
+Index(
+    "ix_sync_runs_running_lease",
+    SyncRun.lease_expires_at,
+    postgresql_where=SyncRun.status == "running",
+    sqlite_where=SyncRun.status == "running",
+)

@@ -159,6 +159,10 @@ def _plan_and_apply(store: Store, run_id: int, prepared: _Prepared, snapshot: So
     with store.transaction() as session:
         directory = _lock_directory(session, prepared.directory_id)
         run = session.get_one(SyncRun, run_id)
+        session.refresh(run)
+        if run.status != "running":
+            # Its lease was recovered (a stalled worker) or it was canceled meanwhile.
+            raise ConflictError(f"run {run_id} is {run.status} now; nothing was applied")
         cursor_row = load_cursor(session, directory.id)
         if (cursor_row.value if cursor_row else None) != prepared.cursor and prepared.mode == "incremental":
             raise ConflictError("another run applied changes to this directory meanwhile; run the sync again")
