@@ -1,0 +1,233 @@
+"""Configuring a directory piece by piece, as the API and the web UI both do it.
+
+Each function edits one part (connection, settings, group mappings) by turning
+the stored directory back into its document, changing that part and applying
+the document again, so every edit passes the same validation as
+`accessiq directories apply`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from accessiq.connectors import connector_class
+from accessiq.connectors.base import UserUpserted
+from accessiq.errors import AccessIQError, ConfigurationError, ConflictError, ConnectorError
+from accessiq.services import directories as dirs
+from accessiq.store.crypto import SecretBox
+from accessiq.store.database import Store
+from accessiq.store.tables import Directory, SourceObject
+from accessiq.sync.document import configuration_error, validate_document
+from accessiq.sync.mapping import CompiledMapping, MappingError
+from accessiq.sync.settings import GroupMappingSpec, SyncSettings
+
+
+def secret_fields(provider: str) -> tuple[str, ...]:
+    """The connection fields of `provider` that are secrets (write-only)."""
+    return connector_class(provider).settings_model.secret_fields
+
+
+def connection_fields(provider: str) -> list[dict[str, Any]]:
+    """The provider's connection fields for a form: name, required, secret, default, description."""
+    model = connector_class(provider).settings_model
+    secrets = set(model.secret_fields)
+    fields = []
+    for name, info in model.model_fields.items():
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        fields.append(
+            {
+                "name": name,
+                "required": info.is_required(),
+                "secret": name in secrets,
+                "default": default if isinstance(default, str | int | float | bool) else None,
+                "description": info.description or "",
+                "boolean": info.annotation is bool,
+            }
+        )
+    return fields
+
+
+def _document(session: Session, directory: Directory) -> dict[str, Any]:
+    """The directory's document without its secrets: applying it keeps the stored ones."""
+    document = dirs.export_document(session, directory)
+    hidden = set(secret_fields(directory.provider))
+    document["connection"] = {k: v for k, v in document["connection"].items() if k not in hidden}
+    return document
+
+
+def _apply(session: Session, box: SecretBox, document: dict[str, Any]) -> Directory:
+    directory, _ = dirs.apply_document(session, box, validate_document(document))
+    return directory
+
+
+def create_directory(session: Session, box: SecretBox, document: dict[str, Any]) -> Directory:
+    """A new directory from a document; a directory of that name already existing is a conflict."""
+    parsed = validate_document(document)
+    if _exists(session, parsed.name):
+        raise ConflictError(f"a directory named {parsed.name!r} already exists", hint="choose another name")
+    directory, _ = dirs.apply_document(session, box, parsed)
+    return directory
+
+
+def _exists(session: Session, name: str) -> bool:
+    try:
+        dirs.get_directory(session, name)
+    except AccessIQError:
+        return False
+    return True
+
+
+def replace_document(session: Session, box: SecretBox, directory: Directory, document: dict[str, Any]) -> Directory:
+    """Replace a directory's whole document; secrets left out of `connection` keep their stored value."""
+    parsed = validate_document(document)
+    if parsed.name.casefold() != directory.name.casefold():
+        raise ConfigurationError(
+            f"the document names {parsed.name!r} but this is directory {directory.name!r}; "
+            "directories cannot be renamed",
+            field="name",
+        )
+    if parsed.provider != directory.provider:
+        raise ConfigurationError(
+            f"directory {directory.name!r} uses provider {directory.provider}; a directory cannot change provider",
+            field="provider",
+        )
+    updated, _ = dirs.apply_document(session, box, parsed)
+    return updated
+
+
+def update_connection(session: Session, box: SecretBox, directory: Directory, values: dict[str, Any]) -> Directory:
+    """Change connection fields; a secret given empty or not at all keeps its stored value."""
+    document = _document(session, directory)
+    hidden = set(secret_fields(directory.provider))
+    for key, value in values.items():
+        if key in hidden and value in (None, ""):
+            continue
+        if value in (None, ""):
+            document["connection"].pop(key, None)
+        else:
+            document["connection"][key] = value
+    return _apply(session, box, document)
+
+
+def update_settings(session: Session, box: SecretBox, directory: Directory, patch: dict[str, Any]) -> Directory:
+    """Change the sync settings named in `patch`; the others keep their value."""
+    document = _document(session, directory)
+    document["settings"] = {**document["settings"], **patch}
+    try:
+        SyncSettings.model_validate(document["settings"])
+    except ValidationError as exc:
+        raise configuration_error(exc, SyncSettings, prefix="settings") from None
+    return _apply(session, box, document)
+
+
+def replace_group_mappings(
+    session: Session, box: SecretBox, directory: Directory, mappings: list[GroupMappingSpec]
+) -> Directory:
+    document = _document(session, directory)
+    document["group_mappings"] = [m.model_dump() for m in mappings]
+    return _apply(session, box, document)
+
+
+def check_connection(store: Store, ref: str | int) -> dict[str, Any]:
+    """Test the directory's credentials: {ok, details, problems, kind}. Never raises for a bad connection."""
+    with store.transaction() as session:
+        directory = dirs.get_directory(session, ref)
+    try:
+        result = dirs.test_directory(store.secrets, directory)
+    except (ConnectorError, ConfigurationError) as exc:
+        return {"ok": False, "details": [], "problems": [str(exc)], "kind": exc.kind}
+    return {"ok": result.ok, "details": list(result.details), "problems": list(result.problems), "kind": None}
+
+
+def source_groups(store: Store, ref: str | int) -> list[dict[str, Any]]:
+    """The directory's groups as the source has them, for the group-mapping picker."""
+    with store.transaction() as session:
+        directory = dirs.get_directory(session, ref)
+    return [
+        {"id": g.external_id, "name": g.name, "description": g.description, "email": g.email, "dn": g.dn}
+        for g in dirs.source_groups(store.secrets, directory)
+    ]
+
+
+def preview_mapping(store: Store, ref: str | int, overrides: dict[str, str | None], limit: int = 5) -> dict[str, Any]:
+    """Apply the provider defaults overlaid with `overrides` to sample users.
+
+    Samples come from the directory's stored mirror of the source; before a first
+    applied sync, from the first users the connector reads. A mapping that fails
+    for one user is that user's error, as in a sync.
+    """
+    with store.transaction() as session:
+        directory = dirs.get_directory(session, ref)
+        records = _mirror_samples(session, directory.id, limit)
+    cls = connector_class(directory.provider)
+    mapping = CompiledMapping.build(cls.default_mapping, overrides)
+    effective = dict(cls.default_mapping)
+    for target, source in overrides.items():
+        if source is None:
+            effective.pop(target, None)
+        else:
+            effective[target] = source
+    note = None
+    if not records:
+        try:
+            records = _live_samples(store.secrets, directory, limit)
+        except AccessIQError as exc:
+            note = f"no sample users: {exc}"
+    if not records and note is None:
+        note = "the directory has no users to preview"
+    samples = []
+    for external_id, record in records:
+        label = str(record.get("email") or record.get("mail") or record.get("userPrincipalName") or external_id)
+        try:
+            samples.append({"external_id": external_id, "label": label, "values": mapping.apply(record)})
+        except MappingError as exc:
+            samples.append({"external_id": external_id, "label": label, "values": {}, "error": str(exc)})
+    return {"effective": dict(sorted(effective.items())), "samples": samples, "note": note}
+
+
+def schedule_of(session: Session, directory: Directory) -> dict[str, Any] | None:
+    """The scheduler's view of the directory (next run, failures, backoff), when the jobs layer is there."""
+    try:
+        from accessiq.jobs.scheduler import schedule_info  # optional until the jobs layer ships
+    except ImportError:
+        return None
+    info: dict[str, Any] = schedule_info(session, directory)
+    return info
+
+
+def directory_view(session: Session, directory: Directory) -> dict[str, Any]:
+    """`directory_json` plus the schedule: what the API and the dashboard show."""
+    data = dirs.directory_json(session, directory)
+    schedule = schedule_of(session, directory)
+    data["schedule"] = schedule
+    data["next_sync_at"] = schedule.get("next_run_at") if schedule else None
+    return data
+
+
+def _mirror_samples(session: Session, directory_id: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    # A bounded read of the mirror: load_mirror would load every user of a large directory.
+    rows = session.execute(
+        select(SourceObject.external_id, SourceObject.data)
+        .where(SourceObject.directory_id == directory_id, SourceObject.kind == "user")
+        .order_by(SourceObject.external_id)
+        .limit(limit)
+    )
+    return [(ext, dict(data.get("data") or {})) for ext, data in rows]
+
+
+def _live_samples(box: SecretBox, directory: Directory, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    connector = dirs.build_connector(box, directory)
+    samples: list[tuple[str, dict[str, Any]]] = []
+    try:
+        for event in connector.read(None):
+            if isinstance(event, UserUpserted):
+                samples.append((event.user.external_id, dict(event.user.data)))
+                if len(samples) >= limit:
+                    break
+    finally:
+        connector.close()
+    return samples

@@ -1,0 +1,789 @@
+"""Identity > Directory Sync: the list, the Add Directory wizard, each directory's dashboard and settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from croniter import croniter
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from accessiq.api import configure
+from accessiq.api.deps import LauncherDep, StoreDep
+from accessiq.connectors import available_providers, connector_class
+from accessiq.errors import AccessIQError
+from accessiq.services import directories as dirs
+from accessiq.services import identity, runs
+from accessiq.store.database import Store
+from accessiq.store.tables import Directory
+from accessiq.sync.mapping import CORE_FIELDS
+from accessiq.sync.settings import is_cron, parse_interval
+from accessiq.web import forms
+from accessiq.web.chart import runs_chart
+from accessiq.web.forms import FormDep
+from accessiq.web.security import AdminDep
+from accessiq.web.templating import redirect, render
+
+router = APIRouter(prefix="/directories", include_in_schema=False)
+
+DirectoryId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+PROVIDERS = {
+    "entra": ("Microsoft Entra ID", "Azure AD tenants through Microsoft Graph (app registration)."),
+    "okta": ("Okta", "Okta organizations through the Okta Management API."),
+    "google": ("Google Workspace", "Google Cloud Identity / Workspace through the Admin SDK."),
+    "ldap": ("LDAP / Active Directory", "OpenLDAP or Active Directory over LDAP or LDAPS."),
+    "file": ("JSON snapshot file", "A JSON export of users and groups, for tests, demos and offline imports."),
+}
+WIZARD_STEPS = (
+    ("provider", "Provider"),
+    ("credentials", "Credentials"),
+    ("test", "Test connection"),
+    ("settings", "Settings"),
+    ("mappings", "Group mappings"),
+    ("preview", "Preview"),
+    ("schedule", "Apply & schedule"),
+)
+FREQUENCIES = ("15m", "1h", "6h", "24h")
+
+
+def _providers() -> list[dict[str, Any]]:
+    available = set(available_providers())
+    return [
+        {"name": name, "title": title, "text": text, "available": name in available}
+        for name, (title, text) in PROVIDERS.items()
+        if name in available or name in ("entra", "okta", "google", "ldap")
+    ]
+
+
+def _wizard(step: str, directory: dict[str, Any] | None = None, **context: Any) -> dict[str, Any]:
+    return {"steps": WIZARD_STEPS, "step": step, "directory": directory, "section": "directories", **context}
+
+
+def _directory(session: Session, directory_id: int) -> tuple[Directory, dict[str, Any]]:
+    found = dirs.get_directory(session, directory_id)
+    return found, configure.directory_view(session, found)
+
+
+def _choices(session: Session) -> dict[str, Any]:
+    return {
+        "organizations": identity.list_organizations(session),
+        "roles": [r.name for r in identity.list_roles(session)],
+    }
+
+
+# -- the list ------------------------------------------------------------------------------------
+
+
+@router.get("")
+def directory_list(request: Request, store: StoreDep, admin: AdminDep) -> Response:
+    with store.transaction() as session:
+        listed = [configure.directory_view(session, d) for d in dirs.list_directories(session)]
+        active = {d["id"]: _active_run(session, d["id"]) for d in listed}
+    return render(
+        request,
+        "directories/list.html",
+        {
+            "directories": listed,
+            "active": active,
+            "providers": PROVIDERS,
+            "section": "directories",
+        },
+    )
+
+
+def _active_run(session: Session, directory_id: int) -> dict[str, Any] | None:
+    for run in runs.list_runs(session, dirs.get_directory(session, directory_id), limit=3):
+        if run.status in runs.ACTIVE:
+            return runs.run_json(session, run)
+    return None
+
+
+# -- the wizard: provider and credentials (no directory yet) -------------------------------------
+
+
+@router.get("/new")
+def wizard_provider(request: Request, admin: AdminDep, name: str = "", provider: str = "") -> Response:
+    return render(
+        request,
+        "directories/wizard_provider.html",
+        _wizard(
+            "provider",
+            providers=_providers(),
+            name=name,
+            provider=provider,
+        ),
+    )
+
+
+@router.post("/new")
+def wizard_provider_next(request: Request, store: StoreDep, admin: AdminDep, form: FormDep) -> Response:
+    name, provider = forms.text(form, "name"), forms.text(form, "provider")
+    error = None
+    if not name:
+        error = "Give the directory a name, e.g. the company or tenant it connects."
+    elif provider not in available_providers():
+        error = "Choose one of the available providers."
+    else:
+        with store.transaction() as session:
+            try:
+                dirs.get_directory(session, name)
+                error = f"A directory named {name!r} already exists."
+            except AccessIQError:
+                pass
+    if error:
+        return render(
+            request,
+            "directories/wizard_provider.html",
+            _wizard(
+                "provider",
+                providers=_providers(),
+                name=name,
+                provider=provider,
+                error=error,
+            ),
+            status_code=422,
+        )
+    return redirect(request, "/directories/new/credentials?" + urlencode({"name": name, "provider": provider}))
+
+
+@router.get("/new/credentials")
+def wizard_credentials(request: Request, admin: AdminDep, name: str = "", provider: str = "") -> Response:
+    if provider not in available_providers() or not name:
+        return redirect(request, "/directories/new")
+    return render(
+        request,
+        "directories/wizard_credentials.html",
+        _wizard(
+            "credentials",
+            name=name,
+            provider=provider,
+            provider_title=PROVIDERS[provider][0],
+            fields=configure.connection_fields(provider),
+            values={},
+            stored_secrets=False,
+        ),
+    )
+
+
+@router.post("/new/credentials")
+def wizard_credentials_save(request: Request, store: StoreDep, admin: AdminDep, form: FormDep) -> Response:
+    name, provider = forms.text(form, "name"), forms.text(form, "provider")
+    if provider not in available_providers():
+        return redirect(request, "/directories/new")
+    fields = configure.connection_fields(provider)
+    values = forms.connection_values(form, fields)
+    connection = {k: v for k, v in values.items() if v not in ("", None)}
+    try:
+        with store.transaction() as session:
+            directory = configure.create_directory(
+                session, store.secrets, {"name": name, "provider": provider, "connection": connection}
+            )
+            directory_id = directory.id
+    except AccessIQError as exc:
+        shown = {k: v for k, v in values.items() if k not in configure.secret_fields(provider)}
+        return render(
+            request,
+            "directories/wizard_credentials.html",
+            _wizard(
+                "credentials",
+                name=name,
+                provider=provider,
+                provider_title=PROVIDERS[provider][0],
+                fields=fields,
+                values=shown,
+                stored_secrets=False,
+                error=str(exc),
+            ),
+            status_code=422,
+        )
+    return redirect(request, f"/directories/{directory_id}/setup/test")
+
+
+# -- the wizard: steps on a saved directory -------------------------------------------------------
+
+
+@router.get("/{directory_id}/setup/credentials")
+def wizard_edit_credentials(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    with store.transaction() as session:
+        _, data = _directory(session, directory_id)
+    return render(
+        request,
+        "directories/wizard_credentials.html",
+        _wizard(
+            "credentials",
+            data,
+            name=data["name"],
+            provider=data["provider"],
+            provider_title=PROVIDERS.get(data["provider"], (data["provider"],))[0],
+            fields=configure.connection_fields(data["provider"]),
+            values=data["connection"],
+            stored_secrets=data["has_secrets"],
+        ),
+    )
+
+
+@router.post("/{directory_id}/setup/credentials")
+def wizard_edit_credentials_save(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    error = _save_connection(store, directory_id, form)
+    if error:
+        with store.transaction() as session:
+            _, data = _directory(session, directory_id)
+        return render(
+            request,
+            "directories/wizard_credentials.html",
+            _wizard(
+                "credentials",
+                data,
+                name=data["name"],
+                provider=data["provider"],
+                provider_title=PROVIDERS.get(data["provider"], (data["provider"],))[0],
+                fields=configure.connection_fields(data["provider"]),
+                values=forms.connection_values(form, configure.connection_fields(data["provider"])),
+                stored_secrets=data["has_secrets"],
+                error=error,
+            ),
+            status_code=422,
+        )
+    return redirect(request, f"/directories/{directory_id}/setup/test")
+
+
+def _save_connection(store: Store, directory_id: int, form: Any) -> str | None:
+    try:
+        with store.transaction() as session:
+            directory = dirs.get_directory(session, directory_id)
+            values = forms.connection_values(form, configure.connection_fields(directory.provider))
+            configure.update_connection(session, store.secrets, directory, values)
+    except AccessIQError as exc:
+        return str(exc)
+    return None
+
+
+@router.get("/{directory_id}/setup/test")
+def wizard_test(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    result = configure.check_connection(store, directory_id)
+    with store.transaction() as session:
+        _, data = _directory(session, directory_id)
+    return render(request, "directories/wizard_test.html", _wizard("test", data, result=result))
+
+
+@router.get("/{directory_id}/setup/settings")
+def wizard_settings(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    return render(
+        request,
+        "directories/wizard_settings.html",
+        _wizard(
+            "settings",
+            **_settings_context(store, directory_id),
+        ),
+    )
+
+
+def _settings_context(store: Store, directory_id: int, **extra: Any) -> dict[str, Any]:
+    with store.transaction() as session:
+        _, data = _directory(session, directory_id)
+        choices = _choices(session)
+    groups, groups_error = _source_groups(store, directory_id)
+    return {
+        "directory": data,
+        "settings": data["settings"],
+        "source_groups": groups,
+        "groups_error": groups_error,
+        "frequencies": FREQUENCIES,
+        **choices,
+        **extra,
+    }
+
+
+def _source_groups(store: Store, directory_id: int) -> tuple[list[dict[str, Any]], str | None]:
+    try:
+        return configure.source_groups(store, directory_id), None
+    except AccessIQError as exc:
+        return [], str(exc)
+
+
+@router.post("/{directory_id}/setup/settings")
+def wizard_settings_save(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    error = _save_settings(store, directory_id, forms.settings_patch, form)
+    if error:
+        context = _settings_context(store, directory_id, error=error)
+        return render(request, "directories/wizard_settings.html", _wizard("settings", **context), status_code=422)
+    return redirect(request, f"/directories/{directory_id}/setup/mappings")
+
+
+def _save_settings(store: Store, directory_id: int, parse: Any, form: Any, **options: Any) -> str | None:
+    try:
+        patch = parse(form, **options)
+        with store.transaction() as session:
+            configure.update_settings(session, store.secrets, dirs.get_directory(session, directory_id), patch)
+    except AccessIQError as exc:
+        return str(exc)
+    return None
+
+
+@router.get("/{directory_id}/setup/mappings")
+def wizard_mappings(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    return render(
+        request,
+        "directories/wizard_mappings.html",
+        _wizard(
+            "mappings",
+            **_mappings_context(store, directory_id),
+        ),
+    )
+
+
+def _mappings_context(store: Store, directory_id: int, **extra: Any) -> dict[str, Any]:
+    with store.transaction() as session:
+        _, data = _directory(session, directory_id)
+        choices = _choices(session)
+    groups, groups_error = _source_groups(store, directory_id)
+    return {
+        "directory": data,
+        "mappings": data["group_mappings"],
+        "source_groups": groups,
+        "groups_error": groups_error,
+        **choices,
+        **extra,
+    }
+
+
+@router.post("/{directory_id}/setup/mappings")
+def wizard_mappings_save(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    error = _save_mappings(store, directory_id, form)
+    if error:
+        context = _mappings_context(store, directory_id, error=error, mappings=_posted_mappings(form))
+        return render(request, "directories/wizard_mappings.html", _wizard("mappings", **context), status_code=422)
+    return redirect(request, f"/directories/{directory_id}/setup/preview")
+
+
+def _posted_mappings(form: Any) -> list[dict[str, str]]:
+    return [
+        {"source_group": g, "organization": o, "role": r}
+        for g, o, r in zip(
+            forms.texts(form, "source_group"),
+            forms.texts(form, "organization"),
+            forms.texts(form, "role"),
+            strict=False,
+        )
+    ]
+
+
+def _save_mappings(store: Store, directory_id: int, form: Any) -> str | None:
+    try:
+        mappings = forms.group_mappings(form)
+        with store.transaction() as session:
+            configure.replace_group_mappings(
+                session, store.secrets, dirs.get_directory(session, directory_id), mappings
+            )
+    except AccessIQError as exc:
+        return str(exc)
+    return None
+
+
+@router.get("/{directory_id}/setup/preview")
+def wizard_preview(
+    request: Request,
+    directory_id: DirectoryId,
+    store: StoreDep,
+    admin: AdminDep,
+    run: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> Response:
+    with store.transaction() as session:
+        _, data = _directory(session, directory_id)
+        shown = runs.run_json(session, runs.get_run(session, run), changes=True) if run else None
+    if shown is not None and shown["directory"]["id"] != directory_id:
+        shown = None
+    return render(request, "directories/wizard_preview.html", _wizard("preview", data, run=shown))
+
+
+@router.post("/{directory_id}/setup/preview")
+def wizard_preview_start(
+    request: Request, directory_id: DirectoryId, store: StoreDep, launcher: LauncherDep, admin: AdminDep
+) -> Response:
+    run_id = _request_sync(store, launcher, directory_id, dry_run=True)
+    return redirect(request, f"/directories/{directory_id}/setup/preview?run={run_id}")
+
+
+def _request_sync(store: Store, launcher: Any, directory_id: int, *, dry_run: bool) -> int:
+    with store.transaction() as session:
+        run, created = runs.request_sync(
+            session, dirs.get_directory(session, directory_id), trigger="manual", dry_run=dry_run
+        )
+        run_id = run.id
+    if created:
+        launcher.launch(run_id)
+    return run_id
+
+
+@router.post("/{directory_id}/setup/apply")
+def wizard_apply(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    run_text = forms.text(form, "run")
+    try:
+        applied = runs.approve(store, int(run_text) if run_text.isdigit() else 0)
+    except AccessIQError as exc:
+        return redirect(request, f"/directories/{directory_id}/setup/preview?run={run_text}", str(exc), "error")
+    return redirect(
+        request, f"/directories/{directory_id}/setup/schedule?run={applied.id}", "The previewed changes were applied."
+    )
+
+
+@router.get("/{directory_id}/setup/schedule")
+def wizard_schedule(
+    request: Request,
+    directory_id: DirectoryId,
+    store: StoreDep,
+    admin: AdminDep,
+    run: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> Response:
+    with store.transaction() as session:
+        _, data = _directory(session, directory_id)
+        shown = runs.run_json(session, runs.get_run(session, run)) if run else None
+    return render(
+        request,
+        "directories/wizard_schedule.html",
+        _wizard(
+            "schedule",
+            data,
+            run=shown,
+            frequencies=FREQUENCIES,
+        ),
+    )
+
+
+@router.post("/{directory_id}/setup/schedule")
+def wizard_schedule_save(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    enabled = form.get("schedule_enabled") == "on"
+    patch = {"frequency": forms.text(form, "frequency") or "1h", "schedule_enabled": enabled}
+    try:
+        with store.transaction() as session:
+            configure.update_settings(session, store.secrets, dirs.get_directory(session, directory_id), patch)
+    except AccessIQError as exc:
+        return redirect(request, f"/directories/{directory_id}/setup/schedule", str(exc), "error")
+    message = (
+        f"Setup complete. Automatic sync every {patch['frequency']} is on."
+        if enabled
+        else "Setup complete. Automatic sync is off; use Sync Now or enable it in Settings."
+    )
+    return redirect(request, f"/directories/{directory_id}", message)
+
+
+# -- the dashboard and Sync Now ------------------------------------------------------------------
+
+
+@router.get("/{directory_id}")
+def dashboard(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    with store.transaction() as session:
+        directory, data = _directory(session, directory_id)
+        recent = [runs.run_json(session, r) for r in runs.list_runs(session, directory, limit=20)]
+    active = next((r for r in recent if r["status"] in runs.ACTIVE), None)
+    finished = [r for r in recent if r["status"] not in runs.ACTIVE]
+    applied = next(
+        (r for r in finished if not r["dry_run"] and r["status"] in ("succeeded", "succeeded_with_errors")), None
+    )
+    blocked = [r for r in finished if r["status"] == "blocked" and r["pending_approval"]]
+    return render(
+        request,
+        "directories/dashboard.html",
+        {
+            "section": "directories",
+            "tab": "dashboard",
+            "directory": data,
+            "active": active,
+            "last": finished[0] if finished else None,
+            "applied": applied,
+            "blocked": blocked,
+            "recent": finished[:8],
+            "chart": runs_chart(list(reversed(finished[:20]))),
+            "next_sync": _next_sync(data, recent),
+        },
+    )
+
+
+def _next_sync(directory: dict[str, Any], recent: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """When the scheduler runs the directory next: its own answer when it has one, else what settings imply."""
+    settings = directory["settings"]
+    if not settings.get("schedule_enabled"):
+        return None
+    schedule = directory.get("schedule")
+    if schedule is not None:
+        if schedule.get("next_run_at") is None:
+            return None
+        return {
+            "at": schedule["next_run_at"],
+            "frequency": settings["frequency"],
+            "backoff_until": schedule.get("backoff_until"),
+            "failures": schedule.get("consecutive_failures", 0),
+            "stale": schedule.get("stale", False),
+        }
+    now = datetime.now(UTC)
+    frequency = settings["frequency"]
+    if is_cron(frequency):
+        return {"at": croniter(frequency, now).get_next(datetime), "frequency": frequency}
+    last = next((r for r in recent if r.get("finished_at") and not r["dry_run"]), None)
+    if last is None:
+        return {"at": now, "frequency": frequency}
+    at = datetime.fromisoformat(last["finished_at"]) + parse_interval(frequency)
+    return {"at": max(at, now), "frequency": frequency}
+
+
+@router.post("/{directory_id}/sync")
+def sync_now(
+    request: Request,
+    directory_id: DirectoryId,
+    store: StoreDep,
+    launcher: LauncherDep,
+    admin: AdminDep,
+    form: FormDep,
+) -> Response:
+    dry_run = form.get("dry_run") == "1"
+    with store.transaction() as session:
+        run, created = runs.request_sync(
+            session, dirs.get_directory(session, directory_id), trigger="manual", dry_run=dry_run
+        )
+        run_id, status = run.id, run.status
+    if created:
+        launcher.launch(run_id)
+        message = f"{'Dry run' if dry_run else 'Sync'} #{run_id} queued."
+    else:
+        message = f"Run #{run_id} is already {status}; showing its progress."
+    return redirect(request, f"/directories/{directory_id}", message, "info")
+
+
+# -- connection, settings, group mappings, attribute mapping --------------------------------------
+
+
+@router.get("/{directory_id}/connection")
+def connection_page(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    with store.transaction() as session:
+        _, data = _directory(session, directory_id)
+    return render(
+        request,
+        "directories/connection.html",
+        {
+            "section": "directories",
+            "tab": "connection",
+            "directory": data,
+            "fields": configure.connection_fields(data["provider"]),
+            "values": data["connection"],
+            "stored_secrets": data["has_secrets"],
+            "provider_title": PROVIDERS.get(data["provider"], ("",))[0],
+        },
+    )
+
+
+@router.post("/{directory_id}/connection")
+def connection_save(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    error = _save_connection(store, directory_id, form)
+    if error:
+        with store.transaction() as session:
+            _, data = _directory(session, directory_id)
+        fields = configure.connection_fields(data["provider"])
+        return render(
+            request,
+            "directories/connection.html",
+            {
+                "section": "directories",
+                "tab": "connection",
+                "directory": data,
+                "fields": fields,
+                "values": forms.connection_values(form, fields),
+                "stored_secrets": data["has_secrets"],
+                "provider_title": PROVIDERS.get(data["provider"], ("",))[0],
+                "error": error,
+            },
+            status_code=422,
+        )
+    return redirect(request, f"/directories/{directory_id}/connection", "Connection saved.")
+
+
+@router.post("/{directory_id}/test")
+def connection_test(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    """The connection test as a fragment (htmx) for the connection page."""
+    return render(request, "directories/_test_result.html", {"result": configure.check_connection(store, directory_id)})
+
+
+@router.get("/{directory_id}/settings")
+def settings_page(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    return render(
+        request,
+        "directories/settings.html",
+        {
+            "section": "directories",
+            "tab": "settings",
+            **_settings_context(store, directory_id),
+        },
+    )
+
+
+@router.post("/{directory_id}/settings")
+def settings_save(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    error = _save_settings(store, directory_id, forms.settings_patch, form, schedule=True)
+    if error:
+        return render(
+            request,
+            "directories/settings.html",
+            {
+                "section": "directories",
+                "tab": "settings",
+                **_settings_context(store, directory_id, error=error),
+            },
+            status_code=422,
+        )
+    return redirect(request, f"/directories/{directory_id}/settings", "Settings saved.")
+
+
+@router.get("/{directory_id}/mappings")
+def mappings_page(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    return render(
+        request,
+        "directories/mappings.html",
+        {
+            "section": "directories",
+            "tab": "mappings",
+            **_mappings_context(store, directory_id),
+        },
+    )
+
+
+@router.post("/{directory_id}/mappings")
+def mappings_save(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    error = _save_mappings(store, directory_id, form)
+    if error:
+        return render(
+            request,
+            "directories/mappings.html",
+            {
+                "section": "directories",
+                "tab": "mappings",
+                **_mappings_context(store, directory_id, error=error, mappings=_posted_mappings(form)),
+            },
+            status_code=422,
+        )
+    return redirect(
+        request, f"/directories/{directory_id}/mappings", "Group mappings saved. They take effect at the next sync."
+    )
+
+
+def _attribute_rows(provider: str, overrides: dict[str, Any]) -> list[dict[str, Any]]:
+    defaults = connector_class(provider).default_mapping
+    rows = []
+    for target in sorted(defaults, key=lambda t: (t not in CORE_FIELDS, t)):
+        if target in overrides and overrides[target] is None:
+            continue
+        rows.append(
+            {
+                "target": target,
+                "source": overrides.get(target) or defaults[target],
+                "default": defaults[target],
+                "core": target in CORE_FIELDS,
+            }
+        )
+    for target, source in sorted(overrides.items()):
+        if target not in defaults and source is not None:
+            rows.append({"target": target, "source": source, "default": None, "core": False})
+    return rows
+
+
+@router.get("/{directory_id}/attributes")
+def attributes_page(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    with store.transaction() as session:
+        _, data = _directory(session, directory_id)
+    return render(
+        request,
+        "directories/attributes.html",
+        {
+            "section": "directories",
+            "tab": "attributes",
+            "directory": data,
+            "rows": _attribute_rows(data["provider"], data["settings"]["attribute_mapping"]),
+            "removed": sorted(t for t, s in data["settings"]["attribute_mapping"].items() if s is None),
+        },
+    )
+
+
+def _posted_overrides(provider: str, form: Any) -> dict[str, str | None]:
+    defaults = dict(connector_class(provider).default_mapping)
+    overrides = forms.attribute_overrides(form, defaults)
+    # Core fields cannot be unmapped: an empty row means "the provider default".
+    return {t: s for t, s in overrides.items() if not (t in CORE_FIELDS and s is None)}
+
+
+@router.post("/{directory_id}/attributes")
+def attributes_save(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    try:
+        with store.transaction() as session:
+            directory = dirs.get_directory(session, directory_id)
+            overrides = _posted_overrides(directory.provider, form)
+            configure.update_settings(session, store.secrets, directory, {"attribute_mapping": overrides})
+    except AccessIQError as exc:
+        with store.transaction() as session:
+            _, data = _directory(session, directory_id)
+        rows = [
+            {"target": t, "source": s, "default": None, "core": t in CORE_FIELDS}
+            for t, s in zip(forms.texts(form, "target"), forms.texts(form, "source"), strict=False)
+        ]
+        return render(
+            request,
+            "directories/attributes.html",
+            {
+                "section": "directories",
+                "tab": "attributes",
+                "directory": data,
+                "rows": rows,
+                "removed": [],
+                "error": str(exc),
+            },
+            status_code=422,
+        )
+    return redirect(
+        request, f"/directories/{directory_id}/attributes", "Attribute mapping saved. It applies from the next sync."
+    )
+
+
+@router.post("/{directory_id}/attributes/preview")
+def attributes_preview(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    """The live preview fragment: the mapping being edited, applied to sample users."""
+    try:
+        with store.transaction() as session:
+            provider = dirs.get_directory(session, directory_id).provider
+        preview = configure.preview_mapping(store, directory_id, _posted_overrides(provider, form), limit=5)
+        error = None
+    except AccessIQError as exc:
+        preview, error = None, str(exc)
+    return render(request, "directories/_attributes_preview.html", {"preview": preview, "error": error})
+
+
+@router.post("/{directory_id}/delete")
+def delete(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    try:
+        with store.transaction() as session:
+            directory = dirs.get_directory(session, directory_id)
+            name = directory.name
+            dirs.delete_directory(session, directory)
+    except AccessIQError as exc:
+        return redirect(request, f"/directories/{directory_id}/settings", str(exc), "error")
+    return redirect(request, "/directories", f"Directory {name} deleted. Its users remain as local users.")

@@ -1,0 +1,137 @@
+"""Users, groups and organizations pages: review what sync did; a few manual actions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from accessiq.api.deps import PlainRef, StoreDep
+from accessiq.errors import AccessIQError
+from accessiq.services import directories as dirs
+from accessiq.services import identity
+from accessiq.web import forms
+from accessiq.web.forms import FormDep
+from accessiq.web.security import AdminDep, safe_next
+from accessiq.web.templating import redirect, render
+
+router = APIRouter(include_in_schema=False)
+
+USERS_PER_PAGE = 50
+UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.get("/users")
+def user_list(
+    request: Request,
+    store: StoreDep,
+    admin: AdminDep,
+    directory: Annotated[str | None, Query(max_length=200), PlainRef] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    with store.transaction() as session:
+        found = dirs.get_directory(session, directory) if directory else None
+        listed = identity.list_users(
+            session,
+            found,
+            status=status if status in ("active", "deactivated") else None,
+            search=q or None,
+            limit=USERS_PER_PAGE + 1,
+            offset=(page - 1) * USERS_PER_PAGE,
+        )
+        users = identity.users_json(session, listed[:USERS_PER_PAGE])
+        directories = [{"id": d.id, "name": d.name} for d in dirs.list_directories(session)]
+    return render(
+        request,
+        "identity/users.html",
+        {
+            "section": "users",
+            "users": users,
+            "directories": directories,
+            "directory": directory or "",
+            "status": status or "",
+            "q": q or "",
+            "page": page,
+            "more": len(listed) > USERS_PER_PAGE,
+        },
+    )
+
+
+@router.get("/users/{user_id}")
+def user_detail(request: Request, user_id: UserId, store: StoreDep, admin: AdminDep) -> Response:
+    with store.transaction() as session:
+        user = identity.users_json(session, [identity.get_user(session, user_id)])[0]
+    return render(request, "identity/user.html", {"section": "users", "user": user})
+
+
+@router.post("/users/{user_id}/{action}")
+def user_action(
+    request: Request,
+    user_id: UserId,
+    action: Annotated[str, Path(pattern="^(activate|deactivate)$")],
+    store: StoreDep,
+    admin: AdminDep,
+) -> Response:
+    with store.transaction() as session:
+        user = identity.get_user(session, user_id)
+        change = identity.activate_user if action == "activate" else identity.deactivate_user
+        change(session, user)
+        email = user.email
+    message = f"{email} is {'active' if action == 'activate' else 'deactivated'}."
+    if action == "deactivate":
+        message += " Sync will not reactivate this user."
+    return redirect(request, f"/users/{user_id}", message)
+
+
+@router.get("/groups")
+def group_list(
+    request: Request,
+    store: StoreDep,
+    admin: AdminDep,
+    directory: Annotated[str | None, Query(max_length=200), PlainRef] = None,
+) -> Response:
+    with store.transaction() as session:
+        found = dirs.get_directory(session, directory) if directory else None
+        groups = identity.list_groups(session, found)
+        directories = [{"id": d.id, "name": d.name} for d in dirs.list_directories(session)]
+    return render(
+        request,
+        "identity/groups.html",
+        {
+            "section": "groups",
+            "groups": groups,
+            "directories": directories,
+            "directory": directory or "",
+        },
+    )
+
+
+@router.get("/organizations")
+def organization_list(request: Request, store: StoreDep, admin: AdminDep) -> Response:
+    with store.transaction() as session:
+        organizations = identity.list_organizations(session)
+        roles = [{"name": r.name, "rank": r.rank, "builtin": r.builtin} for r in identity.list_roles(session)]
+    return render(
+        request,
+        "identity/organizations.html",
+        {
+            "section": "organizations",
+            "organizations": organizations,
+            "roles": roles,
+        },
+    )
+
+
+@router.post("/organizations")
+def organization_create(request: Request, store: StoreDep, admin: AdminDep, form: FormDep) -> Response:
+    slug, name = forms.text(form, "slug"), forms.text(form, "name")
+    back = safe_next(forms.text(form, "next") or "/organizations")
+    try:
+        with store.transaction() as session:
+            identity.create_organization(session, slug, name or None)
+    except AccessIQError as exc:
+        return redirect(request, back, str(exc), "error")
+    return redirect(request, back, f"Organization {slug} created.")

@@ -1,0 +1,47 @@
+// AccessIQ admin UI: the few behaviours htmx does not cover. No inline scripts (CSP: script-src 'self').
+(function () {
+  "use strict";
+
+  // Rows of repeatable form tables: <template data-row-template="ID"> + [data-add-row="ID"] + [data-remove-row].
+  document.addEventListener("click", function (event) {
+    var add = event.target.closest("[data-add-row]");
+    if (add) {
+      event.preventDefault();
+      var id = add.getAttribute("data-add-row");
+      var template = document.querySelector('template[data-row-template="' + id + '"]');
+      var body = document.getElementById(id);
+      if (template && body) {
+        body.appendChild(template.content.cloneNode(true));
+        var inputs = body.lastElementChild ? body.lastElementChild.querySelectorAll("input, select") : [];
+        if (inputs.length) inputs[0].focus();
+        body.dispatchEvent(new Event("input", { bubbles: true }));
+      }
+      return;
+    }
+    var remove = event.target.closest("[data-remove-row]");
+    if (remove) {
+      event.preventDefault();
+      var row = remove.closest("tr");
+      var form = remove.closest("form");
+      if (row) row.remove();
+      if (form) form.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+  });
+
+  // Forms that ask before doing something that cannot be undone.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+    }
+  }, true);
+
+  // Auto-submit filter forms when a select changes.
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (select.matches && select.matches("form[data-autosubmit] select")) {
+      select.form.submit();
+    }
+  });
+})();

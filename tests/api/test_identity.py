@@ -1,0 +1,116 @@
+"""/api/v1 users, groups, organizations, roles; /healthz and /metrics — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from directory_fixtures import directory_document, seed
+
+from accessiq.services import runs
+from accessiq.store.database import Store
+
+pytestmark = pytest.mark.usefixtures("orgs")
+
+
+@pytest.fixture
+def synced(api: Any, store: Store, snapshot: Any) -> int:
+    created = api("POST", "/api/v1/directories", json=directory_document(seed(snapshot))).json()
+    queued = api("POST", f"/api/v1/directories/{created['id']}/sync").json()
+    runs.run_now(store, queued["id"])
+    return int(created["id"])
+
+
+def test_users(api: Any, synced: int) -> None:
+    users = api("GET", "/api/v1/users").json()
+    assert [u["email"] for u in users] == [f"user{i}@example.com" for i in range(5)]
+    u1 = api("GET", "/api/v1/users/user1@example.com").json()
+    assert u1["directory"] == "Acme HR"
+    assert u1["external_id"] == "u1"
+    assert u1["groups"] == ["Engineering", "Platform"]
+    assert {(m["organization"], m["role"]) for m in u1["memberships"]} == {("acme", "member"), ("acme-eng", "admin")}
+    assert api("GET", f"/api/v1/users/{u1['id']}").json() == u1
+
+    assert len(api("GET", "/api/v1/users?q=user3").json()) == 1
+    assert len(api("GET", f"/api/v1/users?directory={synced}&limit=2").json()) == 2
+    page = api("GET", "/api/v1/users?limit=2&offset=4")
+    assert [u["email"] for u in page.json()] == ["user4@example.com"]
+    assert api("GET", "/api/v1/users?status=gone").status_code == 422
+    assert api("GET", "/api/v1/users/nobody@example.com").status_code == 404
+
+
+def test_local_users_and_admin_deactivation(api: Any) -> None:
+    created = api("POST", "/api/v1/users", json={"email": "Local@Example.com", "given_name": "Lo"})
+    assert created.status_code == 201
+    assert created.json()["directory"] is None
+    assert api("POST", "/api/v1/users", json={"email": "local@example.com"}).status_code == 409
+    invalid = api("POST", "/api/v1/users", json={"email": "not-an-email"})
+    assert invalid.status_code == 422
+    assert invalid.json()["error"]["field"] == "email"
+
+    off = api("POST", "/api/v1/users/local@example.com/deactivate").json()
+    assert off["status"] == "deactivated"
+    assert off["deactivated_by"] == "admin"
+    assert api("GET", "/api/v1/users?status=deactivated").json()[0]["email"] == "Local@Example.com"
+    on = api("POST", f"/api/v1/users/{off['id']}/activate").json()
+    assert on["status"] == "active"
+
+
+def test_groups(api: Any, synced: int) -> None:
+    groups = api("GET", "/api/v1/groups").json()
+    assert [(g["name"], g["members"]) for g in groups] == [("Engineering", 2), ("Platform", 1), ("Sales", 3)]
+    assert len(api("GET", f"/api/v1/groups?directory={synced}&limit=1").json()) == 1
+
+
+def test_organizations_and_manual_memberships(api: Any, synced: int) -> None:
+    listed = api("GET", "/api/v1/organizations").json()
+    assert [(o["slug"], o["members"]) for o in listed] == [("acme", 5), ("acme-eng", 2)]
+    created = api("POST", "/api/v1/organizations", json={"slug": "partners", "name": "Partners"})
+    assert created.status_code == 201
+    assert api("POST", "/api/v1/organizations", json={"slug": "partners"}).status_code == 409
+    assert api("POST", "/api/v1/organizations", json={"slug": "Not A Slug"}).status_code == 422
+    assert api("GET", "/api/v1/organizations/partners").json()["name"] == "Partners"
+    assert api("GET", "/api/v1/organizations/nowhere").status_code == 404
+
+    added = api("POST", "/api/v1/organizations/partners/members", json={"user": "user0@example.com", "role": "owner"})
+    assert added.status_code == 201
+    assert added.json() == {
+        "organization": "partners",
+        "user": "user0@example.com",
+        "role": "owner",
+        "origin": "manual",
+    }
+    memberships = api("GET", "/api/v1/users/user0@example.com").json()["memberships"]
+    assert {"organization": "partners", "role": "owner", "origin": "manual"} in memberships
+    assert (
+        api(
+            "POST", "/api/v1/organizations/partners/members", json={"user": "user0@example.com", "role": "emperor"}
+        ).status_code
+        == 404
+    )
+
+    assert api("DELETE", "/api/v1/organizations/partners/members/user0@example.com").status_code == 204
+    assert api("DELETE", "/api/v1/organizations/partners/members/user0@example.com").status_code == 404
+
+
+def test_roles(api: Any) -> None:
+    assert [r["name"] for r in api("GET", "/api/v1/roles").json()] == ["owner", "admin", "member", "viewer"]
+    created = api("POST", "/api/v1/roles", json={"name": "auditor", "rank": 150})
+    assert created.status_code == 201
+    assert created.json() == {"name": "auditor", "rank": 150, "builtin": False}
+    assert api("POST", "/api/v1/roles", json={"name": "auditor", "rank": 1}).status_code == 409
+    assert api("POST", "/api/v1/roles", json={"name": "Bad Name", "rank": 1}).status_code == 422
+
+
+def test_healthz(api: Any, store: Store) -> None:
+    response = api("GET", "/healthz", token=None)
+    assert response.json() == {"status": "ok", "database": store.dialect}
+
+
+def test_metrics(api: Any, store: Store, synced: int) -> None:
+    text = api("GET", "/metrics", token=None).text
+    assert 'accessiq_sync_runs{directory="Acme HR",status="succeeded"} 1.0' in text
+    assert 'accessiq_users_synced{directory="Acme HR",status="active"} 5.0' in text
+    assert 'accessiq_last_successful_sync_timestamp_seconds{directory="Acme HR"}' in text
+    assert 'accessiq_sync_run_duration_seconds_count{directory="Acme HR"} 1.0' in text
+    assert 'accessiq_sync_users_changed_total{action="created",directory="Acme HR"} 5.0' in text

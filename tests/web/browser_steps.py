@@ -1,0 +1,104 @@
+"""Steps the browser tests share: an administrator, signing in, screenshots."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from accessiq.api import auth
+from accessiq.api.launcher import RunLauncher
+from accessiq.store.database import Store
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+class GatedLauncher(RunLauncher):
+    """Runs queued syncs in-process, but only once the test opens the gate (to watch live progress)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store, inline=True)
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def _run(self, run_id: int) -> object:
+        self.gate.wait(timeout=30)
+        return super()._run(run_id)
+
+
+@dataclass
+class Server:
+    """The app serving on 127.0.0.1:port over a fresh SQLite store."""
+
+    url: str
+    store: Store
+    launcher: GatedLauncher
+    data_dir: Path
+    console_errors: list[str] = field(default_factory=list)
+
+
+def create_admin(store: Store) -> None:
+    with store.transaction() as session:
+        auth.create_administrator(session, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+def sign_in(page: Any) -> None:
+    page.goto("/login")
+    page.fill("#email", ADMIN_EMAIL)
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/directories")
+
+
+def shot(page: Any, name: str, *, full_page: bool = True) -> None:
+    """Save a screenshot of the current page as artifacts/screenshots/NAME.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+def company(snapshot: Any, users: int = 5) -> Path:
+    """A small company in a file snapshot: people in Engineering (nesting Platform) and Sales."""
+    for i in range(users):
+        snapshot.user(
+            f"u{i}",
+            f"user{i}@example.com",
+            department="Engineering" if i % 2 else "Sales",
+            title="Engineer" if i % 2 else "Account executive",
+            location={"city": "Lisbon"},
+        )
+    snapshot.group("g-platform", "Platform", members=["u1"])
+    snapshot.group("g-eng", "Engineering", members=["u1", "u3", "g-platform"])
+    snapshot.group("g-sales", "Sales", members=["u0", "u2", "u4"])
+    return snapshot.write()
+
+
+def connected_directory(store: Store, snapshot: Any) -> int:
+    """Organizations, a directory over the snapshot, and its first applied sync; returns the directory id."""
+    from accessiq.services import directories as dirs
+    from accessiq.services import identity, runs
+    from accessiq.sync.document import validate_document
+
+    path = company(snapshot)
+    with store.transaction() as session:
+        identity.create_organization(session, "acme", "Acme")
+        identity.create_organization(session, "acme-eng", "Acme Engineering")
+        directory, _ = dirs.apply_document(
+            session,
+            store.secrets,
+            validate_document(
+                {
+                    "name": "Acme HR",
+                    "provider": "file",
+                    "connection": {"path": str(path)},
+                    "settings": {"default_organization": "acme"},
+                    "group_mappings": [{"source_group": "Engineering", "organization": "acme-eng", "role": "admin"}],
+                }
+            ),
+        )
+        run, _ = runs.request_sync(session, directory)
+        directory_id, run_id = directory.id, run.id
+    runs.run_now(store, run_id)
+    return directory_id
