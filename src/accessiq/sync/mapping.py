@@ -103,6 +103,17 @@ def referenced_fields(sources: list[str], condition: str | None = None) -> set[s
     return fields
 
 
+def effective_mapping(defaults: Mapping[str, str], overrides: Mapping[str, str | None]) -> dict[str, str]:
+    """Provider defaults overlaid with the admin's entries; an entry set to None drops a default."""
+    effective = dict(defaults)
+    for target, source in overrides.items():
+        if source is None:
+            effective.pop(target, None)
+        else:
+            effective[target] = source
+    return dict(sorted(effective.items()))
+
+
 @dataclass(frozen=True)
 class CompiledMapping:
     """A directory's effective mapping: provider defaults overlaid with the admin's entries."""
@@ -112,12 +123,7 @@ class CompiledMapping:
 
     @classmethod
     def build(cls, defaults: Mapping[str, str], overrides: Mapping[str, str | None]) -> CompiledMapping:
-        effective: dict[str, str] = dict(defaults)
-        for target, source in overrides.items():
-            if source is None:
-                effective.pop(target, None)
-            else:
-                effective[target] = source
+        effective = effective_mapping(defaults, overrides)
         rules = tuple((target, _compile(target, source)) for target, source in sorted(effective.items()))
         return cls(rules=rules, sources=tuple(effective.values()))
 

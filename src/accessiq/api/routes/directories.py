@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from accessiq.api import configure
 from accessiq.api.deps import LauncherDep, PageDep, PlainRef, SessionDep, StoreDep
 from accessiq.api.routes.paging import paginate
 from accessiq.api.schemas import (
@@ -19,8 +18,8 @@ from accessiq.api.schemas import (
     SourceGroupOut,
     SyncRequest,
 )
+from accessiq.services import configure, runs
 from accessiq.services import directories as dirs
-from accessiq.services import runs
 from accessiq.sync.document import DirectoryDocument
 from accessiq.sync.settings import GroupMappingSpec
 

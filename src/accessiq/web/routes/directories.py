@@ -11,12 +11,11 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from accessiq.api import configure
 from accessiq.api.deps import LauncherDep, StoreDep
 from accessiq.connectors import available_providers, connector_class
 from accessiq.errors import AccessIQError
+from accessiq.services import configure, identity, runs
 from accessiq.services import directories as dirs
-from accessiq.services import identity, runs
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory
 from accessiq.sync.mapping import CORE_FIELDS

@@ -22,7 +22,7 @@ from accessiq.store.crypto import SecretBox
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, SourceObject
 from accessiq.sync.document import configuration_error, validate_document
-from accessiq.sync.mapping import CompiledMapping, MappingError
+from accessiq.sync.mapping import CompiledMapping, MappingError, effective_mapping
 from accessiq.sync.settings import GroupMappingSpec, SyncSettings
 
 
@@ -165,12 +165,6 @@ def preview_mapping(store: Store, ref: str | int, overrides: dict[str, str | Non
         records = _mirror_samples(session, directory.id, limit)
     cls = connector_class(directory.provider)
     mapping = CompiledMapping.build(cls.default_mapping, overrides)
-    effective = dict(cls.default_mapping)
-    for target, source in overrides.items():
-        if source is None:
-            effective.pop(target, None)
-        else:
-            effective[target] = source
     note = None
     if not records:
         try:
@@ -186,25 +180,13 @@ def preview_mapping(store: Store, ref: str | int, overrides: dict[str, str | Non
             samples.append({"external_id": external_id, "label": label, "values": mapping.apply(record)})
         except MappingError as exc:
             samples.append({"external_id": external_id, "label": label, "values": {}, "error": str(exc)})
-    return {"effective": dict(sorted(effective.items())), "samples": samples, "note": note}
-
-
-def schedule_of(session: Session, directory: Directory) -> dict[str, Any] | None:
-    """The scheduler's view of the directory (next run, failures, backoff), when the jobs layer is there."""
-    try:
-        from accessiq.jobs.scheduler import schedule_info  # optional until the jobs layer ships
-    except ImportError:
-        return None
-    info: dict[str, Any] = schedule_info(session, directory)
-    return info
+    return {"effective": effective_mapping(cls.default_mapping, overrides), "samples": samples, "note": note}
 
 
 def directory_view(session: Session, directory: Directory) -> dict[str, Any]:
-    """`directory_json` plus the schedule: what the API and the dashboard show."""
+    """`directory_json` with the next sync time lifted out: what the API and the dashboard show."""
     data = dirs.directory_json(session, directory)
-    schedule = schedule_of(session, directory)
-    data["schedule"] = schedule
-    data["next_sync_at"] = schedule.get("next_run_at") if schedule else None
+    data["next_sync_at"] = data["schedule"]["next_run_at"]
     return data
 
 
