@@ -278,12 +278,13 @@ def wizard_settings(request: Request, directory_id: DirectoryId, store: StoreDep
         "directories/wizard_settings.html",
         _wizard(
             "settings",
-            **_settings_context(store, directory_id),
+            **_form_context(store, directory_id),
         ),
     )
 
 
-def _settings_context(store: Store, directory_id: int, **extra: Any) -> dict[str, Any]:
+def _form_context(store: Store, directory_id: int, **extra: Any) -> dict[str, Any]:
+    """What the settings and group-mapping forms show: the directory, its source groups, the choices."""
     with store.transaction() as session:
         _, data = _directory(session, directory_id)
         choices = _choices(session)
@@ -291,6 +292,7 @@ def _settings_context(store: Store, directory_id: int, **extra: Any) -> dict[str
     return {
         "directory": data,
         "settings": data["settings"],
+        "mappings": data["group_mappings"],
         "source_groups": groups,
         "groups_error": groups_error,
         "frequencies": FREQUENCIES,
@@ -312,7 +314,7 @@ def wizard_settings_save(
 ) -> Response:
     error = _save_settings(store, directory_id, forms.settings_patch, form)
     if error:
-        context = _settings_context(store, directory_id, error=error)
+        context = _form_context(store, directory_id, error=error)
         return render(request, "directories/wizard_settings.html", _wizard("settings", **context), status_code=422)
     return redirect(request, f"/directories/{directory_id}/setup/mappings")
 
@@ -334,24 +336,9 @@ def wizard_mappings(request: Request, directory_id: DirectoryId, store: StoreDep
         "directories/wizard_mappings.html",
         _wizard(
             "mappings",
-            **_mappings_context(store, directory_id),
+            **_form_context(store, directory_id),
         ),
     )
-
-
-def _mappings_context(store: Store, directory_id: int, **extra: Any) -> dict[str, Any]:
-    with store.transaction() as session:
-        _, data = _directory(session, directory_id)
-        choices = _choices(session)
-    groups, groups_error = _source_groups(store, directory_id)
-    return {
-        "directory": data,
-        "mappings": data["group_mappings"],
-        "source_groups": groups,
-        "groups_error": groups_error,
-        **choices,
-        **extra,
-    }
 
 
 @router.post("/{directory_id}/setup/mappings")
@@ -360,7 +347,7 @@ def wizard_mappings_save(
 ) -> Response:
     error = _save_mappings(store, directory_id, form)
     if error:
-        context = _mappings_context(store, directory_id, error=error, mappings=_posted_mappings(form))
+        context = _form_context(store, directory_id, error=error, mappings=_posted_mappings(form))
         return render(request, "directories/wizard_mappings.html", _wizard("mappings", **context), status_code=422)
     return redirect(request, f"/directories/{directory_id}/setup/preview")
 
@@ -625,7 +612,7 @@ def settings_page(request: Request, directory_id: DirectoryId, store: StoreDep, 
         {
             "section": "directories",
             "tab": "settings",
-            **_settings_context(store, directory_id),
+            **_form_context(store, directory_id),
         },
     )
 
@@ -642,7 +629,7 @@ def settings_save(
             {
                 "section": "directories",
                 "tab": "settings",
-                **_settings_context(store, directory_id, error=error),
+                **_form_context(store, directory_id, error=error),
             },
             status_code=422,
         )
@@ -657,7 +644,7 @@ def mappings_page(request: Request, directory_id: DirectoryId, store: StoreDep, 
         {
             "section": "directories",
             "tab": "mappings",
-            **_mappings_context(store, directory_id),
+            **_form_context(store, directory_id),
         },
     )
 
@@ -674,7 +661,7 @@ def mappings_save(
             {
                 "section": "directories",
                 "tab": "mappings",
-                **_mappings_context(store, directory_id, error=error, mappings=_posted_mappings(form)),
+                **_form_context(store, directory_id, error=error, mappings=_posted_mappings(form)),
             },
             status_code=422,
         )
