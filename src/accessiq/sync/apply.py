@@ -78,10 +78,12 @@ def apply_plan(session: Session, directory_id: int, plan: Plan, mirror: MirrorCh
     if plan.pins:
         directory.group_pins = {**(directory.group_pins or {}), **plan.pins}
     _Applier(session, directory_id, now).run(plan.operations)
-    if session.get_bind().dialect.name == "postgresql" and len(plan.operations) + len(mirror.upserts) > _ANALYZE_AFTER:
-        # A bulk load leaves the planner statistics saying the tables are empty; the next
-        # run's joins would then pick nested loops over millions of rows.
-        session.execute(text(f"ANALYZE {', '.join(_BULK_TABLES)}"))
+    if len(plan.operations) + len(mirror.upserts) > _ANALYZE_AFTER:
+        # A bulk load leaves the query planner's statistics saying the tables are (nearly)
+        # empty; the next run's joins would then pick nested loops over millions of rows.
+        # Both PostgreSQL and SQLite take ANALYZE inside a transaction.
+        for table in _BULK_TABLES:
+            session.execute(text(f"ANALYZE {table}"))
     # Mappings taken out of the document go once nothing they granted is left.
     for mapping in session.scalars(
         select(GroupMapping).where(GroupMapping.directory_id == directory_id, GroupMapping.removed)

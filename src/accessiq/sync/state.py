@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -21,21 +22,21 @@ from accessiq.store.tables import (
 from accessiq.sync.planner import StoredGroup, StoredUser, StoreState
 from accessiq.sync.source import MirrorKey
 
-
-def _stored(row: User) -> StoredUser:
-    return StoredUser(
-        id=row.id,
-        email=row.email,
-        username=row.username,
-        given_name=row.given_name,
-        family_name=row.family_name,
-        display_name=row.display_name,
-        status=row.status,
-        deactivated_by=row.deactivated_by,
-        attributes=row.attributes or {},
-        directory_id=row.directory_id,
-        external_id=row.external_id,
-    )
+# Plain columns rather than ORM objects: loading 100,000 users stays a matter of tuples.
+_USER_COLUMNS = (
+    User.id,
+    User.email,
+    User.username,
+    User.given_name,
+    User.family_name,
+    User.display_name,
+    User.status,
+    User.deactivated_by,
+    User.attributes,
+    User.directory_id,
+    User.external_id,
+    User.email_key,
+)
 
 
 def owned_origins(session: Session, directory_id: int) -> list[str]:
@@ -48,13 +49,15 @@ def load_store_state(session: Session, directory_id: int) -> StoreState:
     state = StoreState()
     # This directory's users and unlinked local users in full (they may be linked);
     # other directories' users only matter for their email.
-    for row in session.scalars(
-        select(User).where(or_(User.directory_id == directory_id, User.directory_id.is_(None)))
+    for *values, email_key in session.execute(
+        select(*_USER_COLUMNS).where(or_(User.directory_id == directory_id, User.directory_id.is_(None)))
     ):
-        user = _stored(row)
-        state.emails[row.email_key] = user
-        if row.directory_id == directory_id and row.external_id is not None:
-            state.users[row.external_id] = user
+        user = StoredUser(*values)
+        if user.attributes is None:
+            user = replace(user, attributes={})
+        state.emails[email_key] = user
+        if user.directory_id == directory_id and user.external_id is not None:
+            state.users[user.external_id] = user
     for user_id, email, email_key, other_directory, external_id, status in session.execute(
         select(User.id, User.email, User.email_key, User.directory_id, User.external_id, User.status).where(
             User.directory_id != directory_id
@@ -65,9 +68,7 @@ def load_store_state(session: Session, directory_id: int) -> StoreState:
         )
     for group in session.scalars(select(Group).where(Group.directory_id == directory_id)):
         assert group.external_id is not None
-        state.groups[group.external_id] = StoredGroup(
-            group.id, group.external_id, group.name, group.description
-        )
+        state.groups[group.external_id] = StoredGroup(group.id, group.external_id, group.name, group.description)
     state.group_members = {
         (str(group_ext), str(user_ext))
         for group_ext, user_ext in session.execute(
