@@ -12,6 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -29,7 +30,12 @@ MIN_PASSWORD = 12
 _hasher = PasswordHasher()
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 # Verifying against this keeps a sign-in for an unknown email as slow as one for a known email.
-_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the email is unknown, so both cases take as long (made once)."""
+    return _hasher.hash("not a real password, only for timing")
 
 
 def digest(value: str) -> str:
@@ -82,7 +88,7 @@ def authenticate(session: Session, email: str, password: str) -> Administrator |
     """The administrator whose email and password these are, or None."""
     admin = session.scalar(select(Administrator).where(Administrator.email_key == email.strip().casefold()))
     try:
-        _hasher.verify(admin.password_hash if admin else _DUMMY_HASH, password)
+        _hasher.verify(admin.password_hash if admin else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if admin is None or admin.disabled:
