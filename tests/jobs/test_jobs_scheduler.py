@@ -147,6 +147,21 @@ def test_sync_now_while_scheduled_run_queued_returns_it(store: Store, tmp_path: 
     assert (run.id, created, again.id, created_again) == (scheduled, False, scheduled, False)
 
 
+def test_a_blocked_run_holds_scheduled_runs_until_an_admin_decides(store: Store, tmp_path: Path) -> None:
+    directory_id = _directory(store, tmp_path, frequency="15m", schedule_enabled=True)
+    [first] = scheduler.tick(store, T0)
+    with store.transaction() as session:
+        run = session.get_one(SyncRun, first)
+        run.status, run.started_at, run.finished_at, run.plan = "blocked", T0, T0, {"plan": {}}
+    assert scheduler.tick(store, T0 + 15 * MIN) == []
+    with store.transaction() as session:
+        info = scheduler.schedule_info(session, session.get_one(Directory, directory_id), T0 + 16 * MIN)
+    assert info["awaiting_approval"] == first
+    runs.reject(store, first)
+    [second] = scheduler.tick(store, T0 + 30 * MIN)
+    assert second != first
+
+
 def test_backoff_after_consecutive_failures(store: Store, tmp_path: Path) -> None:
     directory_id = _directory(store, tmp_path, frequency="10m", schedule_enabled=True)
     [run] = scheduler.tick(store, T0)

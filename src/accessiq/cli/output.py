@@ -71,6 +71,11 @@ def schedule_text(name: str, info: dict[str, Any]) -> str:
         lines = [f"{name}: automatic sync off (frequency {info['frequency']})"]
     else:
         lines = [f"{name}: every {info['frequency']}; next run {when(info['next_run_at'])}"]
+    if info.get("awaiting_approval"):
+        lines.append(
+            f"  scheduled runs wait for blocked run {info['awaiting_approval']}: "
+            f"accessiq runs approve|reject {info['awaiting_approval']}"
+        )
     if info["consecutive_failures"]:
         lines.append(f"  {info['consecutive_failures']} consecutive failed run(s)")
         if info["backoff_until"]:

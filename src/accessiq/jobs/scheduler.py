@@ -286,6 +286,13 @@ def _fire(session: Session, row: DirectorySchedule, now: datetime) -> int | None
         bound.info("schedule.covered", run_id=active.id)
         return None
 
+    waiting = awaiting_approval(session, directory.id)
+    if waiting is not None:
+        # Another run would plan the same mass deactivation again; the admin decides first.
+        row.last_slot_at, row.next_run_at = covering, following
+        bound.info("schedule.awaiting_approval", run_id=waiting)
+        return None
+
     past = history(session, directory.id)
     if past.consecutive_failures and past.last_failure_at is not None:
         earliest = past.last_failure_at + backoff(period_of(frequency, now), past.consecutive_failures)
@@ -321,13 +328,29 @@ def _fire(session: Session, row: DirectorySchedule, now: datetime) -> int | None
     return run.id
 
 
+def awaiting_approval(session: Session, directory_id: int) -> int | None:
+    """The blocked run of this directory that waits for an administrator's decision, if any."""
+    return session.scalar(
+        select(SyncRun.id)
+        .where(
+            SyncRun.directory_id == directory_id,
+            SyncRun.status == "blocked",
+            SyncRun.resolution.is_(None),
+            SyncRun.plan.is_not(None),
+        )
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+
+
 # -- what the CLI, API and UI show and change -------------------------------------------------
 
 
 def schedule_info(session: Session, directory: Directory, now: datetime | None = None) -> dict[str, Any]:
     """The directory's schedule as `directories show` and the API present it.
 
-    Keys: enabled, frequency, next_run_at (None while off), consecutive_failures,
+    Keys: enabled, frequency, next_run_at (None while off), awaiting_approval (the blocked run that
+    holds scheduled runs back, or None), consecutive_failures,
     backoff_until (None unless failures push the next run back), last_success_at, stale.
     """
     now = now or db_now(session)
@@ -353,6 +376,7 @@ def schedule_info(session: Session, directory: Directory, now: datetime | None =
         "enabled": wanted.enabled,
         "frequency": wanted.frequency,
         "next_run_at": next_run_at,
+        "awaiting_approval": awaiting_approval(session, directory.id),
         "consecutive_failures": past.consecutive_failures,
         "backoff_until": backoff_until,
         "last_success_at": past.last_success_at,
