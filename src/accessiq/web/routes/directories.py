@@ -153,19 +153,7 @@ def wizard_provider_next(request: Request, store: StoreDep, admin: AdminDep, for
 def wizard_credentials(request: Request, admin: AdminDep, name: str = "", provider: str = "") -> Response:
     if provider not in available_providers() or not name:
         return redirect(request, "/directories/new")
-    return render(
-        request,
-        "directories/wizard_credentials.html",
-        _wizard(
-            "credentials",
-            name=name,
-            provider=provider,
-            provider_title=PROVIDERS[provider][0],
-            fields=configure.connection_fields(provider),
-            values={},
-            stored_secrets=False,
-        ),
-    )
+    return _credentials_page(request, name=name, provider=provider, values={})
 
 
 @router.post("/new/credentials")
@@ -184,21 +172,7 @@ def wizard_credentials_save(request: Request, store: StoreDep, admin: AdminDep, 
             directory_id = directory.id
     except AccessIQError as exc:
         shown = {k: v for k, v in values.items() if k not in configure.secret_fields(provider)}
-        return render(
-            request,
-            "directories/wizard_credentials.html",
-            _wizard(
-                "credentials",
-                name=name,
-                provider=provider,
-                provider_title=PROVIDERS[provider][0],
-                fields=fields,
-                values=shown,
-                stored_secrets=False,
-                error=str(exc),
-            ),
-            status_code=422,
-        )
+        return _credentials_page(request, name=name, provider=provider, values=shown, error=str(exc))
     return redirect(request, f"/directories/{directory_id}/setup/test")
 
 
@@ -209,20 +183,7 @@ def wizard_credentials_save(request: Request, store: StoreDep, admin: AdminDep, 
 def wizard_edit_credentials(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
     with store.transaction() as session:
         _, data = _directory(session, directory_id)
-    return render(
-        request,
-        "directories/wizard_credentials.html",
-        _wizard(
-            "credentials",
-            data,
-            name=data["name"],
-            provider=data["provider"],
-            provider_title=PROVIDERS.get(data["provider"], (data["provider"],))[0],
-            fields=configure.connection_fields(data["provider"]),
-            values=data["connection"],
-            stored_secrets=data["has_secrets"],
-        ),
-    )
+    return _credentials_page(request, data, values=data["connection"])
 
 
 @router.post("/{directory_id}/setup/credentials")
@@ -233,23 +194,39 @@ def wizard_edit_credentials_save(
     if error:
         with store.transaction() as session:
             _, data = _directory(session, directory_id)
-        return render(
-            request,
-            "directories/wizard_credentials.html",
-            _wizard(
-                "credentials",
-                data,
-                name=data["name"],
-                provider=data["provider"],
-                provider_title=PROVIDERS.get(data["provider"], (data["provider"],))[0],
-                fields=configure.connection_fields(data["provider"]),
-                values=forms.connection_values(form, configure.connection_fields(data["provider"])),
-                stored_secrets=data["has_secrets"],
-                error=error,
-            ),
-            status_code=422,
-        )
+        values = forms.connection_values(form, configure.connection_fields(data["provider"]))
+        return _credentials_page(request, data, values=values, error=error)
     return redirect(request, f"/directories/{directory_id}/setup/test")
+
+
+def _credentials_page(
+    request: Request,
+    directory: dict[str, Any] | None = None,
+    *,
+    values: dict[str, Any],
+    name: str = "",
+    provider: str = "",
+    error: str | None = None,
+) -> Response:
+    """The credentials step, for a new directory (name and provider) or a saved one (`directory`)."""
+    if directory is not None:
+        name, provider = directory["name"], directory["provider"]
+    return render(
+        request,
+        "directories/wizard_credentials.html",
+        _wizard(
+            "credentials",
+            directory,
+            name=name,
+            provider=provider,
+            provider_title=PROVIDERS.get(provider, (provider,))[0],
+            fields=configure.connection_fields(provider),
+            values=values,
+            stored_secrets=bool(directory and directory["has_secrets"]),
+            error=error,
+        ),
+        status_code=422 if error else 200,
+    )
 
 
 def _save_connection(store: Store, directory_id: int, form: Any) -> str | None:
