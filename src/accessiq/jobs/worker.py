@@ -295,13 +295,7 @@ class Worker:
 
     def _checkpoint(self, held: _Held) -> None:
         """Called by the engine between pages and right before applying: stop the run here if needed."""
-        state = queue.lease_state(self.store, held.run_id, self.owner)
-        if state.cancel_requested:
-            raise RunCanceledError("canceled by an administrator; nothing was applied")
-        if held.lost or not state.held:
-            raise LeaseLostError(
-                f"worker {self.name} lost its lease on run {held.run_id} (now {state.status}); nothing was applied"
-            )
+        check_lease(self.store, held.run_id, self.owner, f"worker {self.name}", lost=held.lost)
         if self._release_at is not None and time.monotonic() >= self._release_at:
             raise _Release()
 
@@ -316,6 +310,15 @@ class Worker:
             except Exception:
                 self._log.exception("worker.maintenance_failed")
             self._stopping.wait(self.settings.tick_seconds)
+
+
+def check_lease(store: Store, run_id: int, owner: str, who: str, *, lost: bool = False) -> None:
+    """Raise if the run was canceled or `owner` no longer holds its lease; the engine then applies nothing."""
+    state = queue.lease_state(store, run_id, owner)
+    if state.cancel_requested:
+        raise RunCanceledError("canceled by an administrator; nothing was applied")
+    if lost or not state.held:
+        raise LeaseLostError(f"{who} lost its lease on run {run_id} (now {state.status}); nothing was applied")
 
 
 def execute_with_lease(
@@ -336,11 +339,7 @@ def execute_with_lease(
     keeper.start()
 
     def checkpoint() -> None:
-        state = queue.lease_state(store, run_id, owner)
-        if state.cancel_requested:
-            raise RunCanceledError("canceled by an administrator; nothing was applied")
-        if not state.held:
-            raise LeaseLostError(f"lost the lease on run {run_id} (now {state.status}); nothing was applied")
+        check_lease(store, run_id, owner, "this process")
 
     try:
         with keeper.holding(claim):
