@@ -219,3 +219,14 @@ def test_demo_runs_a_first_sync(cli: Any) -> None:
     out = cli("demo").stdout
     assert "succeeded" in out and "39 created" in out
     assert "demo-engineering" in cli("users", "list").stdout
+
+
+def test_directories_test_names_a_mapping_that_finds_no_group(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:
+    seed(snapshot)
+    cli("orgs", "create", "acme")
+    cli("orgs", "create", "acme-eng")
+    extra = "  - {source_group: Enginering, organization: acme, role: member}\n"
+    cli("directories", "apply", str(document(tmp_path, snapshot.path, extra)))
+    result = cli("directories", "test", "Corp", ok=False)
+    assert result.returncode == 1
+    assert "group mapping 'Enginering' -> acme (member): no group matches 'Enginering'" in result.stdout

@@ -146,7 +146,8 @@ def directories_test(directory: DirectoryArg, as_json: JsonFlag = False) -> None
     s = store()
     with s.transaction() as session:
         found = dirs.get_directory(session, directory)
-    result = dirs.test_directory(s.secrets, found)
+        references = dirs.group_references(session, found)
+    result = dirs.test_directory(s.secrets, found, references)
     if as_json:
         print_json({"ok": result.ok, "details": result.details, "problems": result.problems})
     else:

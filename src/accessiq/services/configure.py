@@ -136,8 +136,9 @@ def check_connection(store: Store, ref: str | int) -> dict[str, Any]:
     """Test the directory's credentials: {ok, details, problems, kind}. Never raises for a bad connection."""
     with store.transaction() as session:
         directory = dirs.get_directory(session, ref)
+        references = dirs.group_references(session, directory)
     try:
-        result = dirs.test_directory(store.secrets, directory)
+        result = dirs.test_directory(store.secrets, directory, references)
     except (ConnectorError, ConfigurationError) as exc:
         return {"ok": False, "details": [], "problems": [str(exc)], "kind": exc.kind}
     return {"ok": result.ok, "details": list(result.details), "problems": list(result.problems), "kind": None}

@@ -26,7 +26,9 @@ from accessiq.store.tables import (
 from accessiq.sync.document import DirectoryDocument, resolve_secret, validate_connection
 from accessiq.sync.mapping import CompiledMapping, referenced_fields
 from accessiq.sync.planner import MappingRule, PlanContext
+from accessiq.sync.scope import resolve_group_ref
 from accessiq.sync.settings import SyncSettings
+from accessiq.sync.source import MirrorGroup
 
 
 def get_directory(session: Session, ref: str | int) -> Directory:
@@ -236,12 +238,36 @@ def plan_context(session: Session, directory: Directory, settings: SyncSettings 
     )
 
 
-def test_directory(box: SecretBox, directory: Directory) -> CheckResult:
+def group_references(session: Session, directory: Directory) -> list[tuple[str, str]]:
+    """(what refers, the reference) for every group the settings and mappings name."""
+    orgs = dict(session.execute(select(Organization.id, Organization.slug)).all())
+    roles = dict(session.execute(select(Role.id, Role.name)).all())
+    references = [(f"user_filter.groups {ref!r}", ref) for ref in settings_of(directory).user_filter.groups]
+    references += [
+        (f"group mapping {m.source_group!r} -> {orgs[m.organization_id]} ({roles[m.role_id]})", m.source_group)
+        for m in mappings_of(session, directory)
+    ]
+    return references
+
+
+def test_directory(
+    box: SecretBox, directory: Directory, references: list[tuple[str, str]] | None = None
+) -> CheckResult:
+    """Check credentials and permissions, then that every group reference finds exactly one group."""
     connector = build_connector(box, directory)
     try:
-        return connector.check()
+        result = connector.check()
+        if not result.ok or not references:
+            return result
+        groups = {g.external_id: MirrorGroup(g) for g in connector.list_groups()}
     finally:
         connector.close()
+    problems = list(result.problems)
+    for label, ref in references:
+        _, problem = resolve_group_ref(ref, groups, directory.group_pins or {})
+        if problem:
+            problems.append(f"{label}: {problem}")
+    return CheckResult(ok=not problems, details=result.details, problems=problems)
 
 
 def source_groups(box: SecretBox, directory: Directory) -> list[SourceGroup]:
