@@ -100,17 +100,36 @@ def serve(
 
 
 def _serve(store: Store, settings: Settings, *, demo: bool, host: str, port: int, concurrency: int) -> None:
+    sandbox = None
     if demo:
-        from accessiq.demo import setup_demo
+        from accessiq.demo import setup_demo, start_entra_demo
 
-        # Before the worker starts, so the demo's first run is not also claimed by it.
-        run_id = setup_demo(store)
-        with store.transaction() as session:
-            data = runs.run_json(session, runs.get_run(session, run_id))
+        # Before the worker starts, so the demo's first runs are not also claimed by it.
+        _print_demo_run(store, setup_demo(store))
+        sandbox, entra_run = start_entra_demo(store)
+        _print_demo_run(store, entra_run)
         err_console.print(
-            f"demo: directory {data['directory']['name']} connected; run {run_id} {status(data['status'])} "
-            f"({data['counts']['users_created']} users created)"
+            f"demo: the Entra ID sandbox is at {sandbox.url}; change it (accessiq sandbox entra add-user "
+            f"--url {sandbox.url}, disable-user, add-members, ...) and press Sync Now to watch an incremental sync",
+            soft_wrap=True,
         )
+    try:
+        _run_service(store, settings, host=host, port=port, concurrency=concurrency)
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+
+
+def _print_demo_run(store: Store, run_id: int) -> None:
+    with store.transaction() as session:
+        data = runs.run_json(session, runs.get_run(session, run_id))
+    err_console.print(
+        f"demo: directory {data['directory']['name']} connected; run {run_id} {status(data['status'])} "
+        f"({data['counts']['users_created']} users created)"
+    )
+
+
+def _run_service(store: Store, settings: Settings, *, host: str, port: int, concurrency: int) -> None:
 
     server = _web_server(store, host, port)
     process = Worker(store, concurrency=concurrency, schedule=True)
