@@ -55,6 +55,12 @@ def test_local_users_and_admin_deactivation(api: Any) -> None:
     on = api("POST", f"/api/v1/users/{off['id']}/activate").json()
     assert on["status"] == "active"
 
+    refused = api("DELETE", "/api/v1/users/local@example.com")
+    assert refused.status_code == 409 and "deactivate first" in refused.json()["error"]["hint"]
+    api("POST", "/api/v1/users/local@example.com/deactivate")
+    assert api("DELETE", "/api/v1/users/local@example.com").status_code == 204
+    assert api("GET", "/api/v1/users/local@example.com").status_code == 404
+
 
 def test_groups(api: Any, synced: int) -> None:
     groups = api("GET", "/api/v1/groups").json()

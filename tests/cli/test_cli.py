@@ -206,6 +206,7 @@ def test_bad_documents_get_one_line_errors(cli: Any, tmp_path: Path, text: str, 
         (("orgs", "create", "Bad Slug"), "is not a slug", 2),
         (("users", "create", "--email", "not-an-email"), "is not a valid email address", 2),
         (("sync",), "Missing argument", 2),
+        (("users", "delete", "ghost@example.com", "--yes"), "no user 'ghost@example.com'", 3),
     ],
 )
 def test_bad_arguments_get_clear_errors(cli: Any, args: tuple[str, ...], message: str, code: int) -> None:

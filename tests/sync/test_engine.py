@@ -330,3 +330,29 @@ def test_ten_thousand_users_sync_and_an_unchanged_rerun_reports_zero_changes(
     assert second["status"] == "succeeded"
     assert second["changes"] == []
     assert second["counts"]["users_unchanged"] == 10_000
+
+
+def test_a_reused_address_waits_until_the_former_holder_is_deleted(store: Store, snapshot: Snapshot) -> None:
+    company(snapshot)
+    directory = connect(store, snapshot)
+    sync(store, directory)
+    snapshot.remove("eve")
+    snapshot.write()
+    sync(store, directory)
+    snapshot.user("eve2", "eve@example.com")  # a new hire gets the departed colleague's address
+    snapshot.write()
+    refused = sync(store, directory)
+    assert refused["counts"]["users_created"] == 0
+    assert "belongs to another user of this directory (external id eve)" in refused["errors"][0]["message"]
+    with store.transaction() as session:
+        identity.delete_user(session, identity.get_user(session, "eve@example.com"))
+    created = sync(store, directory)
+    assert created["counts"]["users_created"] == 1
+    assert users(store)["eve@example.com"]["external_id"] == "eve2"
+
+
+def test_only_deactivated_users_can_be_deleted(store: Store) -> None:
+    with store.transaction() as session:
+        user = identity.create_user(session, "local@example.com")
+        with pytest.raises(ConflictError, match="only deactivated users can be deleted"):
+            identity.delete_user(session, user)

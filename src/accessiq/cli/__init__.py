@@ -428,6 +428,21 @@ def users_deactivate(user: Annotated[str, typer.Argument(help="User id or email.
     _set_user_state(user, identity.deactivate_user, as_json)
 
 
+@users_app.command("delete")
+def users_delete(
+    user: Annotated[str, typer.Argument(help="User id or email.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete a deactivated user and their memberships, freeing their email for someone else."""
+    with store().transaction() as session:
+        found = identity.get_user(session, user)
+        if not yes:
+            typer.confirm(f"Delete {found.email} for good?", abort=True)
+        email = found.email
+        identity.delete_user(session, found)
+    console.print(f"deleted {email}")
+
+
 @users_app.command("activate")
 def users_activate(user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False) -> None:
     """Activate a user again."""

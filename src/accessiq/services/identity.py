@@ -147,6 +147,22 @@ def deactivate_user(session: Session, user: User) -> User:
     return user
 
 
+def delete_user(session: Session, user: User) -> None:
+    """Remove a deactivated user for good, with their memberships; their email is free again.
+
+    Only deactivated users: an active one must be deactivated first, so nobody loses access by
+    a slip. A synced user that comes back in the directory is created anew, without the old
+    user's manual memberships.
+    """
+    if user.status != "deactivated":
+        raise ConflictError(
+            f"{user.email} is active; only deactivated users can be deleted",
+            hint=f"deactivate first: accessiq users deactivate {user.email}",
+        )
+    session.delete(user)
+    session.flush()
+
+
 def activate_user(session: Session, user: User) -> User:
     user.status = "active"
     user.deactivated_by = None

@@ -74,6 +74,13 @@ def deactivate_user(user: UserRef, session: SessionDep) -> dict[str, Any]:
     return identity.users_json(session, [found])[0]
 
 
+@router.delete("/users/{user}", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
+def delete_user(user: UserRef, session: SessionDep) -> Response:
+    """Delete a deactivated user with their memberships, so their email can be used again (409 if active)."""
+    identity.delete_user(session, identity.get_user(session, user))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.post("/users/{user}/activate", response_model=UserOut, tags=["users"])
 def activate_user(user: UserRef, session: SessionDep) -> dict[str, Any]:
     found = identity.activate_user(session, identity.get_user(session, user))
