@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def _width(stream: TextIO) -> int | None:
+    """A terminal's own width; piped output gets a wide page so tables are not folded into cells."""
+    return None if stream.isatty() else int(os.environ.get("COLUMNS", "200"))
+
+
+console = Console(highlight=False, soft_wrap=True, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr))
 
 
 def _default(value: Any) -> Any:
