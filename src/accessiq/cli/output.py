@@ -34,17 +34,17 @@ def print_json(data: Any) -> None:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    count = 0
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-        count += 1
-    if count:
-        console.print(table)
-    else:
+    materialized = [list(row) for row in rows]
+    if not materialized:
         console.print(f"[dim]no {title.lower() if title else 'rows'}[/dim]")
+        return
+    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    for index, column in enumerate(columns):
+        numeric = all(isinstance(row[index], int) and not isinstance(row[index], bool) for row in materialized)
+        table.add_column(column, overflow="fold", justify="right" if numeric else "left")
+    for row in materialized:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(table)
 
 
 def when(value: str | datetime | None) -> str:
