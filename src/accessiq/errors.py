@@ -45,6 +45,16 @@ class ConflictError(AccessIQError):
     kind = "conflict"
 
 
+class RunInProgressError(ConflictError):
+    """Another live process holds the directory's run (`accessiq sync --no-wait`).
+
+    Exit code 75, EX_TEMPFAIL of sysexits.h: nothing is wrong, try again later.
+    """
+
+    exit_code = 75
+    kind = "run_in_progress"
+
+
 class PlanRejectedError(AccessIQError):
     """A stored plan can no longer be applied as is: the store moved since it was made."""
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from directory_fixtures import directory_document, seed
 
+from accessiq.jobs import queue
 from accessiq.services import runs
 from accessiq.store.database import Store
 
@@ -146,3 +148,21 @@ def test_progress_is_exposed_for_polling(api: Any, store: Store, directory: int)
     run = _sync(api, store, directory)
     assert run["progress"]["phase"] == "done"
     assert run["progress"]["users"] == 5
+
+
+def test_sync_now_recovers_a_run_whose_process_died(api: Any, store: Store, directory: int) -> None:
+    queued = api("POST", f"/api/v1/directories/{directory}/sync", json={}).json()
+    # A process claimed it and died: its lease lapsed a second ago and nobody renews it.
+    queue.claim_run(store, queued["id"], "gone:1:cli:dead", timedelta(seconds=-1))
+    shown = api("GET", f"/api/v1/runs/{queued['id']}").json()
+    assert (shown["status"], shown["lost"], shown["holder"]) == ("running", True, "gone:1:cli:dead")
+
+    # Sync Now fails it as a worker would, and answers with the retry that recovery queued.
+    again = api("POST", f"/api/v1/directories/{directory}/sync", json={})
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] != queued["id"] and again.json()["status"] == "queued"
+    assert again.json()["notes"] == [f"retry of run {queued['id']}, whose worker was lost"]
+    lost = api("GET", f"/api/v1/runs/{queued['id']}").json()
+    assert lost["status"] == "failed" and lost["lost"] is False
+    assert lost["message"].startswith("worker lost: gone:1:cli:dead stopped renewing its lease")
+    assert runs.run_now(store, again.json()["id"]).status == "succeeded"

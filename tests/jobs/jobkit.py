@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from accessiq.services import directories as dirs
 from accessiq.store.database import Store
@@ -82,6 +84,32 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: flo
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def applying(store: Store, directory_id: int) -> bool:
+    """Whether a process is inside a write transaction on the directory (the apply)."""
+    if store.dialect == "sqlite":
+        database = store.engine.url.database
+        assert database is not None
+        probe = sqlite3.connect(database, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            probe.close()
+    with store.engine.connect() as connection:
+        try:
+            connection.execute(
+                text("SELECT id FROM directories WHERE id = :id FOR UPDATE NOWAIT"), {"id": directory_id}
+            )
+        except OperationalError:
+            return True
+        finally:
+            connection.rollback()
+    return False
 
 
 class Fifo:

@@ -23,13 +23,13 @@ from jobkit import (
     Processes,
     add_directory,
     all_runs,
+    applying,
     count_users,
     process_env,
     snapshot_document,
     wait_for,
 )
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
 
 from accessiq.services import runs
 from accessiq.store.database import Store
@@ -167,23 +167,10 @@ def test_sigkill_mid_apply_applies_nothing_and_is_retried(
     victim = procs.start("worker", "--no-scheduler", "--name", "victim")
     run_id = _request(pg_store, directory_id)
 
-    def applying() -> bool:
-        # The apply transaction holds the directory's row lock from its first statement to commit.
-        with pg_store.engine.connect() as connection:
-            try:
-                connection.execute(
-                    text("SELECT id FROM directories WHERE id = :id FOR UPDATE NOWAIT"), {"id": directory_id}
-                )
-            except OperationalError:
-                return True
-            finally:
-                connection.rollback()
-        return False
-
-    wait_for(applying, 60, "the worker to be applying", every=0.01)
+    wait_for(lambda: applying(pg_store, directory_id), 60, "the worker to be applying", every=0.01)
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
-    wait_for(lambda: not applying(), 30, "PostgreSQL to roll the dead worker's transaction back")
+    wait_for(lambda: not applying(pg_store, directory_id), 30, "PostgreSQL to roll the dead worker's transaction back")
 
     # Nothing of the run was applied, the cursor did not move, the run is not finished yet.
     assert count_users(pg_store, directory_id) == 10

@@ -161,6 +161,10 @@ class RunOut(_Out):
     pending_approval: bool
     source_run: int | None
     progress: dict[str, Any]
+    holder: str | None = Field(description="the process running it (host:pid:…), while it runs")
+    lost: bool = Field(
+        description="running, but its process stopped renewing its lease: it died; the next claim fails it"
+    )
     changes: list[ChangeOut] | None = None
 
 

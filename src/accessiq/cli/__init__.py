@@ -15,7 +15,16 @@ import yaml
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from accessiq.cli.output import console, err_console, print_json, print_table, schedule_text, status, when
+from accessiq.cli.output import (
+    console,
+    err_console,
+    print_json,
+    print_table,
+    run_status,
+    schedule_text,
+    status,
+    when,
+)
 from accessiq.config import Settings
 from accessiq.errors import AccessIQError
 from accessiq.logs import configure_logging
@@ -198,22 +207,32 @@ def sync(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and log, apply nothing.")] = False,
     full: Annotated[bool, typer.Option("--full", help="Read everything, not just changes.")] = False,
     as_json: JsonFlag = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="If another process is running this directory's sync, exit 75 at once."),
+    ] = False,
 ) -> None:
-    """Run a sync to the end in this process and print the run. Exit code 1 if it failed or is blocked."""
+    """Run a sync to the end in this process and print the run.
+
+    Exit code 0 only when the run succeeded (with or without per-record errors); 1 when it failed,
+    was canceled or was blocked for approval; 75 with --no-wait when another process is running
+    the directory's sync.
+    """
     s = store()
+    with _progress() as report:
+        run = runs.sync_in_foreground(
+            s,
+            directory,
+            dry_run=dry_run,
+            full=full,
+            wait=not no_wait,
+            progress=report,
+            announce=lambda message: err_console.print(escape(message)),
+        )
     with s.transaction() as session:
-        found = dirs.get_directory(session, directory)
-        run, created = runs.request_sync(session, found, trigger="manual", dry_run=dry_run, full=full)
-        run_id = run.id
-    if not created:
-        err_console.print(f"run {run_id} of {found.name} is already {run.status}; showing it")
-    else:
-        with _progress() as report:
-            runs.run_now(s, run_id, report)
-    with s.transaction() as session:
-        data = runs.run_json(session, runs.get_run(session, run_id))
+        data = runs.run_json(session, runs.get_run(session, run.id))
     _print_run(data, as_json)
-    if data["status"] in ("failed", "blocked"):
+    if data["status"] not in ("succeeded", "succeeded_with_errors"):
         raise typer.Exit(1)
 
 
@@ -318,7 +337,7 @@ def runs_list(
             (
                 r["id"],
                 r["directory"]["name"],
-                status(r["status"]) + (" (dry)" if r["dry_run"] else ""),
+                run_status(r) + (" (dry)" if r["dry_run"] else ""),
                 r["mode"],
                 r["trigger"],
                 when(r["finished_at"]),

@@ -61,6 +61,7 @@ STATUS_STYLE = {
     "failed": "red",
     "blocked": "magenta",
     "running": "cyan",
+    "lost": "red",
     "queued": "cyan",
     "canceled": "dim",
     "active": "green",
@@ -71,6 +72,11 @@ STATUS_STYLE = {
 def status(value: str) -> str:
     style = STATUS_STYLE.get(value)
     return f"[{style}]{value}[/{style}]" if style else value
+
+
+def run_status(run: dict[str, Any]) -> str:
+    """A run's status for a table: a running run whose process died shows as lost before recovery."""
+    return status("lost") if run.get("lost") else status(run["status"])
 
 
 def schedule_text(name: str, info: dict[str, Any]) -> str:

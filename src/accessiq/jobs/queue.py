@@ -203,30 +203,32 @@ def end_lease(store: Store, run_id: int, owner: str) -> None:
 
 
 def recover_expired(store: Store, max_attempts: int = 3, limit: int = 50) -> list[Recovered]:
-    """Fail the running runs whose lease expired and queue a retry of each (up to `max_attempts`).
-
-    A lease expires only when its worker stopped renewing it: killed, frozen, or cut off from
-    the database. Its apply transaction, if it had begun one, died with its connection, so
-    nothing of the run was applied and the directory's cursor is as before.
-    """
-    recovered: list[Recovered] = []
+    """Fail the running runs whose lease expired and queue a retry of each (up to `max_attempts`)."""
     with store.transaction() as session:
-        now = db_now(session)
-        lost = list(
-            session.scalars(
-                select(SyncRun)
-                .where(
-                    SyncRun.status == "running",
-                    SyncRun.lease_expires_at.is_not(None),
-                    SyncRun.lease_expires_at < now,
-                )
-                .order_by(SyncRun.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        for run in lost:
-            recovered.append(_recover(session, run, max_attempts))
+        return recover_lapsed(session, max_attempts, limit=limit)
+
+
+def recover_lapsed(
+    session: Session, max_attempts: int = 3, *, directory_id: int | None = None, limit: int = 50
+) -> list[Recovered]:
+    """Fail the running runs whose lease lapsed (of one directory, or all) and queue a retry of each.
+
+    Every path that claims or requests runs calls this first — a worker's maintenance loop,
+    `accessiq sync`, `runs request`, Sync Now in the API and the web UI — so a directory whose
+    process died is never left `running`. A lease lapses only when its holder stopped renewing
+    it: killed, frozen, or cut off from the database. Its apply transaction, if it had begun
+    one, died with its connection, so nothing of the run was applied and the cursor is as before.
+    """
+    now = db_now(session)
+    query = select(SyncRun).where(
+        SyncRun.status == "running",
+        SyncRun.lease_expires_at.is_not(None),
+        SyncRun.lease_expires_at < now,
+    )
+    if directory_id is not None:
+        query = query.where(SyncRun.directory_id == directory_id)
+    lost = list(session.scalars(query.order_by(SyncRun.id).limit(limit).with_for_update(skip_locked=True)))
+    recovered = [_recover(session, run, max_attempts) for run in lost]
     for item in recovered:
         log.warning(
             "run.worker_lost",
@@ -236,6 +238,13 @@ def recover_expired(store: Store, max_attempts: int = 3, limit: int = 50) -> lis
             retry_run_id=item.retry_run_id,
         )
     return recovered
+
+
+def lease_lapsed(run: SyncRun, now: datetime | None = None) -> bool:
+    """True for a `running` run whose holder stopped renewing its lease: lost, even before recovery."""
+    if run.status != "running" or run.lease_expires_at is None:
+        return False
+    return run.lease_expires_at < (now or utcnow())
 
 
 def _recover(session: Session, run: SyncRun, max_attempts: int) -> Recovered:

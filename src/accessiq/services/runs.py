@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from accessiq.errors import ConflictError, NotFoundError
-from accessiq.jobs.worker import execute_with_lease
+from accessiq.errors import ConflictError, NotFoundError, RunInProgressError
+from accessiq.jobs import queue
+from accessiq.jobs.worker import WorkerSettings, execute_with_lease
 from accessiq.services import parse_id
+from accessiq.services.directories import get_directory
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, RunChange, RunError, SyncRun, utcnow
 from accessiq.sync import engine
@@ -43,12 +46,16 @@ def request_sync(
 ) -> tuple[SyncRun, bool]:
     """Queue a run; while one is queued or running for the directory, that one is returned instead.
 
-    Returns (run, created).
+    A run whose process died (its lease lapsed) is recovered first, so it never counts as in
+    progress. A queued run asked again with `full` becomes a full run. Returns (run, created).
     """
+    queue.recover_lapsed(session, WorkerSettings().max_attempts, directory_id=directory.id)
     active = session.scalar(
         select(SyncRun).where(SyncRun.directory_id == directory.id, SyncRun.status.in_(ACTIVE)).limit(1)
     )
     if active is not None:
+        if full and active.status == "queued":
+            active.requested_mode = active.mode = "full"
         return active, False
     run = SyncRun(
         directory_id=directory.id,
@@ -86,13 +93,67 @@ def run_now(store: Store, run_id: int, progress: engine.Progress | None = None) 
         return wait_for_run(store, run_id, progress)
 
 
+def sync_in_foreground(
+    store: Store,
+    directory_ref: str | int,
+    *,
+    dry_run: bool = False,
+    full: bool = False,
+    wait: bool = True,
+    progress: engine.Progress | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> SyncRun:
+    """`accessiq sync`: run the directory's sync to its end here, or follow the live process running it.
+
+    A queued run of the same kind is claimed and run in this process. A run another live process
+    holds is waited for (RunInProgressError instead when not `wait`); if that process dies
+    meanwhile, its run is recovered and the sync goes on here.
+    """
+    while True:
+        with store.transaction() as session:
+            directory = get_directory(session, directory_ref)
+            run, created = request_sync(session, directory, trigger="manual", dry_run=dry_run, full=full)
+            run_id, status, holder, queued_dry_run = run.id, run.status, run.lease_owner, run.dry_run
+            name = directory.name
+        if status == "queued":
+            if queued_dry_run != dry_run:
+                kind = "dry run" if queued_dry_run else "sync that applies its changes"
+                raise RunInProgressError(
+                    f"run {run_id} of {name} (a {kind}) is queued",
+                    hint=f"let a worker run it, or cancel it: accessiq runs cancel {run_id}",
+                )
+            if not created and announce is not None:
+                announce(f"run {run_id} of {name} was queued; running it here")
+            try:
+                return execute_with_lease(store, run_id, progress)
+            except ConflictError:
+                continue  # a worker claimed it meanwhile: follow that worker
+        if not wait:
+            raise RunInProgressError(
+                f"run {run_id} of {name} is running in {holder or 'another process'}",
+                hint=f"follow it: accessiq runs show {run_id}; or wait for it: accessiq sync {name}",
+            )
+        if announce is not None:
+            announce(f"run {run_id} of {name} is running in {holder or 'another process'}; waiting for it")
+        finished = wait_for_run(store, run_id, progress)
+        if finished.status != "failed" or not (finished.message or "").startswith("worker lost"):
+            return finished
+        # Its holder died while we waited: the retry (or a new run) is ours to run.
+
+
 def wait_for_run(
     store: Store, run_id: int, progress: engine.Progress | None = None, poll_seconds: float = 0.5
 ) -> SyncRun:
-    """Block until the run has finished, reporting its progress as the worker records it."""
+    """Block until the run has finished, reporting its progress as its holder records it.
+
+    A run whose holder dies meanwhile is recovered here (failed, "worker lost"), so this returns.
+    """
     while True:
         with store.transaction() as session:
             run = session.get_one(SyncRun, run_id)
+            if queue.lease_lapsed(run, queue.db_now(session)):
+                queue.recover_lapsed(session, WorkerSettings().max_attempts, directory_id=run.directory_id)
+                session.refresh(run)
             if run.status in engine.FINISHED:
                 return run
             report = dict(run.progress or {})
@@ -145,6 +206,9 @@ def run_json(session: Session, run: SyncRun, *, changes: bool = False) -> dict[s
         "pending_approval": run.plan is not None and run.resolution is None,
         "source_run": run.source_run_id,
         "progress": run.progress or {},
+        "holder": run.lease_owner if run.status == "running" else None,
+        # Its holder stopped renewing the lease: the process died; the next claim or request fails it.
+        "lost": queue.lease_lapsed(run),
     }
     if changes:
         data["changes"] = [change_json(c) for c in run_changes(session, run)]

@@ -27,6 +27,7 @@ STATUS_TONES = {
     "canceled": "muted",
     "queued": "info",
     "running": "info",
+    "lost": "bad",
     "active": "good",
     "deactivated": "muted",
 }
