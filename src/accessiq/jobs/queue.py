@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
@@ -25,11 +27,29 @@ from accessiq.store.tables import SyncRun, utcnow
 
 log = structlog.get_logger("accessiq.jobs")
 
+ACTIVE = ("queued", "running")
+
 
 class LeaseLostError(AccessIQError):
     """This worker no longer holds the run (its lease expired and another worker took over)."""
 
     kind = "lease_lost"
+
+
+class WorkerSettings(BaseSettings):
+    """Queue timings, from `ACCESSIQ_WORKER_*`; the defaults suit production."""
+
+    model_config = SettingsConfigDict(env_prefix="ACCESSIQ_WORKER_", extra="ignore")
+
+    lease_seconds: float = Field(default=30, gt=0, description="how long a claim holds without a heartbeat")
+    poll_seconds: float = Field(default=1.0, gt=0, description="how often an idle slot looks for work")
+    tick_seconds: float = Field(default=1.0, gt=0, description="scheduler and lease-recovery period")
+    grace_seconds: float = Field(default=20, ge=0, description="how long a stopping worker lets runs finish")
+    max_attempts: int = Field(default=3, ge=1, description="runs of one request, counting retries")
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.lease_seconds)
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,60 @@ def db_now(session: Session) -> datetime:
         if value is not None:
             return value
     return utcnow()
+
+
+def active_run(session: Session, directory_id: int) -> SyncRun | None:
+    """The directory's queued or running run, if it has one (the database allows one of each)."""
+    return session.scalar(
+        select(SyncRun)
+        .where(SyncRun.directory_id == directory_id, SyncRun.status.in_(ACTIVE))
+        .order_by(SyncRun.status == "queued")
+        .limit(1)
+    )
+
+
+def enqueue_run(
+    session: Session,
+    directory_id: int,
+    *,
+    trigger: str,
+    dry_run: bool = False,
+    full: bool = False,
+    scheduled_for: datetime | None = None,
+) -> tuple[SyncRun, bool]:
+    """Queue a run of the directory: the one way Sync Now (CLI, API, UI) and the scheduler ask for work.
+
+    Runs whose process died are recovered first, so they never count as in progress. While a run
+    is queued or running, that run is returned instead (a queued one asked again with `full`
+    becomes a full run). Returns (run, created).
+    """
+    recover_lapsed(session, directory_id=directory_id)
+    active = active_run(session, directory_id)
+    if active is None:
+        run = SyncRun(
+            directory_id=directory_id,
+            trigger=trigger,
+            mode="full" if full else "incremental",
+            dry_run=dry_run,
+            status="queued",
+            requested_mode="full" if full else None,
+            scheduled_for=scheduled_for,
+            counts={},
+            notes=[],
+            progress={},
+        )
+        try:
+            # Two requests at once: the database lets one queued run per directory through.
+            with session.begin_nested():
+                session.add(run)
+            return run, True
+        except IntegrityError:
+            active = active_run(session, directory_id)
+            if active is None:
+                raise
+    if full and active.status == "queued":
+        active.requested_mode = active.mode = "full"
+    return active, False
 
 
 def claim_next(store: Store, owner: str, lease: timedelta) -> Claim | None:
@@ -202,14 +276,14 @@ def end_lease(store: Store, run_id: int, owner: str) -> None:
         )
 
 
-def recover_expired(store: Store, max_attempts: int = 3, limit: int = 50) -> list[Recovered]:
+def recover_expired(store: Store, max_attempts: int | None = None, limit: int = 50) -> list[Recovered]:
     """Fail the running runs whose lease expired and queue a retry of each (up to `max_attempts`)."""
     with store.transaction() as session:
         return recover_lapsed(session, max_attempts, limit=limit)
 
 
 def recover_lapsed(
-    session: Session, max_attempts: int = 3, *, directory_id: int | None = None, limit: int = 50
+    session: Session, max_attempts: int | None = None, *, directory_id: int | None = None, limit: int = 50
 ) -> list[Recovered]:
     """Fail the running runs whose lease lapsed (of one directory, or all) and queue a retry of each.
 
@@ -228,7 +302,8 @@ def recover_lapsed(
     if directory_id is not None:
         query = query.where(SyncRun.directory_id == directory_id)
     lost = list(session.scalars(query.order_by(SyncRun.id).limit(limit).with_for_update(skip_locked=True)))
-    recovered = [_recover(session, run, max_attempts) for run in lost]
+    attempts = max_attempts or WorkerSettings().max_attempts
+    recovered = [_recover(session, run, attempts) for run in lost]
     for item in recovered:
         log.warning(
             "run.worker_lost",

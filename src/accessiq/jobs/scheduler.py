@@ -24,11 +24,10 @@ from croniter import croniter
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accessiq.errors import ConfigurationError
-from accessiq.jobs.queue import db_now
+from accessiq.jobs.queue import active_run, db_now, enqueue_run
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, DirectorySchedule, SyncRun, utcnow
 from accessiq.sync.settings import SyncSettings, is_cron, parse_interval
@@ -275,9 +274,7 @@ def _fire(session: Session, row: DirectorySchedule, now: datetime) -> int | None
     following = next_after(frequency, slot, now)
     bound = log.bind(directory_id=directory.id, slot=covering.isoformat())
 
-    active = session.scalar(
-        select(SyncRun).where(SyncRun.directory_id == directory.id, SyncRun.status.in_(("queued", "running"))).limit(1)
-    )
+    active = active_run(session, directory.id)
     if active is not None and active.status == "running":
         # Its read began before this slot: the slot gets a run of its own once this one ends.
         return None
@@ -305,25 +302,11 @@ def _fire(session: Session, row: DirectorySchedule, now: datetime) -> int | None
             )
             return None
 
-    run = SyncRun(
-        directory_id=directory.id,
-        trigger="schedule",
-        mode="incremental",
-        dry_run=False,
-        status="queued",
-        scheduled_for=covering,
-        counts={},
-        notes=[],
-        progress={},
-    )
-    try:
-        with session.begin_nested():
-            session.add(run)
-    except IntegrityError:
-        # A Sync Now queued a run of this directory a moment ago; it covers the slot.
-        row.last_slot_at, row.next_run_at = covering, following
-        return None
+    run, created = enqueue_run(session, directory.id, trigger="schedule", scheduled_for=covering)
     row.last_slot_at, row.next_run_at = covering, following
+    if not created:
+        # A Sync Now queued a run of this directory a moment ago; it covers the slot.
+        return None
     bound.info("schedule.queued", run_id=run.id, next_run_at=following.isoformat())
     return run.id
 

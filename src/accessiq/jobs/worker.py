@@ -29,33 +29,15 @@ from types import FrameType
 from typing import Any
 
 import structlog
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from accessiq.errors import RunCanceledError
 from accessiq.jobs import queue, scheduler
-from accessiq.jobs.queue import Claim, LeaseLostError
+from accessiq.jobs.queue import Claim, LeaseLostError, WorkerSettings
 from accessiq.store.database import Store
 from accessiq.store.tables import SyncRun
 from accessiq.sync import engine
 
 log = structlog.get_logger("accessiq.jobs")
-
-
-class WorkerSettings(BaseSettings):
-    """Queue timings, from `ACCESSIQ_WORKER_*`; the defaults suit production."""
-
-    model_config = SettingsConfigDict(env_prefix="ACCESSIQ_WORKER_", extra="ignore")
-
-    lease_seconds: float = Field(default=30, gt=0, description="how long a claim holds without a heartbeat")
-    poll_seconds: float = Field(default=1.0, gt=0, description="how often an idle slot looks for work")
-    tick_seconds: float = Field(default=1.0, gt=0, description="scheduler and lease-recovery period")
-    grace_seconds: float = Field(default=20, ge=0, description="how long a stopping worker lets runs finish")
-    max_attempts: int = Field(default=3, ge=1, description="runs of one request, counting retries")
-
-    @property
-    def lease(self) -> timedelta:
-        return timedelta(seconds=self.lease_seconds)
 
 
 class _Release(BaseException):

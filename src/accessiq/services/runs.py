@@ -7,19 +7,18 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accessiq.errors import ConflictError, NotFoundError, RunInProgressError
 from accessiq.jobs import queue
-from accessiq.jobs.worker import WorkerSettings, execute_with_lease
+from accessiq.jobs.worker import execute_with_lease
 from accessiq.services import parse_id
 from accessiq.services.directories import get_directory
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, RunChange, RunError, SyncRun, utcnow
 from accessiq.sync import engine
 
-ACTIVE = ("queued", "running")
+ACTIVE = queue.ACTIVE
 COUNT_KEYS = (
     "users_created",
     "users_updated",
@@ -44,42 +43,14 @@ def request_sync(
     dry_run: bool = False,
     full: bool = False,
 ) -> tuple[SyncRun, bool]:
-    """Queue a run; while one is queued or running for the directory, that one is returned instead.
-
-    A run whose process died (its lease lapsed) is recovered first, so it never counts as in
-    progress. A queued run asked again with `full` becomes a full run. Returns (run, created).
-    """
-    queue.recover_lapsed(session, WorkerSettings().max_attempts, directory_id=directory.id)
-    active = session.scalar(
-        select(SyncRun).where(SyncRun.directory_id == directory.id, SyncRun.status.in_(ACTIVE)).limit(1)
-    )
-    if active is not None:
-        if full and active.status == "queued":
-            active.requested_mode = active.mode = "full"
-        return active, False
-    run = SyncRun(
-        directory_id=directory.id,
+    """Sync Now: queue a run, or return the one queued or running for the directory. (run, created)."""
+    return queue.enqueue_run(
+        session,
+        directory.id,
         trigger=trigger,
-        mode="full" if full else "incremental",
         dry_run=dry_run,
-        status="queued",
-        requested_mode="full" if full else None,
-        counts={},
-        notes=[],
-        progress={},
+        full=full,
     )
-    try:
-        # Two Sync Nows at once: the database lets one queued run per directory through.
-        with session.begin_nested():
-            session.add(run)
-    except IntegrityError:
-        active = session.scalar(
-            select(SyncRun).where(SyncRun.directory_id == directory.id, SyncRun.status.in_(ACTIVE)).limit(1)
-        )
-        if active is None:
-            raise
-        return active, False
-    return run, True
 
 
 def run_now(store: Store, run_id: int, progress: engine.Progress | None = None) -> SyncRun:
@@ -152,7 +123,7 @@ def wait_for_run(
         with store.transaction() as session:
             run = session.get_one(SyncRun, run_id)
             if queue.lease_lapsed(run, queue.db_now(session)):
-                queue.recover_lapsed(session, WorkerSettings().max_attempts, directory_id=run.directory_id)
+                queue.recover_lapsed(session, directory_id=run.directory_id)
                 session.refresh(run)
             if run.status in engine.FINISHED:
                 return run
