@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from accessiq import connectors
 from accessiq.api import auth, create_app
+from accessiq.config import Settings
 from accessiq.connectors.file import FileConnection, FileConnector
 from accessiq.services import identity
 from accessiq.store.database import Store
@@ -58,9 +60,13 @@ def _token(store: Store, scope: str = "write", name: str = "tests") -> str:
 
 
 @pytest.fixture
-def app_client(store: Store) -> Iterator[TestClient]:
-    """The app over the store, queued runs left in the queue (no worker)."""
-    app = create_app(store)
+def app_client(store: Store, tmp_path: Path) -> Iterator[TestClient]:
+    """The app over the store, queued runs left in the queue (no worker).
+
+    Snapshot files of directories made through the API must lie in the snapshot
+    directory: the test's own tmp_path, where the `snapshot` fixture writes.
+    """
+    app = create_app(store, settings=Settings(snapshot_dir=tmp_path))
     with TestClient(app, base_url="https://testserver") as client:
         yield client
 

@@ -120,3 +120,19 @@ def test_metrics(api: Any, store: Store, synced: int) -> None:
     assert 'accessiq_last_successful_sync_timestamp_seconds{directory="Acme HR"}' in text
     assert 'accessiq_sync_run_duration_seconds_count{directory="Acme HR"} 1.0' in text
     assert 'accessiq_sync_users_changed_total{action="created",directory="Acme HR"} 5.0' in text
+
+
+def test_searches_take_like_wildcards_literally(api: Any) -> None:
+    for email in ("a_b@example.com", "axb@example.com", "100%@example.com", "1000@example.com", "back\\slash@x.org"):
+        assert api("POST", "/api/v1/users", json={"email": email}).status_code == 201
+
+    def found(q: str) -> list[str]:
+        return sorted(u["email"] for u in api("GET", "/api/v1/users", params={"q": q}).json())
+
+    assert found("_") == ["a_b@example.com"]
+    assert found("a_b") == ["a_b@example.com"]
+    assert found("%") == ["100%@example.com"]
+    assert found("0%@") == ["100%@example.com"]
+    assert found("\\") == ["back\\slash@x.org"]
+    assert found("k\\s") == ["back\\slash@x.org"]
+    assert len(found("@")) == 5

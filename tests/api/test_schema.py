@@ -15,6 +15,7 @@ from accessiq.api import auth, create_app
 from accessiq.config import Settings
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store, open_store
 from accessiq.sync.document import validate_document
 
@@ -44,7 +45,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, st
             "settings": {"default_organization": "acme"},
             "group_mappings": [{"source_group": "Staff", "organization": "acme", "role": "admin"}],
         }
-        directory, _ = dirs.apply_document(session, store.secrets, validate_document(document))
+        directory, _ = dirs.apply_document(
+            session, store.secrets, validate_document(document), policy=InputPolicy.operator()
+        )
         first, _ = runs.request_sync(session, directory)
     runs.run_now(store, first.id)
     with store.transaction() as session:

@@ -15,6 +15,7 @@ from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.entra import EntraSandbox, create_app
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store, open_store
 from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
@@ -90,7 +91,9 @@ class Tenant:
                     }
                 ],
             }
-            directory, _ = dirs.apply_document(session, self.store.secrets, validate_document(document))
+            directory, _ = dirs.apply_document(
+                session, self.store.secrets, validate_document(document), policy=InputPolicy.operator()
+            )
             self.directory_id = directory.id
 
     def sync(self) -> dict[str, Any]:

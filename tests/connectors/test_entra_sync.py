@@ -13,6 +13,7 @@ from typing import Any
 
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
@@ -36,7 +37,9 @@ def connect(store: Store, graph: GraphKit, **connection: Any) -> int:
             },
             "settings": {"default_organization": "acme", "attribute_mapping": {"department": "department"}},
         }
-        directory, _ = dirs.apply_document(session, store.secrets, validate_document(document))
+        directory, _ = dirs.apply_document(
+            session, store.secrets, validate_document(document), policy=InputPolicy.operator()
+        )
         return directory.id
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from accessiq.services import directories as dirs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
 from accessiq.store.tables import SyncRun, User
 from accessiq.sync.document import validate_document
@@ -59,7 +60,9 @@ def add_directory(store: Store, name: str, path: Path, **settings: Any) -> int:
         "settings": {"safety": {"max_deactivations": 100000, "max_deactivation_percent": 100}, **settings},
     }
     with store.transaction() as session:
-        directory, _ = dirs.apply_document(session, store.secrets, validate_document(document))
+        directory, _ = dirs.apply_document(
+            session, store.secrets, validate_document(document), policy=InputPolicy.operator()
+        )
         return directory.id
 
 

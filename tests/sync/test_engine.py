@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from accessiq.errors import ConflictError, PlanRejectedError
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
 from accessiq.store.tables import Cursor, Directory, OrganizationMembership, SourceObject, User
 from accessiq.sync.document import validate_document
@@ -24,7 +25,9 @@ def connect(store: Store, snapshot: Snapshot, orgs: tuple[str, ...] = ("acme",),
             if session.scalar(select(func.count()).where(identity.Organization.slug == slug)) == 0:
                 identity.create_organization(session, slug)
         doc = {"name": "Corp", "provider": "file", "connection": {"path": str(snapshot.path)}, **document}
-        directory, _ = dirs.apply_document(session, store.secrets, validate_document(doc))
+        directory, _ = dirs.apply_document(
+            session, store.secrets, validate_document(doc), policy=InputPolicy.operator()
+        )
         return directory.id
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from accessiq.config import Settings
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store, open_store
 from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
@@ -99,7 +100,9 @@ class World:
                 "settings": SETTINGS,
                 "group_mappings": MAPPINGS,
             }
-            directory, _ = dirs.apply_document(session, self.store.secrets, validate_document(doc))
+            directory, _ = dirs.apply_document(
+                session, self.store.secrets, validate_document(doc), policy=InputPolicy.operator()
+            )
             self.directory_id = directory.id
 
     def sync(self, dry_run: bool = False) -> dict[str, Any]:

@@ -79,6 +79,7 @@ def connected_directory(store: Store, snapshot: Any) -> int:
     """Organizations, a directory over the snapshot, and its first applied sync; returns the directory id."""
     from accessiq.services import directories as dirs
     from accessiq.services import identity, runs
+    from accessiq.services.input_policy import InputPolicy
     from accessiq.sync.document import validate_document
 
     path = company(snapshot)
@@ -97,6 +98,7 @@ def connected_directory(store: Store, snapshot: Any) -> int:
                     "group_mappings": [{"source_group": "Engineering", "organization": "acme-eng", "role": "admin"}],
                 }
             ),
+            policy=InputPolicy.operator(),
         )
         run, _ = runs.request_sync(session, directory)
         directory_id, run_id = directory.id, run.id

@@ -64,8 +64,12 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    store = open_store(Settings(data_dir=tmp_path, secret_key=TEST_KEY))
-    app = create_app(store, inline_worker=True)
+    # The wizard connects snapshots in tmp_path and Graph sandboxes on loopback ports the OS picks.
+    settings = Settings(
+        data_dir=tmp_path, secret_key=TEST_KEY, snapshot_dir=tmp_path, allowed_endpoints=["http://127.0.0.1:*"]
+    )
+    store = open_store(settings)
+    app = create_app(store, settings=settings, inline_worker=True)
     launcher = GatedLauncher(store)
     app.state.launcher = launcher
     port = _free_port()

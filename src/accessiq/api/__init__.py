@@ -21,18 +21,22 @@ def create_app(
     settings: Settings | None = None,
     inline_worker: bool = False,
     secure_cookies: bool = True,
+    listen_host: str | None = None,
 ) -> FastAPI:
     """The complete app over `store` (see `accessiq.api.app.create_app`).
 
     `inline_worker=True` runs queued syncs on a thread of this process (tests and
     demos without a worker); otherwise Sync Now only queues the run for the workers.
     `secure_cookies=False` lets the sign-in cookie travel over plain http (local
-    development only).
+    development only). `listen_host`: where `accessiq serve` listens (decides whether
+    /metrics wants a token when ACCESSIQ_METRICS_AUTH=auto).
     """
     # Imported here so that `accessiq.api.auth` and friends load without building the web layer.
     from accessiq.api.app import create_app as build
 
-    return build(store, settings=settings, inline_worker=inline_worker, secure_cookies=secure_cookies)
+    return build(
+        store, settings=settings, inline_worker=inline_worker, secure_cookies=secure_cookies, listen_host=listen_host
+    )
 
 
 __all__ = ["create_app"]

@@ -18,9 +18,9 @@ from starlette.routing import Match
 
 import accessiq
 from accessiq.api import errors
-from accessiq.api.deps import get_caller
+from accessiq.api.deps import get_caller, get_metrics_caller
 from accessiq.api.launcher import RunLauncher
-from accessiq.api.metrics import registry_for
+from accessiq.api.metrics import registry_for, token_required
 from accessiq.api.routes import directories, identity, runs
 from accessiq.api.schemas import Health
 from accessiq.config import Settings
@@ -64,13 +64,15 @@ def create_app(
     settings: Settings | None = None,
     inline_worker: bool = False,
     secure_cookies: bool = True,
+    listen_host: str | None = None,
 ) -> FastAPI:
     """The complete app over `store`.
 
     `inline_worker=True` runs queued syncs on a thread of this process (for tests
     and demos without `accessiq worker`); otherwise Sync Now only queues the run.
     `secure_cookies=False` lets the sign-in cookie travel over plain http (local
-    development only).
+    development only). `listen_host` is the address `accessiq serve` listens on: with
+    ACCESSIQ_METRICS_AUTH=auto, /metrics wants an API token unless it is a loopback one.
     """
     launcher = RunLauncher(store, inline=inline_worker)
 
@@ -92,6 +94,7 @@ def create_app(
     )
     app.state.store = store
     app.state.settings = settings or Settings()
+    app.state.metrics_token_required = token_required(app.state.settings.metrics_auth, listen_host)
     app.state.launcher = launcher
     app.state.secure_cookies = secure_cookies
     metrics = registry_for(store)
@@ -111,9 +114,20 @@ def create_app(
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
         return {"status": "ok", "database": store.dialect}
 
-    @app.get("/metrics", response_class=PlainTextResponse, tags=["service"])
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        tags=["service"],
+        dependencies=[Depends(get_metrics_caller)],
+        responses={401: _ERROR_RESPONSES[401]},
+        # The token is optional as far as the schema can tell: ACCESSIQ_METRICS_AUTH decides.
+        openapi_extra={"security": [{}]},
+    )
     def prometheus() -> Response:
-        """Prometheus metrics: runs by status, run durations, users synced, last successful sync."""
+        """Prometheus metrics: runs by status, run durations, users synced, last successful sync.
+
+        Needs `Authorization: Bearer <API token>` (read is enough) when ACCESSIQ_METRICS_AUTH says so.
+        """
         return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(build_router())

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from accessiq.api import auth
 from accessiq.api.errors import ForbiddenError, NotAuthenticatedError
 from accessiq.api.launcher import RunLauncher
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `accessiq tokens create` or the web UI")
@@ -30,8 +31,14 @@ def get_launcher(request: Request) -> RunLauncher:
     return launcher
 
 
+def get_input_policy(request: Request) -> InputPolicy:
+    """What documents coming through the API or the web UI may reach: the operator's settings decide."""
+    return InputPolicy.from_settings(request.app.state.settings)
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 LauncherDep = Annotated[RunLauncher, Depends(get_launcher)]
+PolicyDep = Annotated[InputPolicy, Depends(get_input_policy)]
 
 
 def get_session(store: StoreDep) -> Iterator[Session]:
@@ -76,6 +83,17 @@ def get_caller(
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def get_metrics_caller(
+    request: Request,
+    store: StoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller | None:
+    """Who scrapes /metrics: any live API token when the app requires one there (ACCESSIQ_METRICS_AUTH)."""
+    if not request.app.state.metrics_token_required:
+        return None
+    return get_caller(request, store, credentials)
 
 
 def plain_reference(value: str | None) -> str | None:

@@ -2,7 +2,8 @@
 
 The store is the truth shared by every worker process, so the numbers are the
 same whichever process is scraped: runs by status, run durations, users synced
-and the time of each directory's last successful sync.
+and the time of each directory's last successful sync. The metrics name
+directories, so off the machine they need an API token (see `token_required`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from accessiq.connectors.endpoints import is_loopback
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, SyncRun, User
 
@@ -127,3 +129,15 @@ def registry_for(store: Store) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(store))
     return registry
+
+
+def token_required(mode: str, listen_host: str | None) -> bool:
+    """Whether /metrics asks for an API token (ACCESSIQ_METRICS_AUTH).
+
+    `token`: always; `open`: never; `auto`: when the app listens where other machines can reach
+    it. An app built without a listening host (tests, in-process servers) counts as loopback.
+    """
+    if mode != "auto":
+        return mode == "token"
+    return listen_host is not None and not is_loopback(listen_host.strip())
+

@@ -30,6 +30,7 @@ from accessiq.errors import AccessIQError
 from accessiq.logs import configure_logging
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store, open_store
 from accessiq.sync.document import load_document
 
@@ -73,14 +74,15 @@ def directories_apply(
     document = load_document(file)
     s = store()
     with s.transaction() as session:
-        directory, created = dirs.apply_document(session, s.secrets, document)
+        # The CLI runs on the server as its operator: env:/file: references, any endpoint, any path.
+        directory, created = dirs.apply_document(session, s.secrets, document, policy=InputPolicy.operator())
         data = dirs.directory_json(session, directory)
     if as_json:
         print_json(data)
     else:
         console.print(
-            f"{'created' if created else 'updated'} directory {data['id']} [bold]{data['name']}[/bold]"
-            f" ({data['provider']})"
+            f"{'created' if created else 'updated'} directory {data['id']} [bold]{escape(data['name'])}[/bold]"
+            f" ({escape(data['provider'])})"
         )
 
 
@@ -116,7 +118,10 @@ def directories_show(directory: DirectoryArg, as_json: JsonFlag = False) -> None
         data = dirs.directory_json(session, dirs.get_directory(session, directory))
     if as_json:
         return print_json(data)
-    console.print(f"[bold]{data['name']}[/bold] (id {data['id']}, provider {data['provider']}, {data['users']} users)")
+    console.print(
+        f"[bold]{escape(data['name'])}[/bold] (id {data['id']}, provider {escape(data['provider'])}, "
+        f"{data['users']} users)"
+    )
     console.print(
         yaml.safe_dump(
             {
@@ -125,11 +130,12 @@ def directories_show(directory: DirectoryArg, as_json: JsonFlag = False) -> None
                 "group_mappings": data["group_mappings"],
             },
             sort_keys=False,
-        ).rstrip()
+        ).rstrip(),
+        markup=False,
     )
     last = data["last_run"]
     if last:
-        console.print(f"last run: {last['id']} {status(last['status'])} at {when(last['finished_at'])}")
+        console.print(f"last run: {last['id']} {status(last['status']).markup} at {when(last['finished_at'])}")
     else:
         console.print("last run: never")
     console.print(schedule_text("schedule", data["schedule"]))
@@ -161,9 +167,9 @@ def directories_test(directory: DirectoryArg, as_json: JsonFlag = False) -> None
         print_json({"ok": result.ok, "details": result.details, "problems": result.problems})
     else:
         for line in result.details:
-            console.print(f"[green]ok[/green] {line}")
+            console.print(f"[green]ok[/green] {escape(line)}")
         for line in result.problems:
-            console.print(f"[red]problem[/red] {line}")
+            console.print(f"[red]problem[/red] {escape(line)}")
     if not result.ok:
         raise typer.Exit(1)
 
@@ -195,7 +201,7 @@ def directories_delete(
         if not yes:
             typer.confirm(f"Delete directory {found.name!r}?", abort=True)
         dirs.delete_directory(session, found)
-    console.print(f"deleted directory {found.name}")
+    console.print(f"deleted directory {escape(found.name)}")
 
 
 # -- sync and runs -------------------------------------------------------------------------
@@ -268,7 +274,7 @@ def _print_run(data: dict[str, Any], as_json: bool) -> None:
     counts = data["counts"]
     kind = "dry run" if data["dry_run"] else "run"
     console.print(
-        f"{kind} {data['id']} of {data['directory']['name']}: {status(data['status'])} "
+        f"{kind} {data['id']} of {escape(data['directory']['name'])}: {status(data['status']).markup} "
         f"({data['mode']}, {data['trigger']})"
     )
     console.print(
@@ -282,10 +288,10 @@ def _print_run(data: dict[str, Any], as_json: bool) -> None:
         f"{counts['memberships_added']} added, {counts['memberships_removed']} removed"
     )
     for note in data["notes"]:
-        console.print(f"[yellow]note[/yellow] {note}")
+        console.print(f"[yellow]note[/yellow] {escape(note)}")
     for error in data["errors"][:20]:
         where = f" {error['external_id']}" if error["external_id"] else ""
-        console.print(f"[red]error[/red] {error['object']}{where}: {error['message']}")
+        console.print(f"[red]error[/red] {escape(error['object'] + where)}: {escape(error['message'])}")
     if len(data["errors"]) > 20:
         console.print(f"... and {len(data['errors']) - 20} more errors: accessiq runs show {data['id']}")
     if data["pending_approval"]:
@@ -296,7 +302,8 @@ def _print_run(data: dict[str, Any], as_json: bool) -> None:
     for change in data.get("changes", []):
         console.print(
             f"  {change['action']:<10} {change['object']:<16} {change['label']}"
-            + (f"  {_change_detail(change)}" if change["action"] in ("update", "link", "change") else "")
+            + (f"  {_change_detail(change)}" if change["action"] in ("update", "link", "change") else ""),
+            markup=False,
         )
 
 
@@ -431,14 +438,14 @@ def users_create(
     with store().transaction() as session:
         user = identity.create_user(session, email, given_name=given_name, family_name=family_name)
         data = identity.users_json(session, [user])[0]
-    print_json(data) if as_json else console.print(f"created user {data['id']} {data['email']}")
+    print_json(data) if as_json else console.print(f"created user {data['id']} {escape(data['email'])}")
 
 
 def _set_user_state(ref: str, action: Callable[..., Any], as_json: bool) -> None:
     with store().transaction() as session:
         user = action(session, identity.get_user(session, ref))
         data = identity.users_json(session, [user])[0]
-    print_json(data) if as_json else console.print(f"{data['email']} is {status(data['status'])}")
+    print_json(data) if as_json else console.print(f"{escape(data['email'])} is {status(data['status']).markup}")
 
 
 @users_app.command("deactivate")
@@ -459,7 +466,7 @@ def users_delete(
             typer.confirm(f"Delete {found.email} for good?", abort=True)
         email = found.email
         identity.delete_user(session, found)
-    console.print(f"deleted {email}")
+    console.print(f"deleted {escape(email)}")
 
 
 @users_app.command("activate")
@@ -510,7 +517,7 @@ def orgs_create(
     with store().transaction() as session:
         org = identity.create_organization(session, slug, name)
         data = {"id": org.id, "slug": org.slug, "name": org.name, "members": 0}
-    print_json(data) if as_json else console.print(f"created organization {data['slug']}")
+    print_json(data) if as_json else console.print(f"created organization {escape(str(data['slug']))}")
 
 
 @orgs_app.command("add-member")
@@ -524,7 +531,7 @@ def orgs_add_member(
         found_org = identity.get_organization(session, org)
         found_user = identity.get_user(session, user)
         identity.add_member(session, found_org, found_user, identity.get_role(session, role))
-    console.print(f"{found_user.email} is {role} in {found_org.slug} (manual)")
+    console.print(f"{escape(found_user.email)} is {escape(role)} in {escape(found_org.slug)} (manual)")
 
 
 @orgs_app.command("remove-member")
@@ -537,7 +544,7 @@ def orgs_remove_member(
         found_org = identity.get_organization(session, org)
         found_user = identity.get_user(session, user)
         identity.remove_member(session, found_org, found_user)
-    console.print(f"removed {found_user.email}'s manual membership in {found_org.slug}")
+    console.print(f"removed {escape(found_user.email)}'s manual membership in {escape(found_org.slug)}")
 
 
 @roles_app.command("list")
@@ -558,7 +565,7 @@ def roles_create(
     """Add a custom role."""
     with store().transaction() as session:
         identity.create_role(session, name, rank)
-    console.print(f"created role {name} (rank {rank})")
+    console.print(f"created role {escape(name)} (rank {rank})")
 
 
 # -- the rest ------------------------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""How the CLI prints: human tables by default, JSON for machines, errors as one line on stderr."""
+"""How the CLI prints: human tables by default, JSON for machines, errors as one line on stderr.
+
+Values from directories and users are text, never rich markup: table cells are `Text` built from
+them, messages pass them through `escape`, and a block that is all data prints with `markup=False`.
+Only the product's own styling (`status`, literal tags in a message) renders, so a display name
+like `[link=…]` can neither break a command nor write a terminal hyperlink.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 
 def _width(stream: TextIO) -> int | None:
@@ -34,6 +42,7 @@ def print_json(data: Any) -> None:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Cells are shown as written; a `Text` cell (such as `status`) keeps its style."""
     materialized = [list(row) for row in rows]
     if not materialized:
         console.print(f"[dim]no {title.lower() if title else 'rows'}[/dim]")
@@ -43,8 +52,14 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
         numeric = all(isinstance(row[index], int) and not isinstance(row[index], bool) for row in materialized)
         table.add_column(column, overflow="fold", justify="right" if numeric else "left")
     for row in materialized:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*(_cell(cell) for cell in row))
     console.print(table)
+
+
+def _cell(value: Any) -> Text:
+    if isinstance(value, Text):
+        return value
+    return Text("" if value is None else str(value))
 
 
 def when(value: str | datetime | None) -> str:
@@ -69,12 +84,12 @@ STATUS_STYLE = {
 }
 
 
-def status(value: str) -> str:
-    style = STATUS_STYLE.get(value)
-    return f"[{style}]{value}[/{style}]" if style else value
+def status(value: str) -> Text:
+    """A status in its colour: a table cell as it is, `.markup` inside a message."""
+    return Text.styled(value, STATUS_STYLE.get(value, ""))
 
 
-def run_status(run: dict[str, Any]) -> str:
+def run_status(run: dict[str, Any]) -> Text:
     """A run's status for a table: a running run whose process died shows as lost before recovery."""
     return status("lost") if run.get("lost") else status(run["status"])
 
@@ -82,9 +97,9 @@ def run_status(run: dict[str, Any]) -> str:
 def schedule_text(name: str, info: dict[str, Any]) -> str:
     """The schedule in a few lines, for `directories schedule` and `directories show`."""
     if not info["enabled"]:
-        lines = [f"{name}: automatic sync off (frequency {info['frequency']})"]
+        lines = [f"{escape(name)}: automatic sync off (frequency {escape(info['frequency'])})"]
     else:
-        lines = [f"{name}: every {info['frequency']}; next run {when(info['next_run_at'])}"]
+        lines = [f"{escape(name)}: every {escape(info['frequency'])}; next run {when(info['next_run_at'])}"]
     if info.get("awaiting_approval"):
         lines.append(
             f"  scheduled runs wait for blocked run {info['awaiting_approval']}: "

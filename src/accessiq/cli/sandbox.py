@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     help="Local sandboxes that speak a directory provider's real API, for demos and tests.",
@@ -100,6 +101,8 @@ def entra(
                 f"  authority_url: {url}",
                 f"  graph_url: {url}",
                 "",
+                "Apply it with `accessiq directories apply`; to connect it through the web UI or the API, "
+                f"serve with ACCESSIQ_ALLOWED_ENDPOINTS={url}.",
                 f"Change it while a sync runs: accessiq sandbox entra --help (admin URL {url}).",
             ]
         )
@@ -115,13 +118,14 @@ def _admin(method: str, url: str, path: str, body: Any = None, params: dict[str,
         )
     except httpx.TransportError as exc:
         console.print(
-            f"[red]no sandbox answers at {url}[/red] ({exc}); start one with `accessiq sandbox entra`"
+            f"[red]no sandbox answers at {escape(url)}[/red] ({escape(str(exc))}); "
+            "start one with `accessiq sandbox entra`"
         )
         raise typer.Exit(6) from None
     data = response.json() if response.content else {}
     if response.status_code >= 400:
         detail = data.get("detail") if isinstance(data, dict) else data
-        console.print(f"[red]{detail}[/red]")
+        console.print(f"[red]{escape(str(detail))}[/red]")
         raise typer.Exit(3 if response.status_code == 404 else 2)
     return data
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import structlog
 import typer
+from rich.markup import escape
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -69,7 +70,7 @@ def worker(
     store = open_store(settings)
     process = Worker(store, concurrency=concurrency, schedule=scheduler, name=name)
     err_console.print(
-        f"AccessIQ worker {process.name}: {concurrency} slot(s), scheduler {'on' if scheduler else 'off'}, "
+        f"AccessIQ worker {escape(process.name)}: {concurrency} slot(s), scheduler {'on' if scheduler else 'off'}, "
         f"database {_database(settings)}\n"
         "The web UI is served by `accessiq serve`, not by a worker. Stop with Ctrl-C or SIGTERM.",
         soft_wrap=True,
@@ -78,7 +79,7 @@ def worker(
         process.run_until_signalled()
     finally:
         store.dispose()
-    err_console.print(f"worker {process.name} stopped")
+    err_console.print(f"worker {escape(process.name)} stopped")
 
 
 def serve(
@@ -108,6 +109,8 @@ def _serve(store: Store, settings: Settings, *, demo: bool, host: str, port: int
         _print_demo_run(store, setup_demo(store))
         sandbox, entra_run = start_entra_demo(store)
         _print_demo_run(store, entra_run)
+        # So the wizard can connect another directory to the sandbox (ACCESSIQ_ALLOWED_ENDPOINTS).
+        settings = settings.model_copy(update={"allowed_endpoints": [*settings.allowed_endpoints, sandbox.url]})
         err_console.print(
             f"demo: the Entra ID sandbox is at {sandbox.url}; change it (accessiq sandbox entra add-user "
             f"--url {sandbox.url}, disable-user, add-members, ...) and press Sync Now to watch an incremental sync",
@@ -124,14 +127,14 @@ def _print_demo_run(store: Store, run_id: int) -> None:
     with store.transaction() as session:
         data = runs.run_json(session, runs.get_run(session, run_id))
     err_console.print(
-        f"demo: directory {data['directory']['name']} connected; run {run_id} {status(data['status'])} "
+        f"demo: directory {escape(data['directory']['name'])} connected; run {run_id} {status(data['status']).markup} "
         f"({data['counts']['users_created']} users created)"
     )
 
 
 def _run_service(store: Store, settings: Settings, *, host: str, port: int, concurrency: int) -> None:
 
-    server = _web_server(store, host, port)
+    server = _web_server(store, host, port, settings)
     process = Worker(store, concurrency=concurrency, schedule=True)
     # Handlers go in before any thread starts, so no early signal gets the default action.
     with StopSignals() as signals:
@@ -139,7 +142,7 @@ def _run_service(store: Store, settings: Settings, *, host: str, port: int, conc
         if server is not None and not _start_http(server):
             process.stop(at_once=True)
             process.join()
-            err_console.print(f"[red]error:[/red] could not serve on {host}:{port} (see the log above)")
+            err_console.print(f"[red]error:[/red] could not serve on {escape(host)}:{port} (see the log above)")
             raise typer.Exit(1)
         _print_where(settings, server, host, port, concurrency, store)
         while not process.join(timeout=0.2):
@@ -196,7 +199,7 @@ def _print_where(
         )
 
 
-def _web_server(store: Store, host: str, port: int) -> Any:
+def _web_server(store: Store, host: str, port: int, settings: Settings | None = None) -> Any:
     """A uvicorn server for `accessiq.api.create_app(store)`, or None when the API is not installed."""
     try:
         api = import_module("accessiq.api")
@@ -209,7 +212,9 @@ def _web_server(store: Store, host: str, port: int) -> Any:
         return None
     import uvicorn
 
-    config = uvicorn.Config(create_app(store), host=host, port=port, log_level="info", lifespan="on")
+    # The listening host decides whether /metrics wants a token (ACCESSIQ_METRICS_AUTH=auto).
+    app = create_app(store, settings=settings, listen_host=host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
     return uvicorn.Server(config)
 
 
@@ -224,10 +229,10 @@ def runs_cancel(run: RunArg, as_json: JsonFlag = False) -> None:
     if as_json:
         return print_json(data)
     if data["status"] == "canceled":
-        console.print(f"run {data['id']} of {data['directory']['name']} canceled")
+        console.print(f"run {data['id']} of {escape(data['directory']['name'])} canceled")
     else:
         console.print(
-            f"run {data['id']} of {data['directory']['name']} is running; its worker stops it at the next "
+            f"run {data['id']} of {escape(data['directory']['name'])} is running; its worker stops it at the next "
             "checkpoint and nothing is applied (a run already applying finishes)"
         )
 
@@ -249,9 +254,11 @@ def runs_request(
     if as_json:
         return print_json(data)
     if created:
-        console.print(f"queued run {data['id']} of {data['directory']['name']}; a worker will pick it up")
+        console.print(f"queued run {data['id']} of {escape(data['directory']['name'])}; a worker will pick it up")
     else:
-        console.print(f"run {data['id']} of {data['directory']['name']} is already {status(data['status'])}")
+        console.print(
+            f"run {data['id']} of {escape(data['directory']['name'])} is already {status(data['status']).markup}"
+        )
 
 
 def directories_schedule(

@@ -6,6 +6,7 @@ import os
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from accessiq.api import auth
 from accessiq.cli.output import console, print_json, print_table, when
@@ -39,7 +40,7 @@ def admin_create(
     password = _password()
     with _store().transaction() as session:
         admin = auth.create_administrator(session, email, password)
-        console.print(f"created administrator {admin.email}; sign in at /login")
+        console.print(f"created administrator {escape(admin.email)}; sign in at /login")
 
 
 @admin_app.command("set-password")
@@ -48,7 +49,7 @@ def admin_set_password(email: Annotated[str, typer.Argument(help="The administra
     password = _password()
     with _store().transaction() as session:
         auth.set_password(session, auth.get_administrator(session, email), password)
-    console.print(f"password of {email} changed")
+    console.print(f"password of {escape(email)} changed")
 
 
 @admin_app.command("list")
@@ -85,7 +86,9 @@ def tokens_create(
         data = {"id": issued.token.id, "name": issued.token.name, "scope": issued.token.scope, "token": issued.secret}
     if as_json:
         return print_json(data)
-    console.print(f"token {data['id']} {data['name']!r} ({data['scope']}); copy it now, it is not shown again:")
+    console.print(
+        f"token {data['id']} {escape(repr(data['name']))} ({data['scope']}); copy it now, it is not shown again:"
+    )
     print(data["token"])
 
 
@@ -131,7 +134,7 @@ def tokens_revoke(token_id: Annotated[int, typer.Argument(help="Token id (see `a
     """Revoke a token: it stops working at once."""
     with _store().transaction() as session:
         token = auth.revoke_token(session, token_id)
-        console.print(f"revoked token {token.id} {token.name!r}")
+        console.print(f"revoked token {token.id} {escape(repr(token.name))}")
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from accessiq.connectors.endpoints import EndpointAllowList
+
 
 @dataclass(frozen=True)
 class SourceUser:
@@ -116,6 +118,19 @@ class ConnectionSettings(BaseModel):
 
     # Names of the fields that hold secrets: stored encrypted, never shown.
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # Endpoint fields and the provider's own public origins for each (entries as in
+    # ACCESSIQ_ALLOWED_ENDPOINTS). Directories made through the API or the web UI may
+    # use another origin only when the operator allows it.
+    public_endpoints: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    # Fields that name a file on the server: through the API or the web UI it must lie
+    # in the snapshot directory.
+    path_fields: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def public_origins(cls, endpoint: str | None = None) -> EndpointAllowList:
+        """The provider's public origins for one endpoint field, or for all of them."""
+        names = [endpoint] if endpoint is not None else list(cls.public_endpoints)
+        return EndpointAllowList.parse(entry for name in names for entry in cls.public_endpoints.get(name, ()))
 
 
 class Connector(ABC):
@@ -128,11 +143,28 @@ class Connector(ABC):
     # Default attribute mapping: AccessIQ attribute <- field path or template.
     default_mapping: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, settings: ConnectionSettings, *, fields: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        *,
+        fields: Collection[str] = (),
+        allowed_endpoints: EndpointAllowList | None = None,
+    ) -> None:
         self.settings = settings
         # Top-level source fields the attribute mapping and user filter use: a
         # connector that selects fields (Graph `$select`) reads at least these.
         self.fields = frozenset(fields)
+        # Origins the operator allows besides the provider's public ones (ACCESSIQ_ALLOWED_ENDPOINTS).
+        self.allowed_endpoints = allowed_endpoints or EndpointAllowList()
+
+    def trusts(self, url: str) -> bool:
+        """True for the provider's public endpoints and those the operator allows.
+
+        Only what such an endpoint answers may be quoted in an error message: any
+        other endpoint could be a service on the server's network that the run would
+        otherwise read out for whoever sees the run log.
+        """
+        return self.settings.public_origins().allows(url) or self.allowed_endpoints.allows(url)
 
     @abstractmethod
     def check(self) -> CheckResult:

@@ -39,7 +39,8 @@ from accessiq.connectors.base import (
     UserRemoved,
     UserUpserted,
 )
-from accessiq.connectors.http import HttpClient, HttpOptions, PageGuard, is_loopback, json_object
+from accessiq.connectors.endpoints import EndpointAllowList, is_loopback, origin_of
+from accessiq.connectors.http import HttpClient, HttpOptions, PageGuard
 from accessiq.errors import (
     AccessIQError,
     AuthenticationError,
@@ -95,6 +96,21 @@ class EntraConnection(ConnectionSettings):
     """Connection block of an `entra` directory: the app registration and the cloud's endpoints."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("client_secret", "certificate")
+    # Microsoft's own clouds: global, US Government (L4 and DoD) and China (21Vianet).
+    public_endpoints: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "authority_url": (
+            "https://login.microsoftonline.com",
+            "https://login.microsoftonline.us",
+            "https://login.chinacloudapi.cn",
+            "https://login.partner.microsoftonline.cn",
+        ),
+        "graph_url": (
+            "https://graph.microsoft.com",
+            "https://graph.microsoft.us",
+            "https://dod-graph.microsoft.us",
+            "https://microsoftgraph.chinacloudapi.cn",
+        ),
+    }
 
     tenant_id: str
     client_id: str
@@ -185,13 +201,33 @@ class EntraConnector(Connector):
     settings: EntraConnection
 
     def __init__(
-        self, settings: EntraConnection, *, fields: Collection[str] = (), http: HttpOptions | None = None
+        self,
+        settings: EntraConnection,
+        *,
+        fields: Collection[str] = (),
+        http: HttpOptions | None = None,
+        allowed_endpoints: EndpointAllowList | None = None,
     ) -> None:
         # Only names Graph could have as properties reach $select (a template may mention other words).
-        super().__init__(settings, fields=[f for f in fields if _PROPERTY_NAME.fullmatch(f)])
+        super().__init__(
+            settings, fields=[f for f in fields if _PROPERTY_NAME.fullmatch(f)], allowed_endpoints=allowed_endpoints
+        )
         self._options = http or HttpOptions()
-        self._graph = HttpClient("Microsoft Graph", self._options, describe_error=self._graph_error)
-        self._login = HttpClient("Microsoft Entra sign-in", self._options)
+        self._graph = HttpClient(
+            "Microsoft Graph",
+            self._options,
+            origin=settings.graph_url,
+            show_bodies=self.trusts(settings.graph_url),
+            describe_error=self._graph_error,
+        )
+        # Pinned to the authority: the client secret never goes to a token endpoint that
+        # the OpenID configuration places on another origin.
+        self._login = HttpClient(
+            "Microsoft Entra sign-in",
+            self._options,
+            origin=settings.authority_url,
+            show_bodies=self.trusts(settings.authority_url),
+        )
         self._msal_http = _MsalHttp(self._login, settings.authority_url)
         self._app: msal.ConfidentialClientApplication | None = None
         self._token: str | None = None
@@ -272,7 +308,7 @@ class EntraConnector(Connector):
         """Every group with its name, from `/groups` (one cheap list, no membership)."""
         url: str | None = f"{self._base}/groups"
         params: dict[str, str] | None = {"$select": "id,displayName,description,mail", "$top": "999"}
-        guard = PageGuard("Microsoft Graph /groups")
+        guard = PageGuard("Microsoft Graph /groups", self.settings.graph_url)
         while url:
             body, _ = self._graph_get(url, params)
             for item in _values(body):
@@ -305,6 +341,8 @@ class EntraConnector(Connector):
         if (
             cursor.get("graph_url") != self.settings.graph_url
             or cursor.get("tenant_id") != self.settings.tenant_id
+            or {origin_of(str(cursor["users_delta"])), origin_of(str(cursor["groups_delta"]))}
+            != {origin_of(self.settings.graph_url)}
         ):
             return (
                 "the tenant or Graph endpoint changed since the last sync; "
@@ -326,7 +364,7 @@ class EntraConnector(Connector):
     def _delta_page(self, url: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         body, response = self._graph_get(url, params, accept=(400, 410))
         if response.status_code in (400, 410):
-            code, message = _graph_code(response)
+            code, message = _graph_code(response, self._graph)
             if response.status_code == 410 or code.lower() in ("syncstatenotfound", "resyncrequired"):
                 detail = f"{response.status_code} {code or 'Gone'}"
                 if response.headers.get("location"):
@@ -348,7 +386,7 @@ class EntraConnector(Connector):
             ) from None
 
     def _stream_users(self, page: dict[str, Any]) -> Generator[SourceEvent, None, str]:
-        guard = PageGuard("Microsoft Graph users delta")
+        guard = PageGuard("Microsoft Graph users delta", self.settings.graph_url)
         # id -> digest of what was last yielded, so replayed entries are not sent twice.
         sent: dict[str, bytes] = {}
         while True:
@@ -382,7 +420,7 @@ class EntraConnector(Connector):
             page = self._next_page(link.url, "users")
 
     def _stream_groups(self, page: dict[str, Any], full: bool) -> Generator[SourceEvent, None, str]:
-        guard = PageGuard("Microsoft Graph groups delta")
+        guard = PageGuard("Microsoft Graph groups delta", self.settings.graph_url)
         merged: dict[str, _GroupRound] = {}
         while True:
             for item in _values(page):
@@ -465,7 +503,7 @@ class EntraConnector(Connector):
                 )
             if response.status_code in accept:
                 return {}, response
-            return json_object(response, "Microsoft Graph"), response
+            return self._graph.json_object(response), response
         raise AssertionError("unreachable")
 
     def _access_token(self, refresh: bool = False) -> str:
@@ -519,8 +557,10 @@ class EntraConnector(Connector):
             last = self._msal_http.last_error or {}
             if last:
                 raise self._sign_in_error(last) from None
+            # MSAL's message quotes the endpoint's answer, which only a trusted endpoint may show.
+            detail = str(exc) if self._login.show_bodies else self._login.withheld
             raise AuthenticationError(
-                f"Microsoft Entra sign-in at {self.settings.authority_url} could not be set up: {exc}",
+                f"Microsoft Entra sign-in at {self.settings.authority_url} could not be set up: {detail}",
                 hint="check connection.tenant_id and connection.authority_url",
             ) from None
         return self._app
@@ -582,7 +622,7 @@ class EntraConnector(Connector):
     def _graph_error(self, response: httpx.Response) -> AccessIQError | None:
         """Turn a Graph error envelope into the error an admin can act on."""
         status = response.status_code
-        code, message = _graph_code(response)
+        code, message = _graph_code(response, self._graph)
         path = urlsplit(str(response.url)).path
         if status == 401:
             return AuthenticationError(
@@ -653,6 +693,8 @@ def _follow(page: Mapping[str, Any], guard: PageGuard, kind: str) -> _Link:
             f"{'both' if next_link else 'neither'} @odata.nextLink and @odata.deltaLink"
         )
     if delta_link:
+        # Checked now, not when the next run follows it: a cursor never stores a foreign link.
+        guard.stays(str(delta_link))
         return _Link(str(delta_link), True)
     guard.visit(str(next_link))
     return _Link(str(next_link), False)
@@ -674,12 +716,12 @@ def _source_group(group_id: str, props: Mapping[str, Any]) -> SourceGroup:
     )
 
 
-def _graph_code(response: httpx.Response) -> tuple[str, str]:
-    """(`error.code`, `error.message`) of a Graph error envelope, empty when the body is not one."""
+def _graph_code(response: httpx.Response, http: HttpClient) -> tuple[str, str]:
+    """(`error.code`, `error.message`) of a Graph error envelope; the body's start when it is not one."""
     try:
         error = response.json().get("error") or {}
     except (ValueError, AttributeError):
-        return "", response.text[:200]
+        return "", http.snippet(response, 200)
     if not isinstance(error, dict):
         return "", ""
     return str(error.get("code") or ""), str(error.get("message") or "")

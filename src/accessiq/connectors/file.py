@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from accessiq.connectors.base import (
     CheckResult,
@@ -24,6 +24,9 @@ from accessiq.errors import SourceError, UnreachableError
 
 
 class FileConnection(ConnectionSettings):
+    # Through the API or the web UI the file must lie in the snapshot directory (ACCESSIQ_SNAPSHOT_DIR).
+    path_fields: ClassVar[tuple[str, ...]] = ("path",)
+
     path: str
 
 

@@ -21,6 +21,7 @@ import httpx
 import structlog
 
 from accessiq import __version__
+from accessiq.connectors.endpoints import origin_of
 from accessiq.errors import (
     AccessIQError,
     AuthenticationError,
@@ -67,17 +68,27 @@ class HttpOptions:
 
 
 class HttpClient:
-    """One provider endpoint family (`service` names it in messages) behind retries and error mapping."""
+    """One provider endpoint (`service` names it in messages) behind retries and error mapping.
+
+    Every request stays on `origin`: a link or an answer pointing elsewhere fails
+    before anything, such as a bearer token or a client secret, is sent there.
+    Response bodies are quoted in error messages only when `show_bodies` says the
+    endpoint is trusted (a provider's public endpoint or one the operator allows).
+    """
 
     def __init__(
         self,
         service: str,
         options: HttpOptions | None = None,
         *,
+        origin: str,
+        show_bodies: bool = False,
         describe_error: ErrorDescriber | None = None,
     ) -> None:
         self.service = service
         self.options = options or HttpOptions()
+        self.origin = origin_of(origin)
+        self.show_bodies = show_bodies
         self._describe_error = describe_error
         self._client = httpx.Client(
             timeout=self.options.timeout,
@@ -103,6 +114,7 @@ class HttpClient:
         Any other final status raises the ConnectorError the provider's describer or
         the generic mapping chooses, unless `raise_for_status` is False.
         """
+        self._stay_on_origin(url)
         policy = self.options.retry
         attempt = 0
         while True:
@@ -160,7 +172,42 @@ class HttpClient:
     ) -> tuple[dict[str, Any], httpx.Response]:
         """GET a JSON object; a body that is not one is a SourceError."""
         response = self.request("GET", url, params=params, headers=headers, accept=accept)
-        return json_object(response, self.service), response
+        return self.json_object(response), response
+
+    def json_object(self, response: httpx.Response) -> dict[str, Any]:
+        """The response body as a JSON object, or a SourceError saying what came instead."""
+        try:
+            body = response.json()
+        except ValueError:
+            raise SourceError(
+                f"{self.service} sent a body that is not JSON for {_loggable(str(response.url))}: "
+                f"{self.snippet(response)}"
+            ) from None
+        if not isinstance(body, dict):
+            raise SourceError(f"{self.service} sent JSON that is not an object for {_loggable(str(response.url))}")
+        return body
+
+    def snippet(self, response: httpx.Response, limit: int = 300) -> str:
+        """The start of the response body for an error message, when this endpoint is trusted."""
+        return _snippet(response, limit) if self.show_bodies else self.withheld
+
+    @property
+    def withheld(self) -> str:
+        """What an error message says instead of the answer of an endpoint that is not trusted."""
+        return (
+            f"(the answer is not shown: {self.origin} is neither the provider's public endpoint nor one "
+            "allowed by ACCESSIQ_ALLOWED_ENDPOINTS)"
+        )
+
+    def _stay_on_origin(self, url: str) -> None:
+        """Raise SourceError, sending nothing, when `url` is not on this client's origin."""
+        target = origin_of(url)
+        if target != self.origin:
+            raise SourceError(
+                f"{self.service}: refusing to send a request to {target or 'a URL without an origin'}, outside "
+                f"{self.origin} where this endpoint is configured; nothing was sent there",
+                hint="a server answered with a link to another origin; check the endpoint URLs of the connection",
+            )
 
     def close(self) -> None:
         self._client.close()
@@ -181,7 +228,7 @@ class HttpClient:
         return ceiling / 2 + ceiling / 2 * self.options.jitter()
 
     def _unreachable(self, url: str, exc: httpx.TransportError, attempts: int) -> UnreachableError:
-        origin = _origin(url)
+        origin = origin_of(url)
         if isinstance(exc, httpx.TimeoutException):
             what = f"did not answer within {self.options.timeout:g}s"
         elif isinstance(exc, httpx.ConnectError):
@@ -202,7 +249,7 @@ class HttpClient:
         where = (
             f"{self.service} answered {status} to {response.request.method} {_loggable(str(response.url))}"
         )
-        body = _snippet(response)
+        body = self.snippet(response)
         if status in self.options.retry.statuses:
             return TransientError(
                 f"{where} after {attempts} attempts: {body}",
@@ -216,15 +263,17 @@ class HttpClient:
 
 
 class PageGuard:
-    """Stops a paginator that a misbehaving server sends round in circles."""
+    """Stops a paginator that a misbehaving server sends round in circles or to another origin."""
 
-    def __init__(self, what: str, max_pages: int = 1_000_000) -> None:
+    def __init__(self, what: str, origin: str, max_pages: int = 1_000_000) -> None:
         self._what = what
+        self._origin = origin_of(origin)
         self._max_pages = max_pages
         self._seen: set[bytes] = set()
 
     def visit(self, link: str) -> None:
-        """Record the next page's link; raise SourceError when it was already followed."""
+        """Record the next page's link; raise SourceError when it was already followed or leaves the origin."""
+        self.stays(link)
         digest = hashlib.blake2b(link.encode(), digest_size=16).digest()
         if digest in self._seen:
             raise SourceError(
@@ -233,6 +282,16 @@ class PageGuard:
         if len(self._seen) >= self._max_pages:
             raise SourceError(f"{self._what}: more than {self._max_pages} pages; stopping")
         self._seen.add(digest)
+
+    def stays(self, link: str) -> None:
+        """Raise SourceError when a paging or delta link is not on the origin the read started with."""
+        target = origin_of(link)
+        if target != self._origin:
+            raise SourceError(
+                f"{self._what}: the server sent a link to {target or 'no origin'}, outside {self._origin} where "
+                "the read started; stopping without following it (nothing was applied)",
+                hint="check the endpoint URLs of the connection and any proxy in front of the provider",
+            )
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -256,32 +315,6 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
         except ValueError:
             return None
     return None
-
-
-def json_object(response: httpx.Response, service: str) -> dict[str, Any]:
-    """The response body as a JSON object, or a SourceError saying what came instead."""
-    try:
-        body = response.json()
-    except ValueError:
-        raise SourceError(
-            f"{service} sent a body that is not JSON for {_loggable(str(response.url))}: {_snippet(response)}"
-        ) from None
-    if not isinstance(body, dict):
-        raise SourceError(f"{service} sent JSON that is not an object for {_loggable(str(response.url))}")
-    return body
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for hosts that never leave the machine, where plain http:// is acceptable."""
-    if not host:
-        return False
-    host = host.strip("[]").lower()
-    return host in {"localhost", "::1"} or host.startswith("127.")
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _loggable(url: str) -> str:

@@ -10,6 +10,7 @@ from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.entra import EntraSandbox, create_app
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
 from accessiq.store.tables import Organization
 from accessiq.sync.document import validate_document
@@ -48,7 +49,10 @@ def _connect_and_sync(store: Store, document: dict[str, object]) -> int:
         for slug, name in ORGANIZATIONS.items():
             if session.scalar(select(Organization.id).where(Organization.slug == slug)) is None:
                 identity.create_organization(session, slug, name)
-        directory, _ = dirs.apply_document(session, store.secrets, validate_document(document))
+        # The demo is set up on the server by its operator (`accessiq demo`, `serve --demo`).
+        directory, _ = dirs.apply_document(
+            session, store.secrets, validate_document(document), policy=InputPolicy.operator()
+        )
         run, _ = runs.request_sync(session, directory, trigger="manual")
         run_id = run.id
     runs.run_now(store, run_id)

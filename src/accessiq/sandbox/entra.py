@@ -139,6 +139,9 @@ class GraphBehaviour:
     access_token_lifetime: int = 3599
     # Resource units per 10 s per app+tenant; None: no throttling beyond injected faults.
     ru_limit_per_10s: int | None = None
+    # An origin written into Graph's paging and delta links instead of the server's own:
+    # a misbehaving or compromised server sending clients elsewhere. None: links point here.
+    link_base: str | None = None
 
 
 @dataclass
@@ -1733,7 +1736,7 @@ def create_app(sandbox: EntraSandbox) -> FastAPI:
 
     def _dispatch(resource: str, request: Request, params: dict[str, str], roles: set[str]) -> Any:
         parts = [p for p in resource.split("/") if p]
-        base = _base(request)
+        base = sandbox.behaviour.link_base or _base(request)
         headers = {k.lower(): v for k, v in request.headers.items()}
         if not parts or parts[0] not in ("users", "groups"):
             segment = parts[0] if parts else ""

@@ -11,3 +11,13 @@ def parse_id(ref: object) -> int | None:
     if text.isascii() and text.isdecimal() and int(text) <= _MAX_ID:
         return int(text)
     return None
+
+
+LIKE_ESCAPE = "\\"
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern for `text` anywhere, its `%`, `_` and `\\` literal: use it with `escape=LIKE_ESCAPE`."""
+    for special in (LIKE_ESCAPE, "%", "_"):
+        text = text.replace(special, LIKE_ESCAPE + special)
+    return f"%{text}%"

@@ -3,7 +3,7 @@
 Each function edits one part (connection, settings, group mappings) by turning
 the stored directory back into its document, changing that part and applying
 the document again, so every edit passes the same validation as
-`accessiq directories apply`.
+`accessiq directories apply`, under the `InputPolicy` of the face that asks.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from accessiq.connectors import connector_class
 from accessiq.connectors.base import UserUpserted
 from accessiq.errors import AccessIQError, ConfigurationError, ConflictError, ConnectorError
 from accessiq.services import directories as dirs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.crypto import SecretBox
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, SourceObject
@@ -59,17 +60,17 @@ def _document(session: Session, directory: Directory) -> dict[str, Any]:
     return document
 
 
-def _apply(session: Session, box: SecretBox, document: dict[str, Any]) -> Directory:
-    directory, _ = dirs.apply_document(session, box, validate_document(document))
+def _apply(session: Session, box: SecretBox, document: dict[str, Any], policy: InputPolicy) -> Directory:
+    directory, _ = dirs.apply_document(session, box, validate_document(document), policy=policy)
     return directory
 
 
-def create_directory(session: Session, box: SecretBox, document: dict[str, Any]) -> Directory:
+def create_directory(session: Session, box: SecretBox, document: dict[str, Any], *, policy: InputPolicy) -> Directory:
     """A new directory from a document; a directory of that name already existing is a conflict."""
     parsed = validate_document(document)
     if _exists(session, parsed.name):
         raise ConflictError(f"a directory named {parsed.name!r} already exists", hint="choose another name")
-    directory, _ = dirs.apply_document(session, box, parsed)
+    directory, _ = dirs.apply_document(session, box, parsed, policy=policy)
     return directory
 
 
@@ -81,7 +82,9 @@ def _exists(session: Session, name: str) -> bool:
     return True
 
 
-def replace_document(session: Session, box: SecretBox, directory: Directory, document: dict[str, Any]) -> Directory:
+def replace_document(
+    session: Session, box: SecretBox, directory: Directory, document: dict[str, Any], *, policy: InputPolicy
+) -> Directory:
     """Replace a directory's whole document; secrets left out of `connection` keep their stored value."""
     parsed = validate_document(document)
     if parsed.name.casefold() != directory.name.casefold():
@@ -95,11 +98,13 @@ def replace_document(session: Session, box: SecretBox, directory: Directory, doc
             f"directory {directory.name!r} uses provider {directory.provider}; a directory cannot change provider",
             field="provider",
         )
-    updated, _ = dirs.apply_document(session, box, parsed)
+    updated, _ = dirs.apply_document(session, box, parsed, policy=policy)
     return updated
 
 
-def update_connection(session: Session, box: SecretBox, directory: Directory, values: dict[str, Any]) -> Directory:
+def update_connection(
+    session: Session, box: SecretBox, directory: Directory, values: dict[str, Any], *, policy: InputPolicy
+) -> Directory:
     """Change connection fields; a secret given empty or not at all keeps its stored value."""
     document = _document(session, directory)
     hidden = set(secret_fields(directory.provider))
@@ -110,10 +115,12 @@ def update_connection(session: Session, box: SecretBox, directory: Directory, va
             document["connection"].pop(key, None)
         else:
             document["connection"][key] = value
-    return _apply(session, box, document)
+    return _apply(session, box, document, policy)
 
 
-def update_settings(session: Session, box: SecretBox, directory: Directory, patch: dict[str, Any]) -> Directory:
+def update_settings(
+    session: Session, box: SecretBox, directory: Directory, patch: dict[str, Any], *, policy: InputPolicy
+) -> Directory:
     """Change the sync settings named in `patch`; the others keep their value."""
     document = _document(session, directory)
     document["settings"] = {**document["settings"], **patch}
@@ -121,15 +128,15 @@ def update_settings(session: Session, box: SecretBox, directory: Directory, patc
         SyncSettings.model_validate(document["settings"])
     except ValidationError as exc:
         raise configuration_error(exc, SyncSettings, prefix="settings") from None
-    return _apply(session, box, document)
+    return _apply(session, box, document, policy)
 
 
 def replace_group_mappings(
-    session: Session, box: SecretBox, directory: Directory, mappings: list[GroupMappingSpec]
+    session: Session, box: SecretBox, directory: Directory, mappings: list[GroupMappingSpec], *, policy: InputPolicy
 ) -> Directory:
     document = _document(session, directory)
     document["group_mappings"] = [m.model_dump() for m in mappings]
-    return _apply(session, box, document)
+    return _apply(session, box, document, policy)
 
 
 def check_connection(store: Store, ref: str | int) -> dict[str, Any]:
@@ -154,12 +161,15 @@ def source_groups(store: Store, ref: str | int) -> list[dict[str, Any]]:
     ]
 
 
-def preview_mapping(store: Store, ref: str | int, overrides: dict[str, str | None], limit: int = 5) -> dict[str, Any]:
+def preview_mapping(
+    store: Store, ref: str | int, overrides: dict[str, str | None], limit: int = 5, *, policy: InputPolicy
+) -> dict[str, Any]:
     """Apply the provider defaults overlaid with `overrides` to sample users.
 
     Samples come from the directory's stored mirror of the source; before a first
-    applied sync, from the first users the connector reads. A mapping that fails
-    for one user is that user's error, as in a sync.
+    applied sync, from the first users the connector reads, when `policy` lets this
+    face read the directory's files. A mapping that fails for one user is that
+    user's error, as in a sync.
     """
     with store.transaction() as session:
         directory = dirs.get_directory(session, ref)
@@ -169,6 +179,7 @@ def preview_mapping(store: Store, ref: str | int, overrides: dict[str, str | Non
     note = None
     if not records:
         try:
+            policy.check_readable(directory.provider, directory.connection or {})
             records = _live_samples(store.secrets, directory, limit)
         except AccessIQError as exc:
             note = f"no sample users: {exc}"

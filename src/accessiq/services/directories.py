@@ -7,11 +7,13 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from accessiq.config import Settings
 from accessiq.connectors import connector_class
 from accessiq.connectors.base import CheckResult, Connector, SourceGroup
 from accessiq.errors import ConfigurationError, NotFoundError
 from accessiq.jobs.scheduler import schedule_info
 from accessiq.services import parse_id
+from accessiq.services.input_policy import InputPolicy, StoredConnection
 from accessiq.store.crypto import SecretBox
 from accessiq.store.tables import (
     Cursor,
@@ -23,7 +25,7 @@ from accessiq.store.tables import (
     SyncRun,
     User,
 )
-from accessiq.sync.document import DirectoryDocument, resolve_secret, validate_connection
+from accessiq.sync.document import DirectoryDocument, validate_connection
 from accessiq.sync.mapping import CompiledMapping, referenced_fields
 from accessiq.sync.planner import MappingRule, PlanContext
 from accessiq.sync.scope import resolve_group_ref
@@ -70,10 +72,15 @@ def _role(session: Session, name: str, field: str) -> Role:
     return role
 
 
-def apply_document(session: Session, box: SecretBox, document: DirectoryDocument) -> tuple[Directory, bool]:
-    """Create or update the directory the document names; returns (directory, created)."""
-    connector = connector_class(document.provider)
-    model = connector.settings_model
+def apply_document(
+    session: Session, box: SecretBox, document: DirectoryDocument, *, policy: InputPolicy
+) -> tuple[Directory, bool]:
+    """Create or update the directory the document names; returns (directory, created).
+
+    `policy` says what the face that brings the document lets it reach (secret
+    references, endpoints, files): `InputPolicy.operator()` for the CLI.
+    """
+    connector_class(document.provider)  # an unknown provider is the first thing to report
     directory = session.scalar(select(Directory).where(func.lower(Directory.name) == document.name.lower()))
     created = directory is None
     if directory is not None and directory.provider != document.provider:
@@ -83,19 +90,12 @@ def apply_document(session: Session, box: SecretBox, document: DirectoryDocument
             hint="delete it first or choose another name",
         )
 
-    connection: dict[str, Any] = {}
-    secrets = box.open(directory.secrets) if directory is not None else {}
-    secret_refs = dict(directory.secret_refs or {}) if directory is not None else {}
-    for key, value in document.connection.items():
-        if key in model.secret_fields:
-            secrets[key], ref = resolve_secret(value, f"connection.{key}")
-            if ref:
-                secret_refs[key] = ref
-            else:
-                secret_refs.pop(key, None)
-        else:
-            connection[key] = value
-    validate_connection(document.provider, {**connection, **secrets})
+    stored = (
+        StoredConnection(directory.connection or {}, box.open(directory.secrets), directory.secret_refs or {})
+        if directory is not None
+        else StoredConnection()
+    )
+    admitted = policy.admit(document.provider, document.connection, stored)
 
     settings = document.settings
     if settings.default_organization:
@@ -114,9 +114,9 @@ def apply_document(session: Session, box: SecretBox, document: DirectoryDocument
         directory = Directory(name=document.name, provider=document.provider, group_pins={})
         session.add(directory)
     directory.name = document.name
-    directory.connection = connection
-    directory.secrets = box.seal(secrets)
-    directory.secret_refs = secret_refs
+    directory.connection = dict(admitted.connection)
+    directory.secrets = box.seal(dict(admitted.secrets))
+    directory.secret_refs = dict(admitted.secret_refs)
     directory.settings = settings.model_dump(mode="json", exclude_unset=True)
     session.flush()
     _apply_mappings(session, directory, resolved)
@@ -193,13 +193,17 @@ def delete_directory(session: Session, directory: Directory) -> None:
 
 
 def build_connector(box: SecretBox, directory: Directory, settings: SyncSettings | None = None) -> Connector:
-    """A connector for the directory, with its secrets decrypted and the fields its mapping reads."""
+    """A connector for the directory, with its secrets decrypted and the fields its mapping reads.
+
+    It knows the endpoints the operator allows (ACCESSIQ_ALLOWED_ENDPOINTS): only those
+    and the provider's public ones may be quoted in its error messages.
+    """
     cls = connector_class(directory.provider)
     settings = settings or settings_of(directory)
     connection = validate_connection(directory.provider, {**directory.connection, **box.open(directory.secrets)})
     mapping = CompiledMapping.build(cls.default_mapping, settings.attribute_mapping)
     fields = referenced_fields(list(mapping.sources), settings.user_filter.condition)
-    return cls(connection, fields=fields)
+    return cls(connection, fields=fields, allowed_endpoints=Settings().endpoint_allow_list)
 
 
 def plan_context(session: Session, directory: Directory, settings: SyncSettings | None = None) -> PlanContext:

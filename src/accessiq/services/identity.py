@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accessiq.errors import ConfigurationError, ConflictError, NotFoundError
-from accessiq.services import parse_id
+from accessiq.services import LIKE_ESCAPE, contains_pattern, parse_id
 from accessiq.store.tables import (
     Directory,
     Group,
@@ -57,8 +57,10 @@ def list_users(
     if status:
         query = query.where(User.status == status)
     if search:
-        like = f"%{search.casefold()}%"
-        query = query.where(User.email_key.like(like) | func.lower(User.display_name).like(like))
+        like = contains_pattern(search.casefold())
+        query = query.where(
+            User.email_key.like(like, escape=LIKE_ESCAPE) | func.lower(User.display_name).like(like, escape=LIKE_ESCAPE)
+        )
     if limit is not None:
         query = query.limit(limit).offset(offset)
     return list(session.scalars(query))

@@ -315,6 +315,23 @@ class WebSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class SignInThrottle(Base):
+    """Failed sign-ins of one account or one client address within a window (migration 0004).
+
+    Kept in the store so that every process behind a load balancer counts the same failures.
+    """
+
+    __tablename__ = "sign_in_throttles"
+
+    # SHA-256 of `account:<email>` or `address:<ip>`: neither typed emails nor addresses are kept.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # After this the row remembers nothing that matters and may be deleted.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 # -- scheduling and the run queue (migration 0002) -------------------------------------------
 
 

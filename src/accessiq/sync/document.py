@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -95,24 +94,6 @@ def _known_fields(model: type[BaseModel], path: list[str]) -> list[str]:
             else annotation
         )
     return sorted(getattr(current, "model_fields", {}))
-
-
-def resolve_secret(value: Any, field: str) -> tuple[Any, str | None]:
-    """`env:VAR` / `file:PATH` / inline -> (value, the reference to remember for export)."""
-    if not isinstance(value, str):
-        return value, None
-    if value.startswith("env:"):
-        name = value[4:]
-        if name not in os.environ:
-            raise ConfigurationError(f"environment variable {name} is not set", field=field)
-        return os.environ[name], value
-    if value.startswith("file:"):
-        path = Path(value[5:]).expanduser()
-        try:
-            return path.read_text(encoding="utf-8").strip(), value
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read {path}: {exc.strerror}", field=field) from None
-    return value, None
 
 
 def connection_model(provider: str) -> type[ConnectionSettings]:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from accessiq.api.deps import LauncherDep, PageDep, PlainRef, SessionDep, StoreDep
+from accessiq.api.deps import LauncherDep, PageDep, PlainRef, PolicyDep, SessionDep, StoreDep
 from accessiq.api.routes.paging import paginate
 from accessiq.api.schemas import (
     CheckOut,
@@ -41,9 +41,18 @@ def list_directories(
 
 
 @router.post("", response_model=DirectoryOut, status_code=status.HTTP_201_CREATED)
-def create_directory(document: DirectoryDocument, session: SessionDep, store: StoreDep) -> dict[str, Any]:
-    """Connect a directory from a document (SPEC §6). Secrets are stored encrypted and never returned."""
-    directory = configure.create_directory(session, store.secrets, document.model_dump(exclude_unset=True))
+def create_directory(
+    document: DirectoryDocument, session: SessionDep, store: StoreDep, policy: PolicyDep
+) -> dict[str, Any]:
+    """Connect a directory from a document (SPEC §6). Secrets are stored encrypted and never returned.
+
+    Secrets are values here: `env:`/`file:` references only under prefixes the operator allows.
+    Endpoints other than the provider's public ones, and snapshot files outside the snapshot
+    directory, are refused unless the operator allows them.
+    """
+    directory = configure.create_directory(
+        session, store.secrets, document.model_dump(exclude_unset=True), policy=policy
+    )
     return configure.directory_view(session, directory)
 
 
@@ -54,11 +63,13 @@ def get_directory(directory: DirectoryRef, session: SessionDep) -> dict[str, Any
 
 @router.put("/{directory}", response_model=DirectoryOut)
 def replace_directory(
-    directory: DirectoryRef, document: DirectoryDocument, session: SessionDep, store: StoreDep
+    directory: DirectoryRef, document: DirectoryDocument, session: SessionDep, store: StoreDep, policy: PolicyDep
 ) -> dict[str, Any]:
     """Replace the directory's document. Secrets left out of `connection` keep their stored value."""
     found = dirs.get_directory(session, directory)
-    updated = configure.replace_document(session, store.secrets, found, document.model_dump(exclude_unset=True))
+    updated = configure.replace_document(
+        session, store.secrets, found, document.model_dump(exclude_unset=True), policy=policy
+    )
     return configure.directory_view(session, updated)
 
 
@@ -83,11 +94,13 @@ def get_settings(directory: DirectoryRef, session: SessionDep) -> dict[str, Any]
 
 @router.patch("/{directory}/settings")
 def update_settings(
-    directory: DirectoryRef, patch: SettingsPatch, session: SessionDep, store: StoreDep
+    directory: DirectoryRef, patch: SettingsPatch, session: SessionDep, store: StoreDep, policy: PolicyDep
 ) -> dict[str, Any]:
     """Change some sync settings (e.g. `{"schedule_enabled": true}`); the rest keep their value."""
     found = dirs.get_directory(session, directory)
-    updated = configure.update_settings(session, store.secrets, found, patch.model_dump(exclude_unset=True))
+    updated = configure.update_settings(
+        session, store.secrets, found, patch.model_dump(exclude_unset=True), policy=policy
+    )
     return dirs.settings_of(updated).model_dump(mode="json")
 
 
@@ -101,11 +114,15 @@ def get_group_mappings(directory: DirectoryRef, session: SessionDep) -> list[dic
 
 @router.put("/{directory}/group-mappings", response_model=list[GroupMappingSpec])
 def replace_group_mappings(
-    directory: DirectoryRef, mappings: list[GroupMappingSpec], session: SessionDep, store: StoreDep
+    directory: DirectoryRef,
+    mappings: list[GroupMappingSpec],
+    session: SessionDep,
+    store: StoreDep,
+    policy: PolicyDep,
 ) -> list[dict[str, Any]]:
     """Replace the group mappings: members of each source group get the role in the organization."""
     found = dirs.get_directory(session, directory)
-    updated = configure.replace_group_mappings(session, store.secrets, found, mappings)
+    updated = configure.replace_group_mappings(session, store.secrets, found, mappings, policy=policy)
     result: list[dict[str, Any]] = dirs.export_document(session, updated)["group_mappings"]
     return result
 
@@ -123,9 +140,11 @@ def list_source_groups(directory: DirectoryRef, store: StoreDep, page: PageDep, 
 
 
 @router.post("/{directory}/mapping-preview", response_model=MappingPreviewOut)
-def preview_mapping(directory: DirectoryRef, body: MappingPreviewIn, store: StoreDep) -> dict[str, Any]:
+def preview_mapping(
+    directory: DirectoryRef, body: MappingPreviewIn, store: StoreDep, policy: PolicyDep
+) -> dict[str, Any]:
     """Try an attribute mapping on sample users before saving it."""
-    return configure.preview_mapping(store, directory, body.attribute_mapping, body.limit)
+    return configure.preview_mapping(store, directory, body.attribute_mapping, body.limit, policy=policy)
 
 
 @router.post(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from accessiq.api import auth
+from accessiq.api import auth, throttle
 from accessiq.api.deps import StoreDep
 from accessiq.errors import AccessIQError
 from accessiq.web.security import (
@@ -70,9 +70,19 @@ def login(
             },
             status_code=400,
         )
-    with store.transaction() as session:
-        admin = auth.authenticate(session, email, password)
-        cookie = auth.start_session(session, admin)[0] if admin else None
+    limits = throttle.Limits.from_settings(request.app.state.settings)
+    # The peer address; behind a proxy uvicorn takes it from X-Forwarded-For of the proxies it trusts.
+    address = request.client.host if request.client else None
+    try:
+        with store.transaction() as session:
+            admin = throttle.sign_in(session, email, password, address=address, limits=limits)
+            cookie = auth.start_session(session, admin)[0] if admin else None
+    except throttle.TooManyAttemptsError as exc:
+        response = _form_page(
+            request, "login.html", {"next": safe_next(next), "email": email, "error": exc.message}, status_code=429
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if cookie is None:
         return _form_page(
             request,

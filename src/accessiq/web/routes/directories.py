@@ -11,11 +11,12 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from accessiq.api.deps import LauncherDep, StoreDep
+from accessiq.api.deps import LauncherDep, PolicyDep, StoreDep
 from accessiq.connectors import available_providers, connector_class
 from accessiq.errors import AccessIQError
 from accessiq.services import configure, identity, runs
 from accessiq.services import directories as dirs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory
 from accessiq.sync.mapping import CORE_FIELDS
@@ -157,7 +158,9 @@ def wizard_credentials(request: Request, admin: AdminDep, name: str = "", provid
 
 
 @router.post("/new/credentials")
-def wizard_credentials_save(request: Request, store: StoreDep, admin: AdminDep, form: FormDep) -> Response:
+def wizard_credentials_save(
+    request: Request, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
+) -> Response:
     name, provider = forms.text(form, "name"), forms.text(form, "provider")
     if provider not in available_providers():
         return redirect(request, "/directories/new")
@@ -167,7 +170,7 @@ def wizard_credentials_save(request: Request, store: StoreDep, admin: AdminDep, 
     try:
         with store.transaction() as session:
             directory = configure.create_directory(
-                session, store.secrets, {"name": name, "provider": provider, "connection": connection}
+                session, store.secrets, {"name": name, "provider": provider, "connection": connection}, policy=policy
             )
             directory_id = directory.id
     except AccessIQError as exc:
@@ -188,9 +191,9 @@ def wizard_edit_credentials(request: Request, directory_id: DirectoryId, store: 
 
 @router.post("/{directory_id}/setup/credentials")
 def wizard_edit_credentials_save(
-    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_connection(store, directory_id, form)
+    error = _save_connection(store, directory_id, form, policy)
     if error:
         with store.transaction() as session:
             _, data = _directory(session, directory_id)
@@ -229,12 +232,12 @@ def _credentials_page(
     )
 
 
-def _save_connection(store: Store, directory_id: int, form: Any) -> str | None:
+def _save_connection(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> str | None:
     try:
         with store.transaction() as session:
             directory = dirs.get_directory(session, directory_id)
             values = forms.connection_values(form, configure.connection_fields(directory.provider))
-            configure.update_connection(session, store.secrets, directory, values)
+            configure.update_connection(session, store.secrets, directory, values, policy=policy)
     except AccessIQError as exc:
         return str(exc)
     return None
@@ -287,20 +290,24 @@ def _source_groups(store: Store, directory_id: int) -> tuple[list[dict[str, Any]
 
 @router.post("/{directory_id}/setup/settings")
 def wizard_settings_save(
-    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_settings(store, directory_id, forms.settings_patch, form)
+    error = _save_settings(store, directory_id, policy, forms.settings_patch, form)
     if error:
         context = _form_context(store, directory_id, error=error)
         return render(request, "directories/wizard_settings.html", _wizard("settings", **context), status_code=422)
     return redirect(request, f"/directories/{directory_id}/setup/mappings")
 
 
-def _save_settings(store: Store, directory_id: int, parse: Any, form: Any, **options: Any) -> str | None:
+def _save_settings(
+    store: Store, directory_id: int, policy: InputPolicy, parse: Any, form: Any, **options: Any
+) -> str | None:
     try:
         patch = parse(form, **options)
         with store.transaction() as session:
-            configure.update_settings(session, store.secrets, dirs.get_directory(session, directory_id), patch)
+            configure.update_settings(
+                session, store.secrets, dirs.get_directory(session, directory_id), patch, policy=policy
+            )
     except AccessIQError as exc:
         return str(exc)
     return None
@@ -320,9 +327,9 @@ def wizard_mappings(request: Request, directory_id: DirectoryId, store: StoreDep
 
 @router.post("/{directory_id}/setup/mappings")
 def wizard_mappings_save(
-    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_mappings(store, directory_id, form)
+    error = _save_mappings(store, directory_id, form, policy)
     if error:
         context = _form_context(store, directory_id, error=error, mappings=_posted_mappings(form))
         return render(request, "directories/wizard_mappings.html", _wizard("mappings", **context), status_code=422)
@@ -341,12 +348,12 @@ def _posted_mappings(form: Any) -> list[dict[str, str]]:
     ]
 
 
-def _save_mappings(store: Store, directory_id: int, form: Any) -> str | None:
+def _save_mappings(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> str | None:
     try:
         mappings = forms.group_mappings(form)
         with store.transaction() as session:
             configure.replace_group_mappings(
-                session, store.secrets, dirs.get_directory(session, directory_id), mappings
+                session, store.secrets, dirs.get_directory(session, directory_id), mappings, policy=policy
             )
     except AccessIQError as exc:
         return str(exc)
@@ -427,13 +434,15 @@ def wizard_schedule(
 
 @router.post("/{directory_id}/setup/schedule")
 def wizard_schedule_save(
-    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
     enabled = form.get("schedule_enabled") == "on"
     patch = {"frequency": forms.text(form, "frequency") or "1h", "schedule_enabled": enabled}
     try:
         with store.transaction() as session:
-            configure.update_settings(session, store.secrets, dirs.get_directory(session, directory_id), patch)
+            configure.update_settings(
+                session, store.secrets, dirs.get_directory(session, directory_id), patch, policy=policy
+            )
     except AccessIQError as exc:
         return redirect(request, f"/directories/{directory_id}/setup/schedule", str(exc), "error")
     message = (
@@ -550,9 +559,9 @@ def connection_page(request: Request, directory_id: DirectoryId, store: StoreDep
 
 @router.post("/{directory_id}/connection")
 def connection_save(
-    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_connection(store, directory_id, form)
+    error = _save_connection(store, directory_id, form, policy)
     if error:
         with store.transaction() as session:
             _, data = _directory(session, directory_id)
@@ -596,9 +605,9 @@ def settings_page(request: Request, directory_id: DirectoryId, store: StoreDep, 
 
 @router.post("/{directory_id}/settings")
 def settings_save(
-    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_settings(store, directory_id, forms.settings_patch, form, schedule=True)
+    error = _save_settings(store, directory_id, policy, forms.settings_patch, form, schedule=True)
     if error:
         return render(
             request,
@@ -628,9 +637,9 @@ def mappings_page(request: Request, directory_id: DirectoryId, store: StoreDep, 
 
 @router.post("/{directory_id}/mappings")
 def mappings_save(
-    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_mappings(store, directory_id, form)
+    error = _save_mappings(store, directory_id, form, policy)
     if error:
         return render(
             request,
@@ -693,13 +702,15 @@ def _posted_overrides(provider: str, form: Any) -> dict[str, str | None]:
 
 @router.post("/{directory_id}/attributes")
 def attributes_save(
-    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
     try:
         with store.transaction() as session:
             directory = dirs.get_directory(session, directory_id)
             overrides = _posted_overrides(directory.provider, form)
-            configure.update_settings(session, store.secrets, directory, {"attribute_mapping": overrides})
+            configure.update_settings(
+                session, store.secrets, directory, {"attribute_mapping": overrides}, policy=policy
+            )
     except AccessIQError as exc:
         with store.transaction() as session:
             _, data = _directory(session, directory_id)
@@ -727,13 +738,15 @@ def attributes_save(
 
 @router.post("/{directory_id}/attributes/preview")
 def attributes_preview(
-    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
     """The live preview fragment: the mapping being edited, applied to sample users."""
     try:
         with store.transaction() as session:
             provider = dirs.get_directory(session, directory_id).provider
-        preview = configure.preview_mapping(store, directory_id, _posted_overrides(provider, form), limit=5)
+        preview = configure.preview_mapping(
+            store, directory_id, _posted_overrides(provider, form), limit=5, policy=policy
+        )
         error = None
     except AccessIQError as exc:
         preview, error = None, str(exc)
