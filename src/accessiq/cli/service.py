@@ -101,26 +101,30 @@ def serve(
 
 
 def _serve(store: Store, settings: Settings, *, demo: bool, host: str, port: int, concurrency: int) -> None:
-    sandbox = None
+    sandboxes = []
     if demo:
-        from accessiq.demo import setup_demo, start_entra_demo
+        from accessiq.demo import setup_demo, start_sandbox_demos
 
         # Before the worker starts, so the demo's first runs are not also claimed by it.
         _print_demo_run(store, setup_demo(store))
-        sandbox, entra_run = start_entra_demo(store)
-        _print_demo_run(store, entra_run)
-        # So the wizard can connect another directory to the sandbox (ACCESSIQ_ALLOWED_ENDPOINTS).
-        settings = settings.model_copy(update={"allowed_endpoints": [*settings.allowed_endpoints, sandbox.url]})
-        err_console.print(
-            f"demo: the Entra ID sandbox is at {sandbox.url}; change it (accessiq sandbox entra add-user "
-            f"--url {sandbox.url}, disable-user, add-members, ...) and press Sync Now to watch an incremental sync",
-            soft_wrap=True,
-        )
+        for provider, sandbox, run_id in start_sandbox_demos(store):
+            sandboxes.append(sandbox.server)
+            _print_demo_run(store, run_id)
+            url = sandbox.server.url
+            # So the wizard can connect another directory to the sandbox (ACCESSIQ_ALLOWED_ENDPOINTS).
+            settings = settings.model_copy(update={"allowed_endpoints": [*settings.allowed_endpoints, url]})
+            # Plain echo: the commands must not wrap, so they can be copied.
+            typer.echo(
+                f"demo: the {provider.title} sandbox is at {url}\n"
+                f"  its credentials:  accessiq sandbox {provider.name} info --url {url}\n"
+                f"  change it:        accessiq sandbox {provider.name} --help  (then press Sync Now)",
+                err=True,
+            )
     try:
         _run_service(store, settings, host=host, port=port, concurrency=concurrency)
     finally:
-        if sandbox is not None:
-            sandbox.stop()
+        for server in sandboxes:
+            server.stop()
 
 
 def _print_demo_run(store: Store, run_id: int) -> None:

@@ -1,10 +1,15 @@
-"""Directory providers, looked up by the name a directory document gives in `provider`."""
+"""Directory providers, looked up by the name a directory document gives in `provider`.
+
+Each provider is one module here whose Connector class describes itself (title, description,
+connection model with field kinds, sandbox); `accessiq.services.providers` turns that into the
+catalog every face reads.
+"""
 
 from __future__ import annotations
 
 from importlib import import_module
 
-from accessiq.connectors.base import Connector
+from accessiq.connectors.base import Connector, missing_requirements
 from accessiq.errors import ConfigurationError
 
 # provider name -> "module:Class"; modules load on first use so a provider's
@@ -14,30 +19,54 @@ _PROVIDERS = {
     "entra": "accessiq.connectors.entra:EntraConnector",
 }
 
+# Providers the product page promises that have no connector yet: (title, description).
+PLANNED = {
+    "okta": ("Okta", "Okta organizations through the Okta Management API."),
+    "google": ("Google Workspace", "Google Cloud Identity / Workspace through the Admin SDK."),
+    "ldap": ("LDAP / Active Directory", "OpenLDAP or Active Directory over LDAP or LDAPS."),
+}
+
+
+def register_provider(name: str, target: str) -> None:
+    """Add a provider by "module:Class" (plugins, and tests that add a throwaway provider)."""
+    _PROVIDERS[name] = target
+
+
+def unregister_provider(name: str) -> None:
+    _PROVIDERS.pop(name, None)
+
+
+def registered_providers() -> list[str]:
+    return sorted(_PROVIDERS)
+
 
 def available_providers() -> list[str]:
-    return sorted(name for name in _PROVIDERS if _importable(name))
+    """Registered providers whose dependencies are installed."""
+    return [name for name in registered_providers() if not missing_requirements(_load(name))]
 
 
-def _importable(name: str) -> bool:
-    module, _, _ = _PROVIDERS[name].partition(":")
-    try:
-        import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return False
-        raise
-    return True
+def _load(name: str) -> type[Connector]:
+    module, _, cls = _PROVIDERS[name].partition(":")
+    connector: type[Connector] = getattr(import_module(module), cls)
+    return connector
 
 
-def connector_class(provider: str) -> type[Connector]:
-    """The connector class for `provider`, or a ConfigurationError naming the known ones."""
-    target = _PROVIDERS.get(provider)
-    if target is None or not _importable(provider):
+def connector_class(provider: str, *, require_installed: bool = True) -> type[Connector]:
+    """The connector class for `provider`, or a ConfigurationError naming the known ones.
+
+    A registered provider whose optional dependency is missing is refused with what to install,
+    unless `require_installed` is False (the catalog shows it as not installed).
+    """
+    if provider not in _PROVIDERS:
         raise ConfigurationError(
             f"unknown provider {provider!r}; choose one of {', '.join(available_providers())}",
             field="provider",
         )
-    module, _, cls = target.partition(":")
-    connector: type[Connector] = getattr(import_module(module), cls)
+    connector = _load(provider)
+    if require_installed and missing_requirements(connector):
+        raise ConfigurationError(
+            f"the {provider} provider is not installed on this server",
+            field="provider",
+            hint=connector.install_hint or f"install {', '.join(missing_requirements(connector))}",
+        )
     return connector

@@ -7,6 +7,7 @@ the sync engine folds them into its mirror of the source and plans from there.
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -137,7 +138,16 @@ class Connector(ABC):
     """A directory provider. Subclasses set `provider`, `settings_model` and implement the reads."""
 
     provider: ClassVar[str]
+    # How the wizard, `GET /api/v1/providers` and the CLI present the provider.
+    title: ClassVar[str]
+    description: ClassVar[str]
     settings_model: ClassVar[type[ConnectionSettings]]
+    # "module:ATTRIBUTE" of its sandbox's SandboxSpec (accessiq.sandbox), loaded only when used.
+    sandbox: ClassVar[str | None] = None
+    # Modules the provider needs beyond the product's own dependencies (an extra), and what to
+    # install when one is missing; the module itself must import without them.
+    requires: ClassVar[tuple[str, ...]] = ()
+    install_hint: ClassVar[str | None] = None
     # True when `read` can continue from a cursor instead of reading everything.
     incremental: ClassVar[bool] = False
     # Default attribute mapping: AccessIQ attribute <- field path or template.
@@ -185,3 +195,8 @@ class Connector(ABC):
 
     def close(self) -> None:
         """Release connections; the default has none."""
+
+
+def missing_requirements(connector: type[Connector]) -> list[str]:
+    """The modules of `connector.requires` that cannot be imported here."""
+    return [name for name in connector.requires if importlib.util.find_spec(name) is None]

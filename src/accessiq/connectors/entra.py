@@ -188,6 +188,9 @@ class EntraConnector(Connector):
     """Reads users, groups and direct memberships from Microsoft Graph with delta queries."""
 
     provider = "entra"
+    title = "Microsoft Entra ID"
+    description = "Azure AD tenants through Microsoft Graph (app registration)."
+    sandbox = "accessiq.sandbox.entra_commands:SANDBOX"
     settings_model = EntraConnection
     incremental = True
     default_mapping = {

@@ -34,6 +34,8 @@ class FileConnector(Connector):
     """Reads `{"users": [...], "groups": [...]}`; `id` is the external id, extra fields map by path."""
 
     provider = "file"
+    title = "JSON snapshot file"
+    description = "A JSON export of users and groups, for tests, demos and offline imports."
     settings_model = FileConnection
     default_mapping = {
         "email": "email",

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from accessiq.sandbox import SandboxServer
-from accessiq.sandbox.entra import EntraSandbox, create_app
+from accessiq.sandbox import DemoSandbox
 from accessiq.services import directories as dirs
-from accessiq.services import identity, runs
+from accessiq.services import identity, providers, runs
 from accessiq.services.input_policy import InputPolicy
+from accessiq.services.providers import Provider
 from accessiq.store.database import Store
 from accessiq.store.tables import Organization
 from accessiq.sync.document import validate_document
@@ -59,31 +59,17 @@ def _connect_and_sync(store: Store, document: dict[str, object]) -> int:
     return run_id
 
 
-def entra_demo_document(sandbox: EntraSandbox, url: str) -> dict[str, object]:
-    return {
-        "name": "Contoso (Entra ID sandbox)",
-        "provider": "entra",
-        "connection": {
-            "tenant_id": sandbox.tenant_domain,
-            "client_id": sandbox.client_id,
-            "client_secret": sandbox.client_secret,
-            "authority_url": url,
-            "graph_url": url,
-        },
-        "settings": {
-            "frequency": "15m",
-            "default_organization": "demo",
-            "attribute_mapping": {"department": "department", "title": "jobTitle"},
-        },
-    }
+def start_sandbox_demos(store: Store) -> list[tuple[Provider, DemoSandbox, int]]:
+    """Start every provider's demo sandbox on a loopback port, connect a directory to each, sync it once.
 
-
-def start_entra_demo(store: Store, users: int = 200, groups: int = 20) -> tuple[SandboxServer, int]:
-    """Serve a Graph sandbox on a loopback port, connect a directory to it and sync it once.
-
-    The sandbox lives as long as the returned server; the same seed gives the same tenant on
-    every start, so a restarted demo re-reads it in full and finds it unchanged.
+    Each sandbox lives as long as its server; the same seed gives the same directory on every
+    start, so a restarted demo re-reads it in full and finds it unchanged.
     """
-    sandbox = EntraSandbox(users, groups, seed=0)
-    server = SandboxServer(create_app(sandbox)).start()
-    return server, _connect_and_sync(store, entra_demo_document(sandbox, server.url))
+    started: list[tuple[Provider, DemoSandbox, int]] = []
+    for provider in providers.catalog():
+        spec = provider.load_sandbox() if provider.available else None
+        if spec is None or spec.start_demo is None:
+            continue
+        demo = spec.start_demo()
+        started.append((provider, demo, _connect_and_sync(store, demo.document)))
+    return started

@@ -9,10 +9,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
+
+if TYPE_CHECKING:
+    import typer
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -65,3 +70,24 @@ class SandboxServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+@dataclass
+class DemoSandbox:
+    """A sandbox started in-process for `accessiq serve --demo`, and the directory document that reads it."""
+
+    server: SandboxServer
+    document: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What a provider's sandbox module offers; its connector names it in `Connector.sandbox`.
+
+    `commands` is mounted as `accessiq sandbox PROVIDER`: with no subcommand it serves a seeded
+    sandbox in the foreground and prints a directory document; its subcommands change a running
+    one. `start_demo`, when given, starts one in-process for `serve --demo`.
+    """
+
+    commands: typer.Typer
+    start_demo: Callable[[], DemoSandbox] | None = None
