@@ -1,6 +1,6 @@
 """`python -m accessiq`: the same as the `accessiq` command."""
 
-from accessiq.cli import main
+from accessiq.processes import main
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from accessiq.connectors.endpoints import EndpointAllowList
+from accessiq.endpoints import EndpointAllowList
 
 
 class Settings(BaseSettings):

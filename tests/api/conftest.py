@@ -12,9 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from accessiq import connectors
-from accessiq.api import auth, create_app
 from accessiq.config import Settings
 from accessiq.connectors.file import FileConnection, FileConnector
+from accessiq.server import create_app
+from accessiq.services import accounts as auth
 from accessiq.services import identity
 from accessiq.store.database import Store
 

@@ -17,8 +17,9 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from accessiq.api import auth, create_app
 from accessiq.config import Settings
+from accessiq.server import create_app
+from accessiq.services import accounts as auth
 from accessiq.store.database import Store, open_store
 from accessiq.store.tables import WebSession, utcnow
 
@@ -331,7 +332,7 @@ def test_metrics_need_a_token_off_loopback_or_when_told(module_store: Store, mod
 
 
 def test_serve_on_every_interface_asks_for_a_metrics_token(module_store: Store) -> None:
-    from accessiq.cli.service import _web_server
+    from accessiq.processes import _web_server
 
     assert _web_server(module_store, "0.0.0.0", 8000).config.app.state.metrics_token_required
     assert not _web_server(module_store, "127.0.0.1", 8000).config.app.state.metrics_token_required

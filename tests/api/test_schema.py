@@ -11,8 +11,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi import checks
 
-from accessiq.api import auth, create_app
 from accessiq.config import Settings
+from accessiq.server import create_app
+from accessiq.services import accounts as auth
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
 from accessiq.services.input_policy import InputPolicy

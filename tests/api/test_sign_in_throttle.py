@@ -13,7 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from accessiq.api import auth, create_app, throttle
+from accessiq.server import create_app
+from accessiq.services import accounts as auth
+from accessiq.services import sign_in as throttle
 from accessiq.store.database import Store
 from accessiq.store.tables import SignInThrottle, utcnow
 

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from accessiq.errors import ConfigurationError
 from accessiq.jobs import scheduler
 from accessiq.jobs.scheduler import backoff, first_slot, is_stale, latest_slot, next_after, period_of, snap
-from accessiq.services import runs
+from accessiq.services import configure, runs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, DirectorySchedule, SyncRun
 
@@ -22,6 +23,9 @@ MIN = timedelta(minutes=1)
 
 
 # -- pure time arithmetic ---------------------------------------------------------------------
+
+
+OPERATOR = InputPolicy.operator()
 
 
 def test_interval_slots_coalesce_a_day_off_into_one() -> None:
@@ -205,11 +209,15 @@ def test_changing_the_frequency_recomputes_the_next_run(store: Store, tmp_path: 
     _finish(store, run, "succeeded", T0)
     assert _schedule(store, directory_id).next_run_at == T0 + timedelta(hours=1)
     with store.transaction() as session:
-        scheduler.set_schedule(session, session.get_one(Directory, directory_id), frequency="15m")
+        configure.set_schedule(
+            session, store.secrets, session.get_one(Directory, directory_id), frequency="15m", policy=OPERATOR
+        )
     scheduler.tick(store, T0 + MIN)
     assert _schedule(store, directory_id).next_run_at == T0 + 15 * MIN
     with store.transaction() as session:
-        scheduler.set_schedule(session, session.get_one(Directory, directory_id), enabled=False)
+        configure.set_schedule(
+            session, store.secrets, session.get_one(Directory, directory_id), enabled=False, policy=OPERATOR
+        )
     scheduler.tick(store, T0 + 2 * MIN)
     assert _schedule(store, directory_id).next_run_at is None
 
@@ -217,7 +225,9 @@ def test_changing_the_frequency_recomputes_the_next_run(store: Store, tmp_path: 
 def test_set_schedule_refuses_a_bad_frequency(store: Store, tmp_path: Path) -> None:
     directory_id = _directory(store, tmp_path)
     with pytest.raises(ConfigurationError, match="frequency"), store.transaction() as session:
-        scheduler.set_schedule(session, session.get_one(Directory, directory_id), frequency="often")
+        configure.set_schedule(
+            session, store.secrets, session.get_one(Directory, directory_id), frequency="often", policy=OPERATOR
+        )
 
 
 def test_two_schedulers_queue_each_slot_once(store: Store, tmp_path: Path) -> None:

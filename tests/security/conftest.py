@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from accessiq.api import create_app
 from accessiq.config import Settings
+from accessiq.server import create_app
 from accessiq.store.crypto import KEY_FILE
 from accessiq.store.database import Store
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from accessiq.api import auth
+from accessiq.services import accounts as auth
 from accessiq.store.database import Store
 
 BODY = "LISTENER-PAGE: internal service answer that must stay on the server"

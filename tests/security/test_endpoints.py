@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from accessiq.connectors.endpoints import EndpointAllowList, is_loopback
 from accessiq.connectors.entra import EntraConnection, EntraConnector
 from accessiq.connectors.http import HttpClient, HttpOptions, RetryPolicy
+from accessiq.endpoints import EndpointAllowList, is_loopback
 from accessiq.errors import ConfigurationError, SourceError
 from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.entra import EntraSandbox, GraphBehaviour, create_app

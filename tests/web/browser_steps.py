@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from accessiq.api import auth
-from accessiq.api.launcher import RunLauncher
+from accessiq.services import accounts as auth
+from accessiq.services.launcher import RunLauncher
 from accessiq.store.database import Store
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"

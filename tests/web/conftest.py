@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 from browser_steps import GatedLauncher, Server
 
-from accessiq.api import create_app
 from accessiq.config import Settings
+from accessiq.server import create_app
 from accessiq.store.database import open_store
 
 CHROMIUM = Path(os.environ.get("ACCESSIQ_CHROMIUM", "/usr/bin/chromium"))

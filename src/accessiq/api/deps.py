@@ -1,54 +1,19 @@
-"""Request dependencies as `Annotated` aliases: the store, a transaction, the caller's API token."""
+"""The API's request dependencies as `Annotated` aliases: the caller's API token, paging."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator
-from sqlalchemy.orm import Session
 
-from accessiq.api import auth
 from accessiq.api.errors import ForbiddenError, NotAuthenticatedError
-from accessiq.api.launcher import RunLauncher
-from accessiq.services.input_policy import InputPolicy
-from accessiq.store.database import Store
+from accessiq.dependencies import StoreDep
+from accessiq.services import accounts
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `accessiq tokens create` or the web UI")
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-def get_store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
-def get_launcher(request: Request) -> RunLauncher:
-    launcher: RunLauncher = request.app.state.launcher
-    return launcher
-
-
-def get_input_policy(request: Request) -> InputPolicy:
-    """What documents coming through the API or the web UI may reach: the operator's settings decide."""
-    return InputPolicy.from_settings(request.app.state.settings)
-
-
-StoreDep = Annotated[Store, Depends(get_store)]
-LauncherDep = Annotated[RunLauncher, Depends(get_launcher)]
-PolicyDep = Annotated[InputPolicy, Depends(get_input_policy)]
-
-
-def get_session(store: StoreDep) -> Iterator[Session]:
-    """One transaction for the route; it commits before the response is sent, or rolls back."""
-    with store.transaction() as session:
-        yield session
-
-
-# scope="function": commit before the response goes out, so a failed commit is a failed request.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @dataclass(frozen=True)
@@ -73,7 +38,7 @@ def get_caller(
         )
     # A transaction of its own: routes that run syncs must not find the store locked by their caller check.
     with store.transaction() as session:
-        token = auth.token_for(session, credentials.credentials)
+        token = accounts.token_for(session, credentials.credentials)
         if token is None:
             raise NotAuthenticatedError("the API token is unknown or revoked")
         caller = Caller(token.id, token.name, token.scope)
@@ -94,16 +59,6 @@ def get_metrics_caller(
     if not request.app.state.metrics_token_required:
         return None
     return get_caller(request, store, credentials)
-
-
-def plain_reference(value: str | None) -> str | None:
-    """Refuse references that look like ids but are not ASCII digits (`²`): the lookups would choke on them."""
-    if value is not None and value.isdigit() and not value.isascii():
-        raise ValueError(f"{value!r} is neither an id nor a name")
-    return value
-
-
-PlainRef = AfterValidator(plain_reference)
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
-from accessiq.connectors.endpoints import is_loopback
-from accessiq.store.database import Store
-from accessiq.store.tables import Directory, SyncRun, User
+from accessiq.endpoints import is_loopback
+from accessiq.services import Store
+from accessiq.services import runs as run_service
 
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
-SUCCESS = ("succeeded", "succeeded_with_errors")
+SUCCESS = run_service.SUCCESS
 # Scrapes look at this many of the newest finished runs for durations and change totals.
 RECENT_RUNS = 5000
 
@@ -35,35 +34,14 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self.store.transaction() as session:
-            names: dict[int, str] = {row[0]: row[1] for row in session.execute(select(Directory.id, Directory.name))}
-            by_status = session.execute(
-                select(SyncRun.directory_id, SyncRun.status, func.count()).group_by(
-                    SyncRun.directory_id, SyncRun.status
-                )
-            ).all()
-            users = session.execute(
-                select(User.directory_id, User.status, func.count())
-                .where(User.directory_id.is_not(None))
-                .group_by(User.directory_id, User.status)
-            ).all()
-            last_success = session.execute(
-                select(SyncRun.directory_id, func.max(SyncRun.finished_at))
-                .where(SyncRun.status.in_(SUCCESS), SyncRun.dry_run.is_(False))
-                .group_by(SyncRun.directory_id)
-            ).all()
-            recent = session.execute(
-                select(
-                    SyncRun.directory_id,
-                    SyncRun.started_at,
-                    SyncRun.finished_at,
-                    SyncRun.status,
-                    SyncRun.dry_run,
-                    SyncRun.counts,
-                )
-                .where(SyncRun.finished_at.is_not(None))
-                .order_by(SyncRun.id.desc())
-                .limit(RECENT_RUNS)
-            ).all()
+            snapshot = run_service.metrics_snapshot(session, RECENT_RUNS)
+        names = snapshot.names
+        by_status, users, last_success, recent = (
+            snapshot.by_status,
+            snapshot.users,
+            snapshot.last_success,
+            snapshot.recent,
+        )
 
         runs = GaugeMetricFamily(
             "accessiq_sync_runs", "Sync runs by directory and status", labels=["directory", "status"]
@@ -140,4 +118,3 @@ def token_required(mode: str, listen_host: str | None) -> bool:
     if mode != "auto":
         return mode == "token"
     return listen_host is not None and not is_loopback(listen_host.strip())
-

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from accessiq.api.deps import plain_reference
+from accessiq.dependencies import plain_reference
 from accessiq.sync.settings import GroupMappingSpec
 
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from accessiq.api import auth
 from accessiq.cli.output import console, print_json, print_table, when
+from accessiq.services import accounts
 
 admin_app = typer.Typer(help="Administrators who sign in to the web UI.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for the REST API (stored hashed).", no_args_is_help=True)
@@ -39,7 +39,7 @@ def admin_create(
     """Create an administrator. The password comes from a prompt or ACCESSIQ_ADMIN_PASSWORD."""
     password = _password()
     with _store().transaction() as session:
-        admin = auth.create_administrator(session, email, password)
+        admin = accounts.create_administrator(session, email, password)
         console.print(f"created administrator {escape(admin.email)}; sign in at /login")
 
 
@@ -48,7 +48,7 @@ def admin_set_password(email: Annotated[str, typer.Argument(help="The administra
     """Set a new password; the administrator's browser sessions end."""
     password = _password()
     with _store().transaction() as session:
-        auth.set_password(session, auth.get_administrator(session, email), password)
+        accounts.set_password(session, accounts.get_administrator(session, email), password)
     console.print(f"password of {escape(email)} changed")
 
 
@@ -63,7 +63,7 @@ def admin_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
                 "created_at": a.created_at.isoformat(),
                 "last_login_at": a.last_login_at.isoformat() if a.last_login_at else None,
             }
-            for a in auth.list_administrators(session)
+            for a in accounts.list_administrators(session)
         ]
     if as_json:
         return print_json(data)
@@ -82,7 +82,7 @@ def tokens_create(
 ) -> None:
     """Create an API token and print it once; only its hash is stored."""
     with _store().transaction() as session:
-        issued = auth.create_token(session, name, scope=scope, created_by="cli")
+        issued = accounts.create_token(session, name, scope=scope, created_by="cli")
         data = {"id": issued.token.id, "name": issued.token.name, "scope": issued.token.scope, "token": issued.secret}
     if as_json:
         return print_json(data)
@@ -107,7 +107,7 @@ def tokens_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
                 "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
                 "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
             }
-            for t in auth.list_tokens(session)
+            for t in accounts.list_tokens(session)
         ]
     if as_json:
         return print_json(data)
@@ -133,7 +133,7 @@ def tokens_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 def tokens_revoke(token_id: Annotated[int, typer.Argument(help="Token id (see `accessiq tokens list`).")]) -> None:
     """Revoke a token: it stops working at once."""
     with _store().transaction() as session:
-        token = auth.revoke_token(session, token_id)
+        token = accounts.revoke_token(session, token_id)
         console.print(f"revoked token {token.id} {escape(repr(token.name))}")
 
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from accessiq.connectors.endpoints import EndpointAllowList
+from accessiq.endpoints import EndpointAllowList
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ from accessiq.connectors.base import (
     UserRemoved,
     UserUpserted,
 )
-from accessiq.connectors.endpoints import EndpointAllowList, is_loopback, origin_of
 from accessiq.connectors.http import HttpClient, HttpOptions, PageGuard
+from accessiq.endpoints import EndpointAllowList, is_loopback, origin_of
 from accessiq.errors import (
     AccessIQError,
     AuthenticationError,

@@ -21,12 +21,10 @@ from typing import Any
 
 import structlog
 from croniter import croniter
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from accessiq.errors import ConfigurationError
 from accessiq.jobs.queue import active_run, db_now, enqueue_run
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, DirectorySchedule, SyncRun, utcnow
@@ -365,21 +363,3 @@ def schedule_info(session: Session, directory: Directory, now: datetime | None =
         "last_success_at": past.last_success_at,
         "stale": stale,
     }
-
-
-def set_schedule(
-    session: Session, directory: Directory, *, enabled: bool | None = None, frequency: str | None = None
-) -> None:
-    """Turn a directory's schedule on or off and/or change its frequency (validated like a document)."""
-    settings = dict(directory.settings or {})
-    if enabled is not None:
-        settings["schedule_enabled"] = enabled
-    if frequency is not None:
-        settings["frequency"] = frequency
-    try:
-        SyncSettings.model_validate(settings)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = "settings." + ".".join(str(part) for part in first["loc"]) if first["loc"] else "settings"
-        raise ConfigurationError(str(first["msg"]).removeprefix("Value error, "), field=field) from None
-    directory.settings = settings

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# The store handle the composition root opens and hands to every face; faces name its type from here.
+from accessiq.store.database import Store
+
+__all__ = ["LIKE_ESCAPE", "Store", "contains_pattern", "parse_id"]
+
 _MAX_ID = 2**31 - 1  # row ids are 32-bit integers on PostgreSQL
 
 

@@ -131,6 +131,24 @@ def update_settings(
     return _apply(session, box, document, policy)
 
 
+def set_schedule(
+    session: Session,
+    box: SecretBox,
+    directory: Directory,
+    *,
+    enabled: bool | None = None,
+    frequency: str | None = None,
+    policy: InputPolicy,
+) -> Directory:
+    """Turn a directory's schedule on or off and/or change its frequency, validated like any setting."""
+    patch: dict[str, Any] = {}
+    if enabled is not None:
+        patch["schedule_enabled"] = enabled
+    if frequency is not None:
+        patch["frequency"] = frequency
+    return update_settings(session, box, directory, patch, policy=policy)
+
+
 def replace_group_mappings(
     session: Session, box: SecretBox, directory: Directory, mappings: list[GroupMappingSpec], *, policy: InputPolicy
 ) -> Directory:

@@ -7,11 +7,10 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from accessiq.config import Settings
 from accessiq.connectors import connector_class
-from accessiq.connectors.base import CheckResult, Connector, SourceGroup
+from accessiq.connectors.base import CheckResult, SourceGroup
 from accessiq.errors import ConfigurationError, NotFoundError
-from accessiq.jobs.scheduler import schedule_info
+from accessiq.jobs import scheduler
 from accessiq.services import parse_id
 from accessiq.services.input_policy import InputPolicy, StoredConnection
 from accessiq.store.crypto import SecretBox
@@ -25,11 +24,15 @@ from accessiq.store.tables import (
     SyncRun,
     User,
 )
-from accessiq.sync.document import DirectoryDocument, validate_connection
-from accessiq.sync.mapping import CompiledMapping, referenced_fields
-from accessiq.sync.planner import MappingRule, PlanContext
+from accessiq.sync.context import (
+    build_connector,
+    mappings_of,
+    organization_named,
+    role_named,
+    settings_of,
+)
+from accessiq.sync.document import DirectoryDocument
 from accessiq.sync.scope import resolve_group_ref
-from accessiq.sync.settings import SyncSettings
 from accessiq.sync.source import MirrorGroup
 
 
@@ -47,29 +50,6 @@ def get_directory(session: Session, ref: str | int) -> Directory:
 
 def list_directories(session: Session) -> list[Directory]:
     return list(session.scalars(select(Directory).order_by(Directory.id)))
-
-
-def settings_of(directory: Directory) -> SyncSettings:
-    return SyncSettings.model_validate(directory.settings or {})
-
-
-def _organization(session: Session, slug: str, field: str) -> Organization:
-    org = session.scalar(select(Organization).where(Organization.slug == slug))
-    if org is None:
-        raise ConfigurationError(
-            f"organization {slug!r} does not exist",
-            field=field,
-            hint=f"create it: accessiq orgs create {slug}",
-        )
-    return org
-
-
-def _role(session: Session, name: str, field: str) -> Role:
-    role = session.scalar(select(Role).where(Role.name == name))
-    if role is None:
-        known = ", ".join(session.scalars(select(Role.name).order_by(Role.rank.desc())))
-        raise ConfigurationError(f"role {name!r} does not exist", field=field, hint=f"roles: {known}")
-    return role
 
 
 def apply_document(
@@ -99,13 +79,13 @@ def apply_document(
 
     settings = document.settings
     if settings.default_organization:
-        _organization(session, settings.default_organization, "settings.default_organization")
-    _role(session, settings.default_role, "settings.default_role")
+        organization_named(session, settings.default_organization, "settings.default_organization")
+    role_named(session, settings.default_role, "settings.default_role")
     resolved = [
         (
             spec,
-            _organization(session, spec.organization, f"group_mappings[{i}].organization"),
-            _role(session, spec.role, f"group_mappings[{i}].role"),
+            organization_named(session, spec.organization, f"group_mappings[{i}].organization"),
+            role_named(session, spec.role, f"group_mappings[{i}].role"),
         )
         for i, spec in enumerate(document.group_mappings)
     ]
@@ -143,13 +123,6 @@ def _apply_mappings(session: Session, directory: Directory, resolved: list[Any])
         mapping.removed = False
     for mapping in existing.values():
         mapping.removed = True
-
-
-def mappings_of(session: Session, directory: Directory, *, include_removed: bool = False) -> list[GroupMapping]:
-    query = select(GroupMapping).where(GroupMapping.directory_id == directory.id)
-    if not include_removed:
-        query = query.where(GroupMapping.removed.is_(False))
-    return list(session.scalars(query.order_by(GroupMapping.position, GroupMapping.id)))
 
 
 def export_document(session: Session, directory: Directory) -> dict[str, Any]:
@@ -190,56 +163,6 @@ def delete_directory(session: Session, directory: Directory) -> None:
     session.execute(delete(OrganizationMembership).where(OrganizationMembership.origin.in_(origins)))
     session.execute(update(User).where(User.directory_id == directory.id).values(directory_id=None, external_id=None))
     session.delete(directory)
-
-
-def build_connector(box: SecretBox, directory: Directory, settings: SyncSettings | None = None) -> Connector:
-    """A connector for the directory, with its secrets decrypted and the fields its mapping reads.
-
-    It knows the endpoints the operator allows (ACCESSIQ_ALLOWED_ENDPOINTS): only those
-    and the provider's public ones may be quoted in its error messages.
-    """
-    cls = connector_class(directory.provider)
-    settings = settings or settings_of(directory)
-    connection = validate_connection(directory.provider, {**directory.connection, **box.open(directory.secrets)})
-    mapping = CompiledMapping.build(cls.default_mapping, settings.attribute_mapping)
-    fields = referenced_fields(list(mapping.sources), settings.user_filter.condition)
-    return cls(connection, fields=fields, allowed_endpoints=Settings().endpoint_allow_list)
-
-
-def plan_context(session: Session, directory: Directory, settings: SyncSettings | None = None) -> PlanContext:
-    """Settings resolved against the store: organization and role ids, compiled mapping, pins."""
-    settings = settings or settings_of(directory)
-    cls = connector_class(directory.provider)
-    default_org = None
-    if settings.default_organization:
-        org = _organization(session, settings.default_organization, "settings.default_organization")
-        default_org = (org.id, org.slug)
-    role = _role(session, settings.default_role, "settings.default_role")
-    orgs = dict(session.execute(select(Organization.id, Organization.slug)).all())
-    roles = dict(session.execute(select(Role.id, Role.name)).all())
-    rules = tuple(
-        MappingRule(
-            id=m.id,
-            source_group=m.source_group,
-            organization_id=m.organization_id,
-            organization=orgs[m.organization_id],
-            role_id=m.role_id,
-            role=roles[m.role_id],
-            removed=m.removed,
-        )
-        for m in mappings_of(session, directory, include_removed=True)
-    )
-    return PlanContext(
-        directory_id=directory.id,
-        settings=settings,
-        mapping=CompiledMapping.build(cls.default_mapping, settings.attribute_mapping),
-        group_mappings=rules,
-        default_organization=default_org,
-        default_role=(role.id, role.name),
-        pins=dict(directory.group_pins or {}),
-        organizations=orgs,
-        roles=roles,
-    )
 
 
 def group_references(session: Session, directory: Directory) -> list[tuple[str, str]]:
@@ -312,5 +235,10 @@ def directory_json(session: Session, directory: Directory) -> dict[str, Any]:
         },
         "last_full_sync_at": cursor.last_full_sync_at if cursor else None,
         "incremental": connector_class(directory.provider).incremental,
-        "schedule": schedule_info(session, directory),
+        "schedule": schedule_of(session, directory),
     }
+
+
+def schedule_of(session: Session, directory: Directory) -> dict[str, Any]:
+    """The directory's schedule: next run (the scheduler's own computation), failures, staleness."""
+    return scheduler.schedule_info(session, directory)

@@ -19,7 +19,7 @@ from typing import Any
 
 from accessiq.config import Settings
 from accessiq.connectors.base import ConnectionSettings
-from accessiq.connectors.endpoints import EndpointAllowList, origin_of
+from accessiq.endpoints import EndpointAllowList, origin_of
 from accessiq.errors import ConfigurationError
 from accessiq.store.crypto import KEY_FILE
 from accessiq.sync.document import connection_model, validate_connection

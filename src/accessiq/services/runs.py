@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from accessiq.errors import ConflictError, NotFoundError, RunInProgressError
@@ -15,7 +16,7 @@ from accessiq.jobs.worker import execute_with_lease
 from accessiq.services import parse_id
 from accessiq.services.directories import get_directory
 from accessiq.store.database import Store
-from accessiq.store.tables import Directory, RunChange, RunError, SyncRun, utcnow
+from accessiq.store.tables import Directory, RunChange, RunError, SyncRun, User, utcnow
 from accessiq.sync import engine
 
 ACTIVE = queue.ACTIVE
@@ -233,3 +234,49 @@ def cancel_run(session: Session, run: SyncRun) -> SyncRun:
     else:
         raise ConflictError(f"run {run.id} is {run.status}; only queued or running runs can be canceled")
     return run
+
+
+SUCCESS = ("succeeded", "succeeded_with_errors")
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """What /metrics reports, read in one transaction: per directory run counts, users, last success."""
+
+    names: dict[int, str]
+    by_status: list[Any]
+    users: list[Any]
+    last_success: list[Any]
+    recent: list[Any]
+
+
+def metrics_snapshot(session: Session, recent_runs: int) -> MetricsSnapshot:
+    """Run and user counts by directory, and the newest `recent_runs` finished runs (for durations)."""
+    names: dict[int, str] = {row[0]: row[1] for row in session.execute(select(Directory.id, Directory.name))}
+    by_status = session.execute(
+        select(SyncRun.directory_id, SyncRun.status, func.count()).group_by(SyncRun.directory_id, SyncRun.status)
+    ).all()
+    users = session.execute(
+        select(User.directory_id, User.status, func.count())
+        .where(User.directory_id.is_not(None))
+        .group_by(User.directory_id, User.status)
+    ).all()
+    last_success = session.execute(
+        select(SyncRun.directory_id, func.max(SyncRun.finished_at))
+        .where(SyncRun.status.in_(SUCCESS), SyncRun.dry_run.is_(False))
+        .group_by(SyncRun.directory_id)
+    ).all()
+    recent = session.execute(
+        select(
+            SyncRun.directory_id,
+            SyncRun.started_at,
+            SyncRun.finished_at,
+            SyncRun.status,
+            SyncRun.dry_run,
+            SyncRun.counts,
+        )
+        .where(SyncRun.finished_at.is_not(None))
+        .order_by(SyncRun.id.desc())
+        .limit(recent_runs)
+    ).all()
+    return MetricsSnapshot(names, list(by_status), list(users), list(last_success), list(recent))

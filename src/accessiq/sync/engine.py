@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from accessiq.connectors import connector_class
 from accessiq.connectors.base import GroupUpserted, UserUpserted
 from accessiq.errors import AccessIQError, ConflictError, PlanRejectedError, RunCanceledError
-from accessiq.services.directories import build_connector, plan_context, settings_of
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, SyncRun, utcnow
 from accessiq.sync.apply import MirrorChange, apply_plan, record_log
+from accessiq.sync.context import build_connector, plan_context, settings_of
 from accessiq.sync.guard import check_safety
 from accessiq.sync.planner import Plan, plan_sync
 from accessiq.sync.settings import parse_interval

@@ -17,8 +17,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from accessiq.api import auth
-from accessiq.store.database import Store
+from accessiq.services import Store, accounts
 
 SESSION_COOKIE = "aiq_session"
 LOGIN_CSRF_COOKIE = "aiq_login_csrf"
@@ -62,12 +61,12 @@ def clear_cookie(request: Request, response: Response, name: str) -> None:
     response.delete_cookie(name, path="/", httponly=True, secure=secure_cookies(request), samesite="lax")
 
 
-def _lookup(store: Store, cookie: str) -> auth.SignedIn | None:
+def _lookup(store: Store, cookie: str) -> accounts.SignedIn | None:
     with store.transaction() as session:
-        return auth.session_for(session, cookie)
+        return accounts.session_for(session, cookie)
 
 
-async def signed_in(request: Request) -> auth.SignedIn:
+async def signed_in(request: Request) -> accounts.SignedIn:
     """The signed-in administrator; checks the CSRF token of state-changing requests."""
     cookie = request.cookies.get(SESSION_COOKIE)
     who = await run_in_threadpool(_lookup, request.app.state.store, cookie) if cookie else None
@@ -86,7 +85,7 @@ async def signed_in(request: Request) -> auth.SignedIn:
     return who
 
 
-AdminDep = Annotated[auth.SignedIn, Depends(signed_in)]
+AdminDep = Annotated[accounts.SignedIn, Depends(signed_in)]
 
 
 def new_login_csrf() -> str:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from accessiq.api.deps import LauncherDep, PageDep, PlainRef, PolicyDep, SessionDep, StoreDep
+from accessiq.api.deps import PageDep
 from accessiq.api.routes.paging import paginate
 from accessiq.api.schemas import (
     CheckOut,
@@ -18,6 +18,7 @@ from accessiq.api.schemas import (
     SourceGroupOut,
     SyncRequest,
 )
+from accessiq.dependencies import LauncherDep, PlainRef, PolicyDep, SessionDep, StoreDep
 from accessiq.services import configure, runs
 from accessiq.services import directories as dirs
 from accessiq.sync.document import DirectoryDocument

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from accessiq.api.deps import PageDep, PlainRef, SessionDep
+from accessiq.api.deps import PageDep
 from accessiq.api.routes.paging import paginate
 from accessiq.api.schemas import (
     GroupOut,
@@ -19,6 +19,7 @@ from accessiq.api.schemas import (
     UserIn,
     UserOut,
 )
+from accessiq.dependencies import PlainRef, SessionDep
 from accessiq.services import directories as dirs
 from accessiq.services import identity
 

@@ -6,9 +6,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from accessiq.api.deps import PageDep, PlainRef, SessionDep, StoreDep
+from accessiq.api.deps import PageDep
 from accessiq.api.routes.paging import paginate
 from accessiq.api.schemas import ChangeOut, RunOut
+from accessiq.dependencies import PlainRef, SessionDep, StoreDep
 from accessiq.services import directories as dirs
 from accessiq.services import runs
 

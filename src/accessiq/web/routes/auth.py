@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from accessiq.api import auth, throttle
-from accessiq.api.deps import StoreDep
+from accessiq.dependencies import StoreDep
 from accessiq.errors import AccessIQError
+from accessiq.services import accounts, sign_in
 from accessiq.web.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -35,7 +35,7 @@ def _form_page(request: Request, template: str, context: dict[str, object], stat
 
 def _has_admins(store: StoreDep) -> bool:
     with store.transaction() as session:
-        return auth.count_administrators(session) > 0
+        return accounts.count_administrators(session) > 0
 
 
 @router.get("/", include_in_schema=False)
@@ -70,14 +70,14 @@ def login(
             },
             status_code=400,
         )
-    limits = throttle.Limits.from_settings(request.app.state.settings)
+    limits = sign_in.Limits.from_settings(request.app.state.settings)
     # The peer address; behind a proxy uvicorn takes it from X-Forwarded-For of the proxies it trusts.
     address = request.client.host if request.client else None
     try:
         with store.transaction() as session:
-            admin = throttle.sign_in(session, email, password, address=address, limits=limits)
-            cookie = auth.start_session(session, admin)[0] if admin else None
-    except throttle.TooManyAttemptsError as exc:
+            admin = sign_in.sign_in(session, email, password, address=address, limits=limits)
+            cookie = accounts.start_session(session, admin)[0] if admin else None
+    except sign_in.TooManyAttemptsError as exc:
         response = _form_page(
             request, "login.html", {"next": safe_next(next), "email": email, "error": exc.message}, status_code=429
         )
@@ -95,7 +95,7 @@ def login(
             status_code=401,
         )
     response = redirect(request, safe_next(next))
-    set_cookie(request, response, SESSION_COOKIE, cookie, max_age=int(auth.SESSION_LIFETIME.total_seconds()))
+    set_cookie(request, response, SESSION_COOKIE, cookie, max_age=int(accounts.SESSION_LIFETIME.total_seconds()))
     clear_cookie(request, response, LOGIN_CSRF_COOKIE)
     return response
 
@@ -104,7 +104,7 @@ def login(
 def logout(request: Request, store: StoreDep, admin: AdminDep) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE, "")
     with store.transaction() as session:
-        auth.end_session(session, cookie)
+        accounts.end_session(session, cookie)
     response = redirect(request, "/login", "You are signed out.", "info")
     clear_cookie(request, response, SESSION_COOKIE)
     return response
@@ -138,13 +138,13 @@ def setup(
     try:
         with store.transaction() as session:
             # Checked again inside the transaction: two first visitors cannot both become the first admin.
-            if auth.count_administrators(session) > 0:
+            if accounts.count_administrators(session) > 0:
                 return redirect(request, "/login")
-            admin = auth.create_administrator(session, email, password)
-            cookie, _ = auth.start_session(session, admin)
+            admin = accounts.create_administrator(session, email, password)
+            cookie, _ = accounts.start_session(session, admin)
     except AccessIQError as exc:
         return _form_page(request, "setup.html", {"email": email, "error": exc.message}, status_code=422)
     response = redirect(request, "/directories", "Welcome! Your administrator account is ready.")
-    set_cookie(request, response, SESSION_COOKIE, cookie, max_age=int(auth.SESSION_LIFETIME.total_seconds()))
+    set_cookie(request, response, SESSION_COOKIE, cookie, max_age=int(accounts.SESSION_LIFETIME.total_seconds()))
     clear_cookie(request, response, LOGIN_CSRF_COOKIE)
     return response

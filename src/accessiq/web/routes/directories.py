@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
-from croniter import croniter
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from accessiq.api.deps import LauncherDep, PolicyDep, StoreDep
 from accessiq.connectors import available_providers, connector_class
+from accessiq.dependencies import LauncherDep, PolicyDep, StoreDep
 from accessiq.errors import AccessIQError
-from accessiq.services import configure, identity, runs
+from accessiq.services import Store, configure, identity, runs
 from accessiq.services import directories as dirs
 from accessiq.services.input_policy import InputPolicy
-from accessiq.store.database import Store
-from accessiq.store.tables import Directory
 from accessiq.sync.mapping import CORE_FIELDS
-from accessiq.sync.settings import is_cron, parse_interval
 from accessiq.web import forms
 from accessiq.web.chart import runs_chart
 from accessiq.web.forms import FormDep
 from accessiq.web.security import AdminDep
 from accessiq.web.templating import redirect, render
+
+if TYPE_CHECKING:
+    from accessiq.store.tables import Directory
 
 router = APIRouter(prefix="/directories", include_in_schema=False)
 
@@ -480,36 +478,23 @@ def dashboard(request: Request, directory_id: DirectoryId, store: StoreDep, admi
             "blocked": blocked,
             "recent": finished[:8],
             "chart": runs_chart(list(reversed(finished[:20]))),
-            "next_sync": _next_sync(data, recent),
+            "next_sync": _next_sync(data),
         },
     )
 
 
-def _next_sync(directory: dict[str, Any], recent: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """When the scheduler runs the directory next: its own answer when it has one, else what settings imply."""
-    settings = directory["settings"]
-    if not settings.get("schedule_enabled"):
+def _next_sync(directory: dict[str, Any]) -> dict[str, Any] | None:
+    """When the scheduler runs the directory next, as the scheduler itself computes it."""
+    schedule = directory["schedule"]
+    if schedule.get("next_run_at") is None:
         return None
-    schedule = directory.get("schedule")
-    if schedule is not None:
-        if schedule.get("next_run_at") is None:
-            return None
-        return {
-            "at": schedule["next_run_at"],
-            "frequency": settings["frequency"],
-            "backoff_until": schedule.get("backoff_until"),
-            "failures": schedule.get("consecutive_failures", 0),
-            "stale": schedule.get("stale", False),
-        }
-    now = datetime.now(UTC)
-    frequency = settings["frequency"]
-    if is_cron(frequency):
-        return {"at": croniter(frequency, now).get_next(datetime), "frequency": frequency}
-    last = next((r for r in recent if r.get("finished_at") and not r["dry_run"]), None)
-    if last is None:
-        return {"at": now, "frequency": frequency}
-    at = datetime.fromisoformat(last["finished_at"]) + parse_interval(frequency)
-    return {"at": max(at, now), "frequency": frequency}
+    return {
+        "at": schedule["next_run_at"],
+        "frequency": schedule["frequency"],
+        "backoff_until": schedule.get("backoff_until"),
+        "failures": schedule.get("consecutive_failures", 0),
+        "stale": schedule.get("stale", False),
+    }
 
 
 @router.post("/{directory_id}/sync")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from accessiq.api.deps import PlainRef, StoreDep
+from accessiq.dependencies import PlainRef, StoreDep
 from accessiq.errors import AccessIQError
 from accessiq.services import directories as dirs
 from accessiq.services import runs

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from accessiq.api import auth
-from accessiq.api.deps import StoreDep
+from accessiq.dependencies import StoreDep
 from accessiq.errors import AccessIQError
+from accessiq.services import accounts
 from accessiq.web import forms
 from accessiq.web.forms import FormDep
 from accessiq.web.security import AdminDep
@@ -20,11 +20,11 @@ router = APIRouter(prefix="/settings/tokens", include_in_schema=False)
 
 def _page(request: Request, store: StoreDep, **extra: object) -> Response:
     with store.transaction() as session:
-        tokens = auth.list_tokens(session)
+        tokens = accounts.list_tokens(session)
     return render(
         request,
         "tokens.html",
-        {"section": "tokens", "tokens": tokens, "scopes": auth.SCOPES, **extra},
+        {"section": "tokens", "tokens": tokens, "scopes": accounts.SCOPES, **extra},
         status_code=422 if extra.get("error") else 200,
     )
 
@@ -38,7 +38,7 @@ def token_list(request: Request, store: StoreDep, admin: AdminDep) -> Response:
 def token_create(request: Request, store: StoreDep, admin: AdminDep, form: FormDep) -> Response:
     try:
         with store.transaction() as session:
-            issued = auth.create_token(
+            issued = accounts.create_token(
                 session, forms.text(form, "name"), scope=forms.text(form, "scope") or "read", created_by=admin.email
             )
             name, secret = issued.token.name, issued.secret
@@ -56,7 +56,7 @@ def token_revoke(
 ) -> Response:
     try:
         with store.transaction() as session:
-            name = auth.revoke_token(session, token_id).name
+            name = accounts.revoke_token(session, token_id).name
     except AccessIQError as exc:
         return redirect(request, "/settings/tokens", str(exc), "error")
     return redirect(request, "/settings/tokens", f"Token {name} revoked; it no longer works.")

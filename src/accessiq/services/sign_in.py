@@ -21,9 +21,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from accessiq.api.auth import authenticate, digest
 from accessiq.config import Settings
 from accessiq.errors import AccessIQError
+from accessiq.services.accounts import authenticate, digest
 from accessiq.store.tables import Administrator, SignInThrottle, utcnow
 
 

@@ -11,8 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import structlog
 
-from accessiq.services import runs
-from accessiq.store.database import Store
+from accessiq.services import Store, runs
 
 log = structlog.get_logger("accessiq.api")
 

@@ -1,36 +1,35 @@
-"""Building the ASGI app: REST API under /api/v1, the admin web UI, /healthz, /metrics, static files."""
+"""The composition root: the ASGI app with the API and the web UI mounted side by side.
+
+`create_app(store)` builds it; nothing is created at import time. `accessiq serve` runs it next
+to the scheduler and a worker. Faces know nothing of each other: this module decides which one
+answers a path, and with which kind of error.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.routing import Match
 
 import accessiq
+from accessiq import web as web_face
 from accessiq.api import errors
-from accessiq.api.deps import get_caller, get_metrics_caller
-from accessiq.api.launcher import RunLauncher
-from accessiq.api.metrics import registry_for, token_required
-from accessiq.api.routes import directories, identity, runs
-from accessiq.api.schemas import Health
+from accessiq.api import router as api_face
+from accessiq.api.metrics import token_required
 from accessiq.config import Settings
 from accessiq.errors import AccessIQError
-from accessiq.store.database import Store
-from accessiq.web import STATIC, build_router
+from accessiq.services import Store
+from accessiq.services.launcher import RunLauncher
+from accessiq.web import STATIC
 from accessiq.web import errors as web_errors
 from accessiq.web.security import CsrfError, LoginRequiredError
-
-API_PREFIX = "/api/v1"
 
 # Scripts come only from this origin (htmx is vendored); nothing can frame the UI.
 _SECURITY_HEADERS = {
@@ -41,20 +40,6 @@ _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
-}
-
-
-_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": errors.ErrorBody, "description": description}
-    for status, description in (
-        (400, "The request body could not be parsed"),
-        (401, "No API token, or an unknown or revoked one"),
-        (403, "A read-only token asked to change something"),
-        (404, "No such directory, run, user or organization"),
-        (409, "Conflicts with the current state (duplicate, plan no longer applicable)"),
-        (422, "The request or a setting in it is not valid; `field` names it"),
-        (502, "The directory could not be read"),
-    )
 }
 
 
@@ -97,40 +82,9 @@ def create_app(
     app.state.metrics_token_required = token_required(app.state.settings.metrics_auth, listen_host)
     app.state.launcher = launcher
     app.state.secure_cookies = secure_cookies
-    metrics = registry_for(store)
 
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(get_caller)], responses=_ERROR_RESPONSES)
-    for module in (directories, runs, identity):
-        api.include_router(module.router)
-    app.include_router(api)
-
-    @app.get("/healthz", response_model=Health, tags=["service"])
-    def healthz() -> Any:
-        """Liveness and database reachability; 503 when the database does not answer."""
-        try:
-            with store.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except Exception:
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-        return {"status": "ok", "database": store.dialect}
-
-    @app.get(
-        "/metrics",
-        response_class=PlainTextResponse,
-        tags=["service"],
-        dependencies=[Depends(get_metrics_caller)],
-        responses={401: _ERROR_RESPONSES[401]},
-        # The token is optional as far as the schema can tell: ACCESSIQ_METRICS_AUTH decides.
-        openapi_extra={"security": [{}]},
-    )
-    def prometheus() -> Response:
-        """Prometheus metrics: runs by status, run durations, users synced, last successful sync.
-
-        Needs `Authorization: Bearer <API token>` (read is enough) when ACCESSIQ_METRICS_AUTH says so.
-        """
-        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
-
-    app.include_router(build_router())
+    app.include_router(api_face.build_router(store))
+    app.include_router(web_face.build_router())
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _install_error_handlers(app)
     app.add_middleware(_SecurityHeaders)
@@ -142,14 +96,13 @@ class _SecurityHeaders(BaseHTTPMiddleware):
         response = await call_next(request)
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.url.path.startswith(API_PREFIX):
+        if request.url.path.startswith(api_face.API_PREFIX):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
 
 def _is_api(request: Request) -> bool:
-    path = request.url.path
-    return path.startswith("/api/") or path in ("/openapi.json", "/healthz", "/metrics")
+    return api_face.is_api_path(request.url.path)
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> str:
