@@ -21,7 +21,7 @@ import httpx
 import structlog
 
 from accessiq import __version__
-from accessiq.connectors.endpoints import origin_of
+from accessiq.endpoints import origin_of
 from accessiq.errors import (
     AccessIQError,
     AuthenticationError,
