@@ -21,6 +21,7 @@ from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.entra import EntraSandbox, create_app
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import open_store
 from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
@@ -40,14 +41,23 @@ def main() -> int:
         with store.transaction() as session:
             identity.create_organization(session, "contoso")
             document = {
-                "name": "Contoso", "provider": "entra",
-                "connection": {"tenant_id": sandbox.tenant_id, "client_id": sandbox.client_id,
-                               "client_secret": sandbox.client_secret, "authority_url": server.url,
-                               "graph_url": server.url},
-                "settings": {"default_organization": "contoso",
-                             "attribute_mapping": {"department": "department", "title": "jobTitle"}},
+                "name": "Contoso",
+                "provider": "entra",
+                "connection": {
+                    "tenant_id": sandbox.tenant_id,
+                    "client_id": sandbox.client_id,
+                    "client_secret": sandbox.client_secret,
+                    "authority_url": server.url,
+                    "graph_url": server.url,
+                },
+                "settings": {
+                    "default_organization": "contoso",
+                    "attribute_mapping": {"department": "department", "title": "jobTitle"},
+                },
             }
-            directory_id = dirs.apply_document(session, store.secrets, validate_document(document))[0].id
+            directory_id = dirs.apply_document(
+                session, store.secrets, validate_document(document), policy=InputPolicy.operator()
+            )[0].id
 
         def timed_sync(label: str) -> dict[str, Any]:
             with store.transaction() as session:
@@ -59,8 +69,10 @@ def main() -> int:
             with store.transaction() as session:
                 result = runs.run_json(session, runs.get_run(session, run_id))
             c, served = result["counts"], sandbox.stats()
-            print(f"| {label:<26} | {elapsed:6.2f} s | {result['mode']:<11} | {served['requests']:>8} | "
-                  f"{c['users_created']:>7} | {c['users_updated']:>7} | {c['users_deactivated']:>11} |")
+            print(
+                f"| {label:<26} | {elapsed:6.2f} s | {result['mode']:<11} | {served['requests']:>8} | "
+                f"{c['users_created']:>7} | {c['users_updated']:>7} | {c['users_deactivated']:>11} |"
+            )
             return result
 
         print(f"{args.users} users, {args.groups} groups, {store.dialect}")
@@ -78,8 +90,7 @@ def main() -> int:
     counts = second["counts"]
     applied = (counts["users_created"], counts["users_updated"], counts["users_deactivated"])
     if second["mode"] != "incremental" or applied != (1, 6, 3):
-        print(f"FAIL: expected an incremental run applying (1, 6, 3), got {second['mode']} {applied}",
-              file=sys.stderr)
+        print(f"FAIL: expected an incremental run applying (1, 6, 3), got {second['mode']} {applied}", file=sys.stderr)
         return 1
     return 0
 

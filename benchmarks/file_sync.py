@@ -21,6 +21,7 @@ from accessiq.config import Settings
 from accessiq.logs import configure_logging
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
+from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import open_store
 from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
@@ -85,7 +86,9 @@ def main() -> int:
                 },
                 "group_mappings": [{"source_group": "Group 0", "organization": "eng", "role": "admin"}],
             }
-            directory_id = dirs.apply_document(session, store.secrets, validate_document(document))[0].id
+            directory_id = dirs.apply_document(
+                session, store.secrets, validate_document(document), policy=InputPolicy.operator()
+            )[0].id
 
         def timed_sync(label: str) -> dict[str, Any]:
             with store.transaction() as session:
@@ -119,8 +122,10 @@ def main() -> int:
             return {"elapsed": elapsed, "changed": changed, "status": result["status"]}
 
         print(f"{args.users} users, {args.groups} groups, {store.dialect}")
-        print("| run                          |    time   | status    | created | updated "
-              "| unchanged | m.added | changes |")
+        print(
+            "| run                          |    time   | status    | created | updated "
+            "| unchanged | m.added | changes |"
+        )
         print(
             "|------------------------------|-----------|-----------|---------|---------|-----------|---------|---------|"
         )

@@ -33,12 +33,14 @@ class SecretFileConnector(FileConnector):
 
 
 @pytest.fixture(autouse=True)
-def secret_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register `secretfile`, a file provider with a secret field."""
+def secret_provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Register `secretfile`, a file provider with a secret field, as a plugin would."""
     module = types.ModuleType("accessiq_test_secretfile")
     module.SecretFileConnector = SecretFileConnector  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "accessiq_test_secretfile", module)
-    monkeypatch.setitem(connectors._PROVIDERS, "secretfile", "accessiq_test_secretfile:SecretFileConnector")
+    connectors.register_provider("secretfile", "accessiq_test_secretfile:SecretFileConnector")
+    yield
+    connectors.unregister_provider("secretfile")
 
 
 class Api:

@@ -67,6 +67,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/organizations/{org}/members/{user}"): WRITE,
     ("GET", "/api/v1/roles"): READ,
     ("POST", "/api/v1/roles"): WRITE,
+    ("GET", "/api/v1/providers"): READ,
+    ("GET", "/api/v1/providers/{name}"): READ,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/metrics"): METRICS,

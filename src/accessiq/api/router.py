@@ -12,7 +12,7 @@ from sqlalchemy import text
 from accessiq.api import errors
 from accessiq.api.deps import get_caller, get_metrics_caller
 from accessiq.api.metrics import registry_for
-from accessiq.api.routes import directories, identity, runs
+from accessiq.api.routes import directories, identity, providers, runs
 from accessiq.api.schemas import Health
 from accessiq.services import Store
 
@@ -37,7 +37,7 @@ def build_router(store: Store) -> APIRouter:
     metrics = registry_for(store)
     service = APIRouter()
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(get_caller)], responses=_ERROR_RESPONSES)
-    for module in (directories, runs, identity):
+    for module in (directories, runs, identity, providers):
         api.include_router(module.router)
 
     @service.get("/healthz", response_model=Health, tags=["service"])

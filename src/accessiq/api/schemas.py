@@ -258,3 +258,19 @@ class RoleIn(BaseModel):
 class Health(BaseModel):
     status: str
     database: str
+
+
+class ProviderOut(_Out):
+    """A directory provider: what a directory document's `provider` may name and how its `connection` looks."""
+
+    name: str = Field(description="The value of `provider` in a directory document.")
+    title: str
+    description: str
+    available: bool = Field(description="False for a planned provider or one not installed on this server.")
+    install_hint: str | None = Field(description="What to install when the provider is not available.")
+    incremental: bool = Field(description="Reads only the changes since the last run.")
+    sandbox: bool = Field(description="`accessiq sandbox NAME` serves a local emulator of it.")
+    connection_schema: dict[str, Any] | None = Field(
+        description="JSON schema of `connection`; each property's `kind` says how it is entered "
+        "(text, secret, multiline_secret, url, list, boolean, choice, file)."
+    )

@@ -611,7 +611,7 @@ def _extend(module: str) -> None:
         app.add_typer(loaded.app, name=module.rsplit(".", 1)[1], help=loaded.__doc__)
 
 
-for _module in ("accessiq.cli.service", "accessiq.cli.web", "accessiq.cli.sandbox"):
+for _module in ("accessiq.cli.service", "accessiq.cli.web", "accessiq.cli.sandbox", "accessiq.cli.providers"):
     _extend(_module)
 
 

@@ -17,14 +17,13 @@ from accessiq.errors import ConfigurationError
 _PROVIDERS = {
     "file": "accessiq.connectors.file:FileConnector",
     "entra": "accessiq.connectors.entra:EntraConnector",
+    "okta": "accessiq.connectors.okta:OktaConnector",
+    "google": "accessiq.connectors.google:GoogleConnector",
+    "ldap": "accessiq.connectors.ldap:LdapConnector",
 }
 
 # Providers the product page promises that have no connector yet: (title, description).
-PLANNED = {
-    "okta": ("Okta", "Okta organizations through the Okta Management API."),
-    "google": ("Google Workspace", "Google Cloud Identity / Workspace through the Admin SDK."),
-    "ldap": ("LDAP / Active Directory", "OpenLDAP or Active Directory over LDAP or LDAPS."),
-}
+PLANNED: dict[str, tuple[str, str]] = {}
 
 
 def register_provider(name: str, target: str) -> None:
@@ -58,8 +57,11 @@ def connector_class(provider: str, *, require_installed: bool = True) -> type[Co
     unless `require_installed` is False (the catalog shows it as not installed).
     """
     if provider not in _PROVIDERS:
+        what = f"unknown provider {provider!r}"
+        if provider in PLANNED:
+            what = f"provider {provider!r} is planned but not available yet"
         raise ConfigurationError(
-            f"unknown provider {provider!r}; choose one of {', '.join(available_providers())}",
+            f"{what}; choose one of {', '.join(available_providers())}",
             field="provider",
         )
     connector = _load(provider)

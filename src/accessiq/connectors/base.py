@@ -98,9 +98,7 @@ class ReadFinished:
     cursor: dict[str, Any] | None = None
 
 
-SourceEvent = (
-    ReadStarted | UserUpserted | UserRemoved | GroupUpserted | GroupRemoved | RecordRejected | ReadFinished
-)
+SourceEvent = ReadStarted | UserUpserted | UserRemoved | GroupUpserted | GroupRemoved | RecordRejected | ReadFinished
 
 
 @dataclass(frozen=True)
@@ -152,6 +150,10 @@ class Connector(ABC):
     incremental: ClassVar[bool] = False
     # Default attribute mapping: AccessIQ attribute <- field path or template.
     default_mapping: ClassVar[dict[str, str]] = {}
+    # The user filter's organizational units (Google OU paths, LDAP base DNs), children included,
+    # set by the engine: a connector whose source can filter by them may read only those users.
+    # The planner scopes again either way, so a connector that ignores them stays correct.
+    org_units: tuple[str, ...] = ()
 
     def __init__(
         self,

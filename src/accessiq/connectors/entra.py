@@ -75,9 +75,7 @@ NON_COLLECTION_USER_FIELDS = frozenset(
 USER_PERMISSION = "User.Read.All"
 GROUP_PERMISSION = "GroupMember.Read.All"
 # Any of these grants what the permission above grants, so none of them is "missing".
-_USER_EQUIVALENTS = frozenset(
-    {USER_PERMISSION, "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
-)
+_USER_EQUIVALENTS = frozenset({USER_PERMISSION, "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"})
 _GROUP_EQUIVALENTS = frozenset(
     {
         GROUP_PERMISSION,
@@ -112,13 +110,41 @@ class EntraConnection(ConnectionSettings):
         ),
     }
 
-    tenant_id: str
-    client_id: str
-    client_secret: str | None = Field(default=None, repr=False)
-    # PEM with the private key and its certificate, for certificate credentials.
-    certificate: str | None = Field(default=None, repr=False)
-    authority_url: str = "https://login.microsoftonline.com"
-    graph_url: str = "https://graph.microsoft.com"
+    tenant_id: str = Field(
+        title="Directory (tenant) ID",
+        description="The tenant's ID (a GUID) or one of its verified domains, such as contoso.onmicrosoft.com.",
+    )
+    client_id: str = Field(
+        title="Application (client) ID",
+        description="The app registration's application ID, on its Overview page in the Entra admin center.",
+    )
+    client_secret: str | None = Field(
+        default=None,
+        repr=False,
+        title="Client secret — or a certificate below",
+        description="A client secret value of the app registration (Certificates & secrets). Required unless "
+        "a certificate is given below: give exactly one of the two.",
+    )
+    certificate: str | None = Field(
+        default=None,
+        repr=False,
+        title="Certificate (PEM private key and certificate)",
+        description="The private key and its certificate in one PEM file, when the app registration "
+        "authenticates with a certificate. Required unless a client secret is given: give exactly one of the two.",
+        json_schema_extra={"kind": "multiline_secret"},
+    )
+    authority_url: str = Field(
+        default="https://login.microsoftonline.com",
+        title="Sign-in endpoint (national clouds)",
+        description="Change only for a national cloud, e.g. https://login.microsoftonline.us for US Government.",
+        json_schema_extra={"kind": "url"},
+    )
+    graph_url: str = Field(
+        default="https://graph.microsoft.com",
+        title="Microsoft Graph endpoint",
+        description="Change only for a national cloud, e.g. https://graph.microsoft.us for US Government L4.",
+        json_schema_extra={"kind": "url"},
+    )
 
     @field_validator("tenant_id", "client_id")
     @classmethod
@@ -240,9 +266,7 @@ class EntraConnector(Connector):
     @property
     def user_select(self) -> tuple[str, ...]:
         """`$select` for users: the mapping's fields plus what the connector needs, `id` first."""
-        wanted = set(self.fields) or {
-            name for source in self.default_mapping.values() for name in _names_in(source)
-        }
+        wanted = set(self.fields) or {name for source in self.default_mapping.values() for name in _names_in(source)}
         wanted |= set(REQUIRED_USER_FIELDS)
         wanted.discard("id")
         return ("id", *sorted(wanted))
@@ -252,16 +276,12 @@ class EntraConnector(Connector):
         details = [f"signed in to tenant {self.settings.tenant_id} as application {self.settings.client_id}"]
         roles = _token_roles(token)
         if roles is not None:
-            details.append(
-                "application permissions with admin consent: " + (", ".join(sorted(roles)) or "none")
-            )
+            details.append("application permissions with admin consent: " + (", ".join(sorted(roles)) or "none"))
             extra = sorted(r for r in roles if "ReadWrite" in r)
             if extra:
                 details.append(f"the app also holds write permissions it does not need: {', '.join(extra)}")
         # The users probe uses the real $select, so a mapping field Graph rejects shows up here.
-        users, _ = self._graph_get(
-            f"{self._base}/users", {"$select": ",".join(self.user_select), "$top": "1"}
-        )
+        users, _ = self._graph_get(f"{self._base}/users", {"$select": ",".join(self.user_select), "$top": "1"})
         details.append(f"users readable ({len(self.user_select)} fields selected)")
         groups, _ = self._graph_get(f"{self._base}/groups", {"$select": "id,displayName", "$top": "1"})
         sample = groups.get("value") or []
@@ -335,11 +355,7 @@ class EntraConnector(Connector):
         """Why a cursor cannot continue (so the read is full), or None when it can."""
         if cursor is None:
             return "no cursor: reading every user and group (full round)"
-        if (
-            cursor.get("version") != _CURSOR_VERSION
-            or not cursor.get("users_delta")
-            or not cursor.get("groups_delta")
-        ):
+        if cursor.get("version") != _CURSOR_VERSION or not cursor.get("users_delta") or not cursor.get("groups_delta"):
             return "the stored cursor is from another version; reading everything again (full round)"
         if (
             cursor.get("graph_url") != self.settings.graph_url
@@ -347,10 +363,7 @@ class EntraConnector(Connector):
             or {origin_of(str(cursor["users_delta"])), origin_of(str(cursor["groups_delta"]))}
             != {origin_of(self.settings.graph_url)}
         ):
-            return (
-                "the tenant or Graph endpoint changed since the last sync; "
-                "reading everything again (full round)"
-            )
+            return "the tenant or Graph endpoint changed since the last sync; reading everything again (full round)"
         if list(cursor.get("users_select") or []) != list(self.user_select):
             # Graph tracks only the properties a round selected: new fields need a new round.
             added = sorted(set(self.user_select) - set(cursor.get("users_select") or []))
@@ -373,9 +386,7 @@ class EntraConnector(Connector):
                 if response.headers.get("location"):
                     detail += " with a Location to start over from"
                 raise _DeltaExpired(f"Microsoft Graph expired the delta state ({detail})")
-            raise self._graph_error(response) or SourceError(
-                f"Microsoft Graph answered 400 {code}: {message}"
-            )
+            raise self._graph_error(response) or SourceError(f"Microsoft Graph answered 400 {code}: {message}")
         return body
 
     def _next_page(self, link: str, kind: str) -> dict[str, Any]:
@@ -396,9 +407,7 @@ class EntraConnector(Connector):
             for item in _values(page):
                 user_id = item.get("id") if isinstance(item, dict) else None
                 if not isinstance(user_id, str) or not user_id:
-                    yield RecordRejected(
-                        "user", None, "Microsoft Graph sent a users delta entry without an id"
-                    )
+                    yield RecordRejected("user", None, "Microsoft Graph sent a users delta entry without an id")
                     continue
                 if "@removed" in item:
                     if sent.get(user_id) != b"removed":
@@ -413,9 +422,7 @@ class EntraConnector(Connector):
                     continue
                 sent[user_id] = digest
                 yield UserUpserted(
-                    SourceUser(
-                        external_id=user_id, data=record, active=record.get("accountEnabled") is not False
-                    )
+                    SourceUser(external_id=user_id, data=record, active=record.get("accountEnabled") is not False)
                 )
             link = _follow(page, guard, "users")
             if link.delta:
@@ -429,9 +436,7 @@ class EntraConnector(Connector):
             for item in _values(page):
                 group_id = item.get("id") if isinstance(item, dict) else None
                 if not isinstance(group_id, str) or not group_id:
-                    yield RecordRejected(
-                        "group", None, "Microsoft Graph sent a groups delta entry without an id"
-                    )
+                    yield RecordRejected("group", None, "Microsoft Graph sent a groups delta entry without an id")
                     continue
                 state = merged.setdefault(group_id, _GroupRound())
                 if "@removed" in item:
@@ -481,9 +486,7 @@ class EntraConnector(Connector):
                 added_users=frozenset(m for m, present in state.users.items() if present),
                 removed_users=frozenset() if full else frozenset(m for m, p in state.users.items() if not p),
                 added_groups=frozenset(m for m, present in state.groups.items() if present),
-                removed_groups=frozenset()
-                if full
-                else frozenset(m for m, p in state.groups.items() if not p),
+                removed_groups=frozenset() if full else frozenset(m for m, p in state.groups.items() if not p),
                 replace_members=full,
             )
         return link.url
@@ -501,9 +504,7 @@ class EntraConnector(Connector):
                 log.info("entra.token_refused", status=401)
                 continue
             if response.status_code == 401:
-                raise self._graph_error(response) or AuthenticationError(
-                    "Microsoft Graph refused the access token"
-                )
+                raise self._graph_error(response) or AuthenticationError("Microsoft Graph refused the access token")
             if response.status_code in accept:
                 return {}, response
             return self._graph.json_object(response), response
@@ -585,9 +586,7 @@ class EntraConnector(Connector):
         if code in (700016, 900144, 700038):
             return AuthenticationError(
                 f"no application with client id {client!r} in tenant {tenant!r} (AADSTS{code})",
-                hint="check connection.client_id: the Application (client) ID of the app registration "
-                "in this "
-                "tenant",
+                hint="check connection.client_id: the Application (client) ID of the app registration in this tenant",
             )
         if code == 7000215:
             return AuthenticationError(
@@ -655,9 +654,7 @@ class EntraConnector(Connector):
 
     def _permission_error(self, path: str, code: str, message: str) -> PermissionDeniedError:
         wanted, equivalents = (
-            (USER_PERMISSION, _USER_EQUIVALENTS)
-            if "/users" in path
-            else (GROUP_PERMISSION, _GROUP_EQUIVALENTS)
+            (USER_PERMISSION, _USER_EQUIVALENTS) if "/users" in path else (GROUP_PERMISSION, _GROUP_EQUIVALENTS)
         )
         roles = _token_roles(self._token) if self._token else None
         client = self.settings.client_id
@@ -786,9 +783,7 @@ class _MsalResponse:
 
     def raise_for_status(self) -> None:
         if self.status_code >= 400:
-            raise TransientError(
-                f"Microsoft Entra sign-in answered {self.status_code}", hint="the next run retries"
-            )
+            raise TransientError(f"Microsoft Entra sign-in answered {self.status_code}", hint="the next run retries")
 
 
 class _MsalHttp:
@@ -831,9 +826,7 @@ class _MsalHttp:
         **_: Any,
     ) -> _MsalResponse:
         return self._done(
-            self._http.request(
-                "GET", self._wire(url), params=params, headers=_clean(headers), raise_for_status=False
-            )
+            self._http.request("GET", self._wire(url), params=params, headers=_clean(headers), raise_for_status=False)
         )
 
     def post(
@@ -847,9 +840,7 @@ class _MsalHttp:
         if isinstance(data, Mapping):
             # MSAL hands the client assertion over as bytes (requests encodes those;
             # httpx would send their repr), so form values are decoded here.
-            data = {
-                k: v.decode() if isinstance(v, bytes) else str(v) for k, v in data.items() if v is not None
-            }
+            data = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in data.items() if v is not None}
         return self._done(
             self._http.request(
                 "POST",

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from accessiq.connectors.base import (
     CheckResult,
     ConnectionSettings,
@@ -24,10 +26,17 @@ from accessiq.errors import SourceError, UnreachableError
 
 
 class FileConnection(ConnectionSettings):
+    """Connection block of a `file` directory: where the snapshot lies on the server."""
+
     # Through the API or the web UI the file must lie in the snapshot directory (ACCESSIQ_SNAPSHOT_DIR).
     path_fields: ClassVar[tuple[str, ...]] = ("path",)
 
-    path: str
+    path: str = Field(
+        title="Snapshot file",
+        description='Path on the server of a JSON file {"users": [...], "groups": [...]}; through the web UI '
+        "and the API it must lie in the snapshot directory (ACCESSIQ_SNAPSHOT_DIR).",
+        json_schema_extra={"kind": "file"},
+    )
 
 
 class FileConnector(Connector):
@@ -52,15 +61,11 @@ class FileConnector(Connector):
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise UnreachableError(
-                f"snapshot file {path} does not exist", hint="check connection.path"
-            ) from None
+            raise UnreachableError(f"snapshot file {path} does not exist", hint="check connection.path") from None
         except OSError as exc:
             raise UnreachableError(f"cannot read snapshot file {path}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
-            raise SourceError(
-                f"snapshot file {path} is not valid JSON: {exc.msg} at line {exc.lineno}"
-            ) from None
+            raise SourceError(f"snapshot file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
         if (
             not isinstance(document, dict)
             or not isinstance(document.get("users", []), list)

@@ -8,6 +8,7 @@ throttled or unreachable endpoint.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import time
@@ -84,8 +85,15 @@ class HttpClient:
         origin: str,
         show_bodies: bool = False,
         describe_error: ErrorDescriber | None = None,
+        pacer: RateLimitPacer | None = None,
+        retry_also: Callable[[httpx.Response], bool] | None = None,
     ) -> None:
         self.service = service
+        # Optional: answers outside `RetryPolicy.statuses` that are transient too (Google's 403
+        # `userRateLimitExceeded`); they back off exponentially with jitter like a 429 without Retry-After.
+        self._retry_also = retry_also
+        # Optional: waits before a request that would exceed the provider's announced rate limit.
+        self.pacer = pacer
         self.options = options or HttpOptions()
         self.origin = origin_of(origin)
         self.show_bodies = show_bodies
@@ -119,6 +127,11 @@ class HttpClient:
         attempt = 0
         while True:
             attempt += 1
+            if self.pacer is not None:
+                pause = self.pacer.wait_before(url)
+                if pause > 0:
+                    log.info("http.pace", service=self.service, url=_loggable(url), delay=round(pause, 3))
+                    self.options.sleep(pause)
             try:
                 response = self._client.request(
                     method,
@@ -142,9 +155,12 @@ class HttpClient:
                 )
                 self.options.sleep(delay)
                 continue
+            if self.pacer is not None and response.status_code != 429:
+                # A 429 is waited out by the retry below; the pacer watches the budget of answers.
+                self.pacer.observe(url, response.headers)
             if response.status_code in accept or response.status_code < 400:
                 return response
-            if response.status_code in policy.statuses and attempt < policy.attempts:
+            if self._retryable(response) and attempt < policy.attempts:
                 wait = self._delay_for(response, attempt)
                 if wait is not None:
                     log.info(
@@ -212,8 +228,16 @@ class HttpClient:
     def close(self) -> None:
         self._client.close()
 
+    def _retryable(self, response: httpx.Response) -> bool:
+        if response.status_code in self.options.retry.statuses:
+            return True
+        return self._retry_also is not None and self._retry_also(response)
+
     def _delay_for(self, response: httpx.Response, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when the provider asks for longer than we wait."""
+        if response.headers.get("x-rate-limit-limit", "").strip() == "0":
+            # Okta's concurrency limit: its reset time is only an estimate, so back off instead.
+            return self._backoff(attempt)
         asked = retry_after_seconds(response.headers)
         if asked is None:
             return self._backoff(attempt)
@@ -246,9 +270,7 @@ class HttpClient:
             if described is not None:
                 return described
         status = response.status_code
-        where = (
-            f"{self.service} answered {status} to {response.request.method} {_loggable(str(response.url))}"
-        )
+        where = f"{self.service} answered {status} to {response.request.method} {_loggable(str(response.url))}"
         body = self.snippet(response)
         if status in self.options.retry.statuses:
             return TransientError(
@@ -294,9 +316,57 @@ class PageGuard:
             )
 
 
+class RateLimitPacer:
+    """Slows requests down before a provider that announces its budget (`X-Rate-Limit-*`) answers 429.
+
+    Budgets are per endpoint family (`/api/v1/users`, `/api/v1/groups`, ...): after a response
+    leaves `reserve` of the limit or less, the next request to that family waits for the reset.
+    The reset is read against the response's `Date`, so a skewed local clock does not shorten it.
+    """
+
+    def __init__(self, reserve: float = 0.1, segments: int = 3) -> None:
+        self.reserve = reserve
+        self.segments = segments
+        self._resume_at: dict[str, float] = {}
+
+    def _family(self, url: str) -> str:
+        parts = [p for p in urlsplit(url).path.split("/") if p]
+        return "/" + "/".join(parts[: self.segments])
+
+    def observe(self, url: str, headers: Mapping[str, str]) -> None:
+        """Note what a response says is left of its family's budget."""
+        try:
+            limit = int(headers.get("x-rate-limit-limit", ""))
+            remaining = int(headers.get("x-rate-limit-remaining", ""))
+        except ValueError:
+            return
+        family = self._family(url)
+        if limit > 0 and remaining <= max(1, int(limit * self.reserve)):
+            wait = retry_after_seconds(
+                {"x-rate-limit-reset": headers.get("x-rate-limit-reset", ""), "date": headers.get("date", "")}
+            )
+            if wait is not None:
+                self._resume_at[family] = time.monotonic() + wait
+                return
+        self._resume_at.pop(family, None)
+
+    def wait_before(self, url: str) -> float:
+        """Seconds to wait before sending `url`; 0 when its family has budget left."""
+        resume = self._resume_at.pop(self._family(url), None)
+        return max(0.0, resume - time.monotonic()) if resume is not None else 0.0
+
+
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """The wait a response asks for: `Retry-After` (seconds or HTTP date) or Okta's `X-Rate-Limit-Reset`."""
-    now = time.time() if now is None else now
+    """The wait a response asks for: `Retry-After` (seconds or HTTP date) or Okta's `X-Rate-Limit-Reset`.
+
+    The reset is an epoch second of the provider's clock: it is measured from the response's
+    `Date` when there is one (both are whole seconds, so the wait errs on the long side).
+    """
+    if now is None:
+        now = time.time()
+        if headers.get("x-rate-limit-reset") and not headers.get("retry-after") and headers.get("date"):
+            with contextlib.suppress(TypeError, ValueError, IndexError):
+                now = parsedate_to_datetime(headers["date"]).timestamp()
     value = headers.get("retry-after")
     if value is not None:
         value = value.strip()

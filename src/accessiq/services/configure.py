@@ -19,6 +19,7 @@ from accessiq.connectors.base import UserUpserted
 from accessiq.errors import AccessIQError, ConfigurationError, ConflictError, ConnectorError
 from accessiq.services import directories as dirs
 from accessiq.services.input_policy import InputPolicy
+from accessiq.services.providers import ConnectionField, get_provider
 from accessiq.store.crypto import SecretBox
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, SourceObject
@@ -32,24 +33,19 @@ def secret_fields(provider: str) -> tuple[str, ...]:
     return connector_class(provider).settings_model.secret_fields
 
 
-def connection_fields(provider: str) -> list[dict[str, Any]]:
-    """The provider's connection fields for a form: name, required, secret, default, description."""
-    model = connector_class(provider).settings_model
-    secrets = set(model.secret_fields)
-    fields = []
-    for name, info in model.model_fields.items():
-        default = None if info.is_required() else info.get_default(call_default_factory=True)
-        fields.append(
-            {
-                "name": name,
-                "required": info.is_required(),
-                "secret": name in secrets,
-                "default": default if isinstance(default, str | int | float | bool) else None,
-                "description": info.description or "",
-                "boolean": info.annotation is bool,
-            }
-        )
-    return fields
+def connection_fields(provider: str) -> tuple[ConnectionField, ...]:
+    """The provider's connection form, as its connector describes it: label, help, kind, default, choices."""
+    return get_provider(provider).fields
+
+
+def default_mapping(provider: str) -> dict[str, str]:
+    """The provider's default attribute mapping: AccessIQ attribute <- source field path or template."""
+    return dict(connector_class(provider).default_mapping)
+
+
+def stored_secrets(box: SecretBox, directory: Directory) -> frozenset[str]:
+    """Names of the directory's secret fields that hold a value, inline or as a reference; never the values."""
+    return frozenset(box.open(directory.secrets)) | frozenset(directory.secret_refs or {})
 
 
 def _document(session: Session, directory: Directory) -> dict[str, Any]:
@@ -203,14 +199,28 @@ def preview_mapping(
             note = f"no sample users: {exc}"
     if not records and note is None:
         note = "the directory has no users to preview"
+    labels = _sample_labels(cls.default_mapping)
     samples = []
     for external_id, record in records:
-        label = str(record.get("email") or record.get("mail") or record.get("userPrincipalName") or external_id)
+        label = _sample_label(labels, external_id, record)
         try:
             samples.append({"external_id": external_id, "label": label, "values": mapping.apply(record)})
         except MappingError as exc:
             samples.append({"external_id": external_id, "label": label, "values": {}, "error": str(exc)})
     return {"effective": effective_mapping(cls.default_mapping, overrides), "samples": samples, "note": note}
+
+
+def _sample_labels(defaults: dict[str, str]) -> CompiledMapping:
+    """What names a sample user in a preview: the provider's own email and display name sources."""
+    return CompiledMapping.build({t: s for t, s in defaults.items() if t in ("email", "display_name")}, {})
+
+
+def _sample_label(labels: CompiledMapping, external_id: str, record: dict[str, Any]) -> str:
+    try:
+        values = labels.apply(record)
+    except MappingError:
+        return external_id
+    return str(values.get("email") or values.get("display_name") or external_id)
 
 
 def directory_view(session: Session, directory: Directory) -> dict[str, Any]:

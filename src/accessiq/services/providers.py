@@ -16,8 +16,9 @@ from typing import Any, Literal
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from accessiq.connectors import PLANNED, connector_class, registered_providers
+from accessiq.connectors import PLANNED, available_providers, connector_class, registered_providers
 from accessiq.connectors.base import ConnectionSettings, Connector, missing_requirements
+from accessiq.errors import NotFoundError
 
 if typing.TYPE_CHECKING:
     from accessiq.sandbox import SandboxSpec
@@ -95,6 +96,22 @@ def get_provider(name: str) -> Provider:
     """One provider by name; a ConfigurationError naming the known ones for any other name."""
     connector_class(name)  # raises the error that names the choices
     return _describe(name)
+
+
+def find_provider(name: str) -> Provider:
+    """One provider of the catalog, installed, not installed or planned; NotFoundError naming the others."""
+    listed = catalog()
+    for provider in listed:
+        if provider.name == name:
+            return provider
+    raise NotFoundError(
+        f"no provider {name!r}", hint=f"the providers are {', '.join(p.name for p in listed)}"
+    )
+
+
+def available_names() -> list[str]:
+    """Names of the providers a directory can use on this server (registered and installed)."""
+    return available_providers()
 
 
 def connection_fields(model: type[ConnectionSettings]) -> tuple[ConnectionField, ...]:

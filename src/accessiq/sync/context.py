@@ -58,7 +58,9 @@ def build_connector(box: SecretBox, directory: Directory, settings: SyncSettings
     connection = validate_connection(directory.provider, {**directory.connection, **box.open(directory.secrets)})
     mapping = CompiledMapping.build(cls.default_mapping, settings.attribute_mapping)
     fields = referenced_fields(list(mapping.sources), settings.user_filter.condition)
-    return cls(connection, fields=fields, allowed_endpoints=Settings().endpoint_allow_list)
+    connector = cls(connection, fields=fields, allowed_endpoints=Settings().endpoint_allow_list)
+    connector.org_units = tuple(settings.user_filter.org_units)
+    return connector
 
 
 def plan_context(session: Session, directory: Directory, settings: SyncSettings | None = None) -> PlanContext:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
 from accessiq.errors import ConfigurationError
+from accessiq.services.providers import ConnectionField
 from accessiq.sync.settings import GroupMappingSpec
 
 
@@ -28,16 +30,43 @@ def texts(form: FormData, name: str) -> list[str]:
     return [v.strip() if isinstance(v, str) else "" for v in form.getlist(name)]
 
 
-def connection_values(form: FormData, fields: list[dict[str, Any]]) -> dict[str, Any]:
-    """Connection fields as typed in; checkboxes become booleans, numbers stay text for pydantic."""
+# A key or certificate file chosen in the form: far larger than any PEM or JSON key.
+MAX_KEY_FILE = 64 * 1024
+
+
+def connection_values(form: FormData, fields: Sequence[ConnectionField]) -> dict[str, Any]:
+    """Connection fields as typed in, by kind: a checkbox is a boolean, a list one entry a line.
+
+    A multi-line secret left empty takes the file chosen beside it (`connection.NAME.file`),
+    which the page's script normally copies into the text box already. Numbers stay text for pydantic.
+    """
     values: dict[str, Any] = {}
     for field in fields:
-        key = f"connection.{field['name']}"
-        if field["boolean"]:
-            values[field["name"]] = form.get(key) == "on"
+        key = f"connection.{field.name}"
+        if field.kind == "boolean":
+            values[field.name] = form.get(key) == "on"
+        elif field.kind == "list":
+            values[field.name] = [line.strip() for line in text(form, key).splitlines() if line.strip()] or None
+        elif field.kind == "multiline_secret":
+            # Browsers post a text box's line breaks as CRLF; keys and PEMs are stored as written (LF).
+            pasted = text(form, key).replace("\r\n", "\n")
+            values[field.name] = pasted or _key_file(form, f"{key}.file", field.name)
         else:
-            values[field["name"]] = text(form, key)
+            values[field.name] = text(form, key)
     return values
+
+
+def _key_file(form: FormData, name: str, field: str) -> str:
+    upload = form.get(name)
+    if not isinstance(upload, UploadFile):
+        return ""
+    content = upload.file.read(MAX_KEY_FILE + 1)
+    if len(content) > MAX_KEY_FILE:
+        raise ConfigurationError(f"the file is larger than {MAX_KEY_FILE // 1024} KiB", field=f"connection.{field}")
+    try:
+        return content.decode("utf-8").replace("\r\n", "\n").strip()
+    except UnicodeDecodeError:
+        raise ConfigurationError("the file is not text (PEM or JSON)", field=f"connection.{field}") from None
 
 
 def _number(form: FormData, name: str, field: str, kind: type[int] | type[float]) -> int | float | None:

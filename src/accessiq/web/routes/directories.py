@@ -9,10 +9,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from accessiq.connectors import available_providers, connector_class
 from accessiq.dependencies import LauncherDep, PolicyDep, StoreDep
 from accessiq.errors import AccessIQError
-from accessiq.services import Store, configure, identity, runs
+from accessiq.services import Store, configure, identity, providers, runs
 from accessiq.services import directories as dirs
 from accessiq.services.input_policy import InputPolicy
 from accessiq.sync.mapping import CORE_FIELDS
@@ -29,13 +28,6 @@ router = APIRouter(prefix="/directories", include_in_schema=False)
 
 DirectoryId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
-PROVIDERS = {
-    "entra": ("Microsoft Entra ID", "Azure AD tenants through Microsoft Graph (app registration)."),
-    "okta": ("Okta", "Okta organizations through the Okta Management API."),
-    "google": ("Google Workspace", "Google Cloud Identity / Workspace through the Admin SDK."),
-    "ldap": ("LDAP / Active Directory", "OpenLDAP or Active Directory over LDAP or LDAPS."),
-    "file": ("JSON snapshot file", "A JSON export of users and groups, for tests, demos and offline imports."),
-}
 WIZARD_STEPS = (
     ("provider", "Provider"),
     ("credentials", "Credentials"),
@@ -48,13 +40,13 @@ WIZARD_STEPS = (
 FREQUENCIES = ("15m", "1h", "6h", "24h")
 
 
-def _providers() -> list[dict[str, Any]]:
-    available = set(available_providers())
-    return [
-        {"name": name, "title": title, "text": text, "available": name in available}
-        for name, (title, text) in PROVIDERS.items()
-        if name in available or name in ("entra", "okta", "google", "ldap")
-    ]
+def _provider_titles() -> dict[str, str]:
+    return {p.name: p.title for p in providers.catalog()}
+
+
+def _shown_values(form: Any, provider: str) -> dict[str, Any]:
+    """A refused connection form's values to show again: everything but its secrets."""
+    return forms.connection_values(form, [f for f in configure.connection_fields(provider) if not f.secret])
 
 
 def _wizard(step: str, directory: dict[str, Any] | None = None, **context: Any) -> dict[str, Any]:
@@ -87,7 +79,7 @@ def directory_list(request: Request, store: StoreDep, admin: AdminDep) -> Respon
         {
             "directories": listed,
             "active": active,
-            "providers": PROVIDERS,
+            "provider_titles": _provider_titles(),
             "section": "directories",
         },
     )
@@ -110,7 +102,7 @@ def wizard_provider(request: Request, admin: AdminDep, name: str = "", provider:
         "directories/wizard_provider.html",
         _wizard(
             "provider",
-            providers=_providers(),
+            providers=providers.catalog(),
             name=name,
             provider=provider,
         ),
@@ -123,7 +115,7 @@ def wizard_provider_next(request: Request, store: StoreDep, admin: AdminDep, for
     error = None
     if not name:
         error = "Give the directory a name, e.g. the company or tenant it connects."
-    elif provider not in available_providers():
+    elif provider not in providers.available_names():
         error = "Choose one of the available providers."
     else:
         with store.transaction() as session:
@@ -138,7 +130,7 @@ def wizard_provider_next(request: Request, store: StoreDep, admin: AdminDep, for
             "directories/wizard_provider.html",
             _wizard(
                 "provider",
-                providers=_providers(),
+                providers=providers.catalog(),
                 name=name,
                 provider=provider,
                 error=error,
@@ -150,7 +142,7 @@ def wizard_provider_next(request: Request, store: StoreDep, admin: AdminDep, for
 
 @router.get("/new/credentials")
 def wizard_credentials(request: Request, admin: AdminDep, name: str = "", provider: str = "") -> Response:
-    if provider not in available_providers() or not name:
+    if provider not in providers.available_names() or not name:
         return redirect(request, "/directories/new")
     return _credentials_page(request, name=name, provider=provider, values={})
 
@@ -160,19 +152,18 @@ def wizard_credentials_save(
     request: Request, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
     name, provider = forms.text(form, "name"), forms.text(form, "provider")
-    if provider not in available_providers():
+    if provider not in providers.available_names():
         return redirect(request, "/directories/new")
-    fields = configure.connection_fields(provider)
-    values = forms.connection_values(form, fields)
-    connection = {k: v for k, v in values.items() if v not in ("", None)}
     try:
+        values = forms.connection_values(form, configure.connection_fields(provider))
+        connection = {k: v for k, v in values.items() if v not in ("", None)}
         with store.transaction() as session:
             directory = configure.create_directory(
                 session, store.secrets, {"name": name, "provider": provider, "connection": connection}, policy=policy
             )
             directory_id = directory.id
     except AccessIQError as exc:
-        shown = {k: v for k, v in values.items() if k not in configure.secret_fields(provider)}
+        shown = _shown_values(form, provider)
         return _credentials_page(request, name=name, provider=provider, values=shown, error=str(exc))
     return redirect(request, f"/directories/{directory_id}/setup/test")
 
@@ -183,8 +174,9 @@ def wizard_credentials_save(
 @router.get("/{directory_id}/setup/credentials")
 def wizard_edit_credentials(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
     with store.transaction() as session:
-        _, data = _directory(session, directory_id)
-    return _credentials_page(request, data, values=data["connection"])
+        directory, data = _directory(session, directory_id)
+        stored = configure.stored_secrets(store.secrets, directory)
+    return _credentials_page(request, data, values=data["connection"], stored=stored)
 
 
 @router.post("/{directory_id}/setup/credentials")
@@ -194,9 +186,10 @@ def wizard_edit_credentials_save(
     error = _save_connection(store, directory_id, form, policy)
     if error:
         with store.transaction() as session:
-            _, data = _directory(session, directory_id)
-        values = forms.connection_values(form, configure.connection_fields(data["provider"]))
-        return _credentials_page(request, data, values=values, error=error)
+            directory, data = _directory(session, directory_id)
+            stored = configure.stored_secrets(store.secrets, directory)
+        values = _shown_values(form, data["provider"])
+        return _credentials_page(request, data, values=values, stored=stored, error=error)
     return redirect(request, f"/directories/{directory_id}/setup/test")
 
 
@@ -205,6 +198,7 @@ def _credentials_page(
     directory: dict[str, Any] | None = None,
     *,
     values: dict[str, Any],
+    stored: frozenset[str] = frozenset(),
     name: str = "",
     provider: str = "",
     error: str | None = None,
@@ -220,10 +214,10 @@ def _credentials_page(
             directory,
             name=name,
             provider=provider,
-            provider_title=PROVIDERS.get(provider, (provider,))[0],
+            provider_title=providers.get_provider(provider).title,
             fields=configure.connection_fields(provider),
             values=values,
-            stored_secrets=bool(directory and directory["has_secrets"]),
+            stored=stored,
             error=error,
         ),
         status_code=422 if error else 200,
@@ -525,8 +519,16 @@ def sync_now(
 
 @router.get("/{directory_id}/connection")
 def connection_page(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    return _connection_page(request, store, directory_id)
+
+
+def _connection_page(
+    request: Request, store: Store, directory_id: int, form: Any = None, error: str | None = None
+) -> Response:
+    """The Connection tab: the saved connection, or a refused `form` again with its `error`."""
     with store.transaction() as session:
-        _, data = _directory(session, directory_id)
+        directory, data = _directory(session, directory_id)
+        stored = configure.stored_secrets(store.secrets, directory)
     return render(
         request,
         "directories/connection.html",
@@ -535,10 +537,12 @@ def connection_page(request: Request, directory_id: DirectoryId, store: StoreDep
             "tab": "connection",
             "directory": data,
             "fields": configure.connection_fields(data["provider"]),
-            "values": data["connection"],
-            "stored_secrets": data["has_secrets"],
-            "provider_title": PROVIDERS.get(data["provider"], ("",))[0],
+            "values": data["connection"] if form is None else _shown_values(form, data["provider"]),
+            "stored": stored,
+            "provider_title": providers.get_provider(data["provider"]).title,
+            "error": error,
         },
+        status_code=422 if error else 200,
     )
 
 
@@ -548,24 +552,7 @@ def connection_save(
 ) -> Response:
     error = _save_connection(store, directory_id, form, policy)
     if error:
-        with store.transaction() as session:
-            _, data = _directory(session, directory_id)
-        fields = configure.connection_fields(data["provider"])
-        return render(
-            request,
-            "directories/connection.html",
-            {
-                "section": "directories",
-                "tab": "connection",
-                "directory": data,
-                "fields": fields,
-                "values": forms.connection_values(form, fields),
-                "stored_secrets": data["has_secrets"],
-                "provider_title": PROVIDERS.get(data["provider"], ("",))[0],
-                "error": error,
-            },
-            status_code=422,
-        )
+        return _connection_page(request, store, directory_id, form, error)
     return redirect(request, f"/directories/{directory_id}/connection", "Connection saved.")
 
 
@@ -642,7 +629,7 @@ def mappings_save(
 
 
 def _attribute_rows(provider: str, overrides: dict[str, Any]) -> list[dict[str, Any]]:
-    defaults = connector_class(provider).default_mapping
+    defaults = configure.default_mapping(provider)
     rows = []
     for target in sorted(defaults, key=lambda t: (t not in CORE_FIELDS, t)):
         if target in overrides and overrides[target] is None:
@@ -679,7 +666,7 @@ def attributes_page(request: Request, directory_id: DirectoryId, store: StoreDep
 
 
 def _posted_overrides(provider: str, form: Any) -> dict[str, str | None]:
-    defaults = dict(connector_class(provider).default_mapping)
+    defaults = configure.default_mapping(provider)
     overrides = forms.attribute_overrides(form, defaults)
     # Core fields cannot be unmapped: an empty row means "the provider default".
     return {t: s for t, s in overrides.items() if not (t in CORE_FIELDS and s is None)}

@@ -37,6 +37,24 @@
     }
   }, true);
 
+  // A key file chosen beside a multi-line secret fills its text box: <input type=file data-fill="TEXTAREA-ID">.
+  // The form also posts the file itself, which the server reads when the box is empty.
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!(input.matches && input.matches("input[type=file][data-fill]")) || !input.files || !input.files.length) {
+      return;
+    }
+    var target = document.getElementById(input.getAttribute("data-fill"));
+    var file = input.files[0];
+    if (!target || file.size > 64 * 1024) return;
+    var reader = new FileReader();
+    reader.onload = function () {
+      target.value = String(reader.result).trim();
+      target.dispatchEvent(new Event("input", { bubbles: true }));
+    };
+    reader.readAsText(file);
+  });
+
   // Auto-submit filter forms when a select changes.
   document.addEventListener("change", function (event) {
     var select = event.target;
