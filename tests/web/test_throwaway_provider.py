@@ -249,8 +249,10 @@ def test_the_wizard_offers_the_throwaway_provider_and_renders_each_field_kind(
     page.get_by_label("Snapshot file").fill(str(path))
     api_key.fill("tk-123")
     page.get_by_label("Signing key (PEM): choose a file").set_input_files(str(key_file))
-    page.wait_for_function("document.getElementById('connection-signing_key').value.length > 0")
-    assert signing.input_value() == PEM
+    from playwright.sync_api import expect  # the browser fixture checks that it is installed
+
+    # The page's CSP forbids eval, so wait through the locator rather than wait_for_function.
+    expect(signing).to_have_value(PEM)
     page.get_by_label("Search bases").fill("ou=people\nou=staff")
     page.get_by_label("Data region").select_option("us")
     page.get_by_label("Verbose audit trail").check()
