@@ -91,3 +91,13 @@ class SandboxSpec:
 
     commands: typer.Typer
     start_demo: Callable[[], DemoSandbox] | None = None
+
+
+class OAuthError(Exception):
+    """An error of a sandbox's token endpoint, in the OAuth shape (`error`, `error_description`)."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description

@@ -29,6 +29,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from accessiq.sandbox import OAuthError
 from accessiq.sandbox.people import PeopleFactory, Person, Population, generate_population
 
 SCOPE_PREFIX = "https://www.googleapis.com/auth/"
@@ -91,16 +92,6 @@ class DirectoryError(Exception):
                 "status": _GRPC_STATUS.get(self.status, "UNKNOWN"),
             }
         }
-
-
-class OAuthError(Exception):
-    """An error of the token endpoint, in the OAuth shape (`error`, `error_description`)."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(description)
-        self.status = status
-        self.error = error
-        self.description = description
 
 
 @dataclass

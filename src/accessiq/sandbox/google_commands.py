@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import httpx
 import typer
 
 from accessiq.sandbox import DemoSandbox, SandboxServer, SandboxSpec
+from accessiq.sandbox.admin_client import call_admin, show
 
 google_app = typer.Typer(
     help="Google Workspace / Directory API sandbox. Without a subcommand it serves one and writes the service "
@@ -124,23 +124,8 @@ def google(
     uvicorn.run(create_app(sandbox), host=host, port=port, log_level="warning")
 
 
-def _admin(method: str, url: str, path: str, body: Any = None) -> Any:
-    """Call the sandbox admin endpoint; exit with its message on an error."""
-    try:
-        response = httpx.request(method, f"{url.rstrip('/')}/_admin{path}", json=body, timeout=30)
-    except httpx.TransportError as exc:
-        typer.echo(f"no sandbox answers at {url} ({exc}); start one with `accessiq sandbox google`", err=True)
-        raise typer.Exit(6) from None
-    data = response.json() if response.content else {}
-    if response.status_code >= 400:
-        detail = data.get("detail") if isinstance(data, dict) else data
-        typer.echo(str(detail), err=True)
-        raise typer.Exit(3 if response.status_code == 404 else 2)
-    return data
-
-
-def _show(data: Any, as_json: bool, summary: str) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str) if as_json else summary)
+def _admin(method: str, url: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+    return call_admin("google", method, url, path, body, params)
 
 
 def _fields(pairs: list[str] | None) -> dict[str, Any]:
@@ -170,7 +155,7 @@ def _ref(ref: str) -> str:
 def info(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
     """Show the customer, service account, admin and sizes of a running sandbox."""
     data = _admin("GET", url, "/info")
-    _show(
+    show(
         data,
         as_json,
         f"customer {data['customer_id']}  domain {data['domain']}  admin {data['admin_email']}\n"
@@ -208,7 +193,7 @@ def add_user(
         name["fullName"] = " ".join(p for p in (given_name, family_name) if p)
         fields.setdefault("name", {}).update(name)
     data = _admin("POST", url, "/users", {"fields": fields, "org_unit": org_unit, "department": department})
-    _show(data, as_json, f"created {data['primaryEmail']} ({data['id']}) in {data['orgUnitPath']}")
+    show(data, as_json, f"created {data['primaryEmail']} ({data['id']}) in {data['orgUnitPath']}")
 
 
 @google_app.command("update-user")
@@ -220,12 +205,12 @@ def update_user(
     if not fields:
         raise typer.BadParameter("give at least one --set NAME=VALUE", param_hint="--set")
     data = _admin("PATCH", url, f"/users/{_ref(user)}", fields)
-    _show(data, as_json, f"updated {data['primaryEmail']}: {', '.join(fields)}")
+    show(data, as_json, f"updated {data['primaryEmail']}: {', '.join(fields)}")
 
 
 def _user_action(action: str, user: str, url: str, as_json: bool, body: Any = None) -> None:
     data = _admin("POST", url, f"/users/{_ref(user)}/{action}", body)
-    _show(
+    show(
         data,
         as_json,
         f"{action}: {data['primaryEmail']} (suspended {data['suspended']}, archived "
@@ -265,7 +250,7 @@ def move_user(
 def delete_user(user: UserArg, url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
     """Delete a user (gone from users.list and from every group)."""
     data = _admin("DELETE", url, f"/users/{_ref(user)}")
-    _show(data, as_json, f"deleted {data['id']}")
+    show(data, as_json, f"deleted {data['id']}")
 
 
 @google_app.command("add-org-unit")
@@ -279,7 +264,7 @@ def add_org_unit(
 
 def _members(group: str, add: list[str], remove: list[str], role: str, url: str, as_json: bool) -> None:
     data = _admin("POST", url, f"/groups/{_ref(group)}/members", {"add": add, "remove": remove, "role": role})
-    _show(data, as_json, f"group {data['id']} now has {len(data['members'])} direct members")
+    show(data, as_json, f"group {data['id']} now has {len(data['members'])} direct members")
 
 
 GroupArg = Annotated[str, typer.Argument(help="Group id, email or name.")]
@@ -318,14 +303,14 @@ def add_group(
 ) -> None:
     """Create a group."""
     data = _admin("POST", url, "/groups", {"name": name, "email": email, "description": description})
-    _show(data, as_json, f"created group {data['name']} <{data['email']}> ({data['id']})")
+    show(data, as_json, f"created group {data['name']} <{data['email']}> ({data['id']})")
 
 
 @google_app.command("delete-group")
 def delete_group(group: GroupArg, url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
     """Delete a group."""
     data = _admin("DELETE", url, f"/groups/{_ref(group)}")
-    _show(data, as_json, f"deleted group {data['id']}")
+    show(data, as_json, f"deleted group {data['id']}")
 
 
 @google_app.command("fault")
@@ -354,7 +339,7 @@ def fault(
     }
     data = _admin("POST", url, "/faults", body)
     what = data["reason"] if kind == "quota" else data["status"] if kind == "error" else f"{delay}s"
-    _show(data, as_json, f"next {count} {target} request(s): {kind} {what}")
+    show(data, as_json, f"next {count} {target} request(s): {kind} {what}")
 
 
 @google_app.command("delegation")
@@ -368,7 +353,7 @@ def delegation(
 ) -> None:
     """Set the domain-wide delegation of the service account's client ID; issued tokens end."""
     data = _admin("PUT", url, "/delegation", {"scopes": scopes or None})
-    _show(data, as_json, f"client {data['client_id']}: {', '.join(data['scopes'] or []) or 'no delegation'}")
+    show(data, as_json, f"client {data['client_id']}: {', '.join(data['scopes'] or []) or 'no delegation'}")
 
 
 @google_app.command("admin-role")
@@ -380,13 +365,13 @@ def admin_role(
 ) -> None:
     """Set what an administrator's role may read."""
     data = _admin("PUT", url, "/admins", {"email": email, "privileges": privileges or []})
-    _show(data, as_json, f"{data['email']}: {', '.join(data['privileges']) or 'not an admin'}")
+    show(data, as_json, f"{data['email']}: {', '.join(data['privileges']) or 'not an admin'}")
 
 
 @google_app.command("stats")
 def stats(url: UrlOption = DEFAULT_URL) -> None:
     """Requests by endpoint and records served since the last reset (JSON)."""
-    _show(_admin("GET", url, "/stats"), True, "")
+    show(_admin("GET", url, "/stats"), True, "")
 
 
 @google_app.command("reset")

@@ -31,6 +31,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from accessiq.sandbox import OAuthError
 from accessiq.sandbox.people import PeopleFactory, Person, Population, generate_population
 
 ALL_SCOPES = ("okta.users.read", "okta.groups.read", "okta.logs.read")
@@ -53,16 +54,6 @@ class OktaError(Exception):
         self.headers = dict(headers or {})
         # Okta answers an insufficient scope with a bare 403 and a WWW-Authenticate challenge.
         self.body = body
-
-
-class OAuthError(Exception):
-    """An error of the token endpoint, in the OAuth shape (`error`, `error_description`)."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(description)
-        self.status = status
-        self.error = error
-        self.description = description
 
 
 @dataclass

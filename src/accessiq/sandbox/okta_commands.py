@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import httpx
 import typer
 
 from accessiq.sandbox import DemoSandbox, SandboxServer, SandboxSpec
+from accessiq.sandbox.admin_client import call_admin, show
 
 okta_app = typer.Typer(
     help="Okta org sandbox. Without a subcommand it serves one; the subcommands change a running one "
@@ -99,21 +99,7 @@ def okta(
 
 
 def _admin(method: str, url: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
-    """Call the sandbox admin endpoint; exit with its message on an error."""
-    try:
-        response = httpx.request(method, f"{url.rstrip('/')}/_admin{path}", json=body, params=params, timeout=30)
-    except httpx.TransportError as exc:
-        typer.echo(f"no sandbox answers at {url} ({exc}); start one with `accessiq sandbox okta`", err=True)
-        raise typer.Exit(6) from None
-    data = response.json() if response.content else {}
-    if response.status_code >= 400:
-        typer.echo(str(data.get("detail") if isinstance(data, dict) else data), err=True)
-        raise typer.Exit(3 if response.status_code == 404 else 2)
-    return data
-
-
-def _show(data: Any, as_json: bool, summary: str) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str) if as_json else summary)
+    return call_admin("okta", method, url, path, body, params)
 
 
 def _profile(pairs: list[str] | None) -> dict[str, Any]:
@@ -137,7 +123,7 @@ def _ref(ref: str) -> str:
 def info(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
     """Show the org, credentials and sizes of a running sandbox."""
     data = _admin("GET", url, "/info")
-    _show(
+    show(
         data,
         as_json,
         f"org {data['org_url']} ({data['org_id']})  api_token {data['api_token']}  client {data['client_id']}\n"
@@ -161,7 +147,7 @@ def add_user(
     if last_name:
         profile["lastName"] = last_name
     data = _admin("POST", url, "/users", {"profile": profile, "department": department})
-    _show(data, as_json, f"created {data['profile']['login']} ({data['id']})")
+    show(data, as_json, f"created {data['profile']['login']} ({data['id']})")
 
 
 @okta_app.command("update-user")
@@ -173,12 +159,12 @@ def update_user(
     if not profile:
         raise typer.BadParameter("give at least one --set NAME=VALUE", param_hint="--set")
     data = _admin("PATCH", url, f"/users/{_ref(user)}", {"profile": profile})
-    _show(data, as_json, f"updated {data['profile']['login']}: {', '.join(profile)}")
+    show(data, as_json, f"updated {data['profile']['login']}: {', '.join(profile)}")
 
 
 def _lifecycle(action: str, user: str, url: str, as_json: bool) -> None:
     data = _admin("POST", url, f"/users/{_ref(user)}/lifecycle/{action}")
-    _show(data, as_json, f"{data['profile']['login']} is now {data['status']}")
+    show(data, as_json, f"{data['profile']['login']} is now {data['status']}")
 
 
 @okta_app.command("suspend-user")
@@ -214,7 +200,7 @@ def delete_user(
 ) -> None:
     """Okta's DELETE: deactivates a user that is not DEPROVISIONED yet, deletes a DEPROVISIONED one for good."""
     data = _admin("DELETE", url, f"/users/{_ref(user)}", params={"permanent": str(permanent).lower()})
-    _show(data, as_json, f"{data['id']} {'deleted for good' if data['deleted'] else 'deactivated'}")
+    show(data, as_json, f"{data['id']} {'deleted for good' if data['deleted'] else 'deactivated'}")
 
 
 @okta_app.command("add-group")
@@ -226,7 +212,7 @@ def add_group(
 ) -> None:
     """Create an OKTA_GROUP."""
     data = _admin("POST", url, "/groups", {"name": name, "description": description})
-    _show(data, as_json, f"created group {data['profile']['name']} ({data['id']})")
+    show(data, as_json, f"created group {data['profile']['name']} ({data['id']})")
 
 
 @okta_app.command("update-group")
@@ -235,19 +221,19 @@ def update_group(
 ) -> None:
     """Change a group's profile, e.g. --set name=Platform."""
     data = _admin("PATCH", url, f"/groups/{_ref(group)}", {"profile": _profile(set_)})
-    _show(data, as_json, f"updated group {data['profile']['name']}")
+    show(data, as_json, f"updated group {data['profile']['name']}")
 
 
 @okta_app.command("delete-group")
 def delete_group(group: GroupArgument, url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
     """Delete an OKTA_GROUP (logged as group.lifecycle.delete)."""
     data = _admin("DELETE", url, f"/groups/{_ref(group)}")
-    _show(data, as_json, f"deleted group {data['id']}")
+    show(data, as_json, f"deleted group {data['id']}")
 
 
 def _members(group: str, body: dict[str, list[str]], url: str, as_json: bool) -> None:
     data = _admin("POST", url, f"/groups/{_ref(group)}/members", body)
-    _show(data, as_json, f"group {data['id']} now has {len(data['members'])} members")
+    show(data, as_json, f"group {data['id']} now has {len(data['members'])} members")
 
 
 @okta_app.command("add-members")
@@ -291,7 +277,7 @@ def permissions(
     if reads is not None:
         body["permissions"] = reads
     data = _admin("PUT", url, "/permissions", body)
-    _show(data, as_json, f"scopes {data['scopes']}  reads {', '.join(data['permissions']) or 'nothing'}")
+    show(data, as_json, f"scopes {data['scopes']}  reads {', '.join(data['permissions']) or 'nothing'}")
 
 
 @okta_app.command("revoke-token")
@@ -316,7 +302,7 @@ def fault(
     if status is not None:
         body["status"] = status
     data = _admin("POST", url, "/faults", body)
-    _show(data, as_json, f"next {count} {target} request(s): {kind} {data['status']}")
+    show(data, as_json, f"next {count} {target} request(s): {kind} {data['status']}")
 
 
 @okta_app.command("rate-limit")
@@ -333,7 +319,7 @@ def rate_limit(
 @okta_app.command("stats")
 def stats(url: UrlOption = DEFAULT_URL) -> None:
     """Requests by endpoint, 429s and records served since the last reset (JSON)."""
-    _show(_admin("GET", url, "/stats"), True, "")
+    show(_admin("GET", url, "/stats"), True, "")
 
 
 @okta_app.command("reset")
