@@ -21,7 +21,6 @@ from accessiq.cli.output import err_console, status
 from accessiq.config import Settings
 from accessiq.jobs.worker import StopSignals, Worker, signals_blocked
 from accessiq.logs import configure_logging
-from accessiq.server import create_app
 from accessiq.services import accounts, runs
 from accessiq.store.database import Store, open_store
 
@@ -189,7 +188,10 @@ def _print_where(settings: Settings, host: str, port: int, concurrency: int, sto
 
 def _web_server(store: Store, host: str, port: int, settings: Settings | None = None) -> Any:
     """A uvicorn server for the app over `store`."""
+    # Imported here: the web stack costs every other `accessiq` command a third of a second.
     import uvicorn
+
+    from accessiq.server import create_app
 
     # The listening host decides whether /metrics wants a token (ACCESSIQ_METRICS_AUTH=auto).
     app = create_app(store, settings=settings, listen_host=host)

@@ -80,7 +80,6 @@ def test_sync_killed_mid_read_is_recovered_by_the_next_sync(
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
     fifo.abandon()
-    killed_at = time.monotonic()
     [lost_id] = _running(backend)
 
     # Before anything recovers it, the run shows as lost once its lease has lapsed.
@@ -89,10 +88,12 @@ def test_sync_killed_mid_read_is_recovered_by_the_next_sync(
     assert [(r["id"], r["status"], r["lost"]) for r in listed] == [(lost_id, "running", True)]
     assert "lost" in procs.run("runs", "list").stdout
 
+    # The lease has lapsed by now; the rescuer recovers the run without waiting for anything else.
+    rescue_started = time.monotonic()
     rescuer = procs.start("sync", "Piped", "--json")
     fifo.feed(snapshot_document(3, "piped"), timeout=LEASE + SLACK)
     assert rescuer.wait(30) == 0, procs.output(rescuer)
-    assert time.monotonic() - killed_at < LEASE + SLACK
+    assert time.monotonic() - rescue_started < LEASE + SLACK
     report = _printed_run(procs.output(rescuer))
     assert report["status"] == "succeeded" and report["counts"]["users_created"] == 3
     history = all_runs(backend, directory_id)
