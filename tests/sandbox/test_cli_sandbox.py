@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +55,13 @@ def test_serving_prints_urls_credentials_and_a_directory_document(
 
 
 def test_admin_subcommands_change_a_running_sandbox(graph: GraphKit) -> None:
-    created = invoke(
-        graph, "add-user", "--given-name", "Zoe", "--surname", "Quinn", "--department", "Legal", "--json"
-    )
+    created = invoke(graph, "add-user", "--given-name", "Zoe", "--surname", "Quinn", "--department", "Legal", "--json")
     assert created.exit_code == 0, created.output
     user = json.loads(created.output)
     assert user["displayName"] == "Zoe Quinn" and user["department"] == "Legal"
     assert user["userPrincipalName"].lower().startswith("zoe.quinn")
     upn = user["userPrincipalName"]
-    assert (
-        invoke(graph, "update-user", upn, "--set", "jobTitle=CTO", "--set", "accountEnabled=false").exit_code
-        == 0
-    )
+    assert invoke(graph, "update-user", upn, "--set", "jobTitle=CTO", "--set", "accountEnabled=false").exit_code == 0
     assert graph.sandbox.snapshot()["users"][user["id"]]["jobTitle"] == "CTO"
     assert graph.sandbox.snapshot()["users"][user["id"]]["accountEnabled"] is False
     assert invoke(graph, "enable-user", upn).exit_code == 0
@@ -101,3 +98,24 @@ def test_errors_exit_non_zero_with_the_reason(graph: GraphKit) -> None:
     assert bad.exit_code == 2
     down = runner.invoke(cli.app, ["entra", "info", "--url", "http://127.0.0.1:9"])
     assert down.exit_code == 6 and "no sandbox answers" in down.output
+
+
+def _loaded_sandboxes(*args: str) -> set[str]:
+    """The sandbox modules a fresh `accessiq ARGS` process imports."""
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from accessiq.cli import app\n"
+        f"result = CliRunner().invoke(app, {list(args)!r})\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('accessiq.sandbox.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_a_command_loads_no_sandbox_and_a_sandbox_command_loads_only_its_own() -> None:
+    assert _loaded_sandboxes("directories", "--help") == set()
+    okta = _loaded_sandboxes("sandbox", "okta", "--help")
+    assert "accessiq.sandbox.okta_commands" in okta
+    assert not {m for m in okta if m.rsplit(".", 1)[1].startswith(("entra", "google", "ldap"))}
