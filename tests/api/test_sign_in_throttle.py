@@ -58,7 +58,7 @@ def _assert_locked(response: httpx.Response) -> int:
     assert response.status_code == 429, response.text
     wait = int(response.headers["Retry-After"])
     assert 0 < wait <= 900
-    assert f"Too many sign-in attempts; try again in {wait} s." in response.text
+    assert f"Too many sign-in attempts; try again in {throttle.wait_in_words(wait)}." in response.text
     assert "aiq_session" not in response.headers.get("set-cookie", "")
     return wait
 
@@ -189,3 +189,11 @@ def test_failures_cost_one_hash_whether_the_account_exists_or_not(
 )
 def test_ipv6_addresses_count_per_64(first: str, second: str, same: bool) -> None:
     assert (throttle.address_key(first) == throttle.address_key(second)) is same
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(1, "1 second"), (40, "40 seconds"), (60, "1 minute"), (61, "2 minutes"), (900, "15 minutes")],
+)
+def test_the_wait_is_said_in_seconds_or_minutes(seconds: int, words: str) -> None:
+    assert throttle.wait_in_words(seconds) == words

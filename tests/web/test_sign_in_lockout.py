@@ -27,7 +27,7 @@ def test_sign_in_page_shows_too_many_attempts(page: Any, server: Server) -> None
     assert answered.value.status == 429
     assert 0 < int(answered.value.headers["retry-after"]) <= 900
     alert = page.get_by_role("alert")
-    expect(alert).to_have_text(re.compile(r"^Too many sign-in attempts; try again in \d+ s\.$"))
+    expect(alert).to_have_text(re.compile(r"^Too many sign-in attempts; try again in \d+ (minutes?|seconds?)\.$"))
     expect(alert).to_be_visible()
     assert page.input_value("#email") == ADMIN_EMAIL
     shot(page, "39-sign-in-too-many-attempts")

@@ -51,8 +51,16 @@ class TooManyAttemptsError(AccessIQError):
     kind = "rate_limited"
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Too many sign-in attempts; try again in {retry_after} s.")
+        super().__init__(f"Too many sign-in attempts; try again in {wait_in_words(retry_after)}.")
         self.retry_after = retry_after
+
+
+def wait_in_words(seconds: int) -> str:
+    """A wait as people say it: "40 seconds", "1 minute", "15 minutes" (rounded up)."""
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def account_key(email: str) -> str:
