@@ -202,3 +202,29 @@ def test_directories_test_names_a_mapping_that_finds_no_group(cli: Any, tmp_path
     result = cli("directories", "test", "Corp", ok=False)
     assert result.returncode == 1
     assert "group mapping 'Enginering' -> acme (member): no group matches 'Enginering'" in result.stdout
+
+
+def test_admin_unlock_lets_a_locked_out_administrator_sign_in_before_the_lockout_ends(cli: Any, tmp_path: Path) -> None:
+    from accessiq.config import Settings
+    from accessiq.services import accounts, sign_in
+    from accessiq.store.database import open_store
+
+    from ..conftest import TEST_KEY
+
+    store = open_store(Settings(data_dir=tmp_path / "data", secret_key=TEST_KEY))
+    limits = sign_in.Limits(per_account=3)
+    with store.transaction() as session:
+        accounts.create_administrator(session, "ann@example.com", "correct horse battery")
+    for _ in range(3):
+        with store.transaction() as session:
+            sign_in.sign_in(session, "ann@example.com", "wrong", address="192.0.2.1", limits=limits)
+    with pytest.raises(sign_in.TooManyAttemptsError), store.transaction() as session:
+        sign_in.sign_in(session, "ann@example.com", "correct horse battery", address="192.0.2.1", limits=limits)
+
+    assert "ann@example.com may sign in again" in cli("admin", "unlock", "ann@example.com").stdout
+    assert "was not locked out" in cli("admin", "unlock", "ann@example.com").stdout
+    unknown = cli("admin", "unlock", "nobody@example.com", ok=False)
+    assert unknown.returncode != 0 and "no administrator 'nobody@example.com'" in unknown.stdout + unknown.stderr
+
+    with store.transaction() as session:
+        assert sign_in.sign_in(session, "ann@example.com", "correct horse battery", address="192.0.2.1", limits=limits)

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from accessiq.cli.output import console, print_json, print_table, when
-from accessiq.services import accounts
+from accessiq.services import accounts, sign_in
 
 admin_app = typer.Typer(help="Administrators who sign in to the web UI.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for the REST API (stored hashed).", no_args_is_help=True)
@@ -50,6 +50,20 @@ def admin_set_password(email: Annotated[str, typer.Argument(help="The administra
     with _store().transaction() as session:
         accounts.set_password(session, accounts.get_administrator(session, email), password)
     console.print(f"password of {escape(email)} changed")
+
+
+@admin_app.command("unlock")
+def admin_unlock(
+    email: Annotated[str, typer.Argument(help="The administrator's email.")],
+    address: Annotated[
+        str | None, typer.Option("--address", help="Also forget the failures counted for this client address.")
+    ] = None,
+) -> None:
+    """Let an administrator locked out by failed sign-ins try again now, instead of after the lockout."""
+    with _store().transaction() as session:
+        accounts.get_administrator(session, email)
+        counted = sign_in.unlock(session, email, address)
+    console.print(f"{escape(email)} may sign in again" if counted else f"{escape(email)} was not locked out")
 
 
 @admin_app.command("list")

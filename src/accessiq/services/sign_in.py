@@ -63,6 +63,13 @@ def wait_in_words(seconds: int) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
+def unlock(session: Session, email: str, address: str | None = None) -> bool:
+    """Forget the failed sign-ins of an account (and of a client address); True when one was counted."""
+    keys = [account_key(email)] + ([address_key(address)] if address else [])
+    removed = session.execute(delete(SignInThrottle).where(SignInThrottle.key.in_(keys)))
+    return bool(getattr(removed, "rowcount", 0))
+
+
 def account_key(email: str) -> str:
     return digest("account:" + email.strip().casefold())
 
