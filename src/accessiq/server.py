@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import accessiq
 from accessiq import web as web_face
@@ -88,7 +89,22 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _install_error_handlers(app)
     app.add_middleware(_SecurityHeaders)
+    app.add_middleware(_ReadersDoNotWait)
     return app
+
+
+class _ReadersDoNotWait:
+    """GET and HEAD only read: their transactions never wait for a sync that is writing (`Store.reading`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            with Store.reading():
+                await self.app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class _SecurityHeaders(BaseHTTPMiddleware):

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -77,6 +78,13 @@ def all_runs(store: Store, directory_id: int | None = None) -> list[SyncRun]:
         if directory_id is not None:
             query = query.where(SyncRun.directory_id == directory_id)
         return list(session.scalars(query))
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now, for an `accessiq serve` of a test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:

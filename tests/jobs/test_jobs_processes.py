@@ -10,7 +10,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from jobkit import (
     all_runs,
     applying,
     count_users,
+    free_port,
     process_env,
     snapshot_document,
     wait_for,
@@ -229,11 +229,6 @@ def test_sigterm_after_the_grace_period_releases_the_run(
 # -- SQLite: one process -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def test_sqlite_serve_runs_the_schedule_and_the_demo(
     sqlite_file_store: Store, tmp_path: Path, processes: MakeProcesses
@@ -245,7 +240,7 @@ def test_sqlite_serve_runs_the_schedule_and_the_demo(
         path.write_text(json.dumps(snapshot_document(4, f"s{i}")))
         ids.append(add_directory(store, f"S{i}", path, frequency="1s", schedule_enabled=True))
     procs = processes(process_env(store, tmp_path))
-    serve = procs.start("serve", "--demo", "--port", str(_free_port()))
+    serve = procs.start("serve", "--demo", "--port", str(free_port()))
     procs.wait_output(serve, "AccessIQ is running", timeout=60)
     time.sleep(5)
     stop_at = datetime.now(UTC)
@@ -277,7 +272,7 @@ def test_sqlite_sigterm_lets_the_run_finish_and_cli_sync_now(
     fifo = Fifo(tmp_path / "pipe.json")
     directory_id = add_directory(store, "Piped", fifo.path)
     procs = processes(process_env(store, tmp_path))
-    serve = procs.start("serve", "--port", str(_free_port()))
+    serve = procs.start("serve", "--port", str(free_port()))
     procs.wait_output(serve, "AccessIQ is running", timeout=60)
     # Sync Now from the CLI, twice: the second returns the first.
     queued = procs.run("runs", "request", "Piped", "--json")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from accessiq.errors import ConfigurationError
@@ -123,3 +123,27 @@ def test_the_key_is_generated_once_into_the_data_directory_readable_by_owner_onl
     mode = stat.S_IMODE(os.stat(tmp_path / "accessiq.key").st_mode)
     assert mode == 0o600
     assert load_or_create_key(TEST_KEY, tmp_path) == TEST_KEY
+
+
+def test_reads_opening_and_reading_blocks_do_not_wait_for_a_writer(store: Store, tmp_path: Path) -> None:
+    """While another connection holds an uncommitted write, reads see the last committed state at once."""
+    from accessiq.config import Settings
+    from accessiq.store.database import open_store
+
+    with store.read() as session:
+        rank = session.scalar(select(Role.rank).where(Role.name == "admin"))
+    writer = store.engine.connect()
+    # Begins a transaction that holds SQLite's write lock (on PostgreSQL: the row's lock) until rollback.
+    writer.execute(text("UPDATE roles SET rank = rank + 100 WHERE name = 'admin'"))
+    try:
+        with store.read() as session:
+            assert session.scalar(select(Role.rank).where(Role.name == "admin")) == rank
+        with Store.reading(), store.transaction() as session:
+            assert session.scalar(select(Role.rank).where(Role.name == "admin")) == rank
+        if store.dialect == "sqlite":
+            # Opening the store checks the schema by reading; only a pending migration takes the lock.
+            reopened = open_store(Settings(data_dir=tmp_path, secret_key=TEST_KEY))
+            reopened.dispose()
+    finally:
+        writer.rollback()
+        writer.close()

@@ -359,3 +359,34 @@ def test_only_deactivated_users_can_be_deleted(store: Store) -> None:
         user = identity.create_user(session, "local@example.com")
         with pytest.raises(ConflictError, match="only deactivated users can be deleted"):
             identity.delete_user(session, user)
+
+
+def test_a_write_committed_while_a_run_plans_on_sqlite_makes_it_plan_again(
+    sqlite_store: Store, snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite plans without the write lock; a commit in between must not be overwritten by a stale plan."""
+    from accessiq.sync import engine
+
+    store = sqlite_store
+    company(snapshot)
+    directory = connect(store, snapshot)
+    planned = []
+
+    def plan_while_an_administrator_adds_ann(*args: Any) -> Any:
+        planned.append(True)
+        if len(planned) == 1:
+            with store.transaction() as session:  # another connection commits a local ann meanwhile
+                identity.create_user(session, "ann@example.com", given_name="Local")
+        return engine_plan_sync(*args)
+
+    engine_plan_sync = engine.plan_sync
+    monkeypatch.setattr(engine, "plan_sync", plan_while_an_administrator_adds_ann)
+
+    result = sync(store, directory)
+
+    assert result["status"] == "succeeded", result["message"]
+    assert len(planned) == 2, "the stale plan was made again"
+    with store.transaction() as session:
+        ann = session.scalars(select(User).where(User.email_key == "ann@example.com")).one()
+        assert ann.directory_id == directory, "the local ann was linked to the directory, not duplicated"
+    assert len(users(store)) == 5

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import BackgroundTasks, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from accessiq.api.errors import ForbiddenError, NotAuthenticatedError
 from accessiq.dependencies import StoreDep
-from accessiq.services import accounts
+from accessiq.services import Store, accounts
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `accessiq tokens create` or the web UI")
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -29,6 +29,7 @@ def get_caller(
     request: Request,
     store: StoreDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    background: BackgroundTasks,
 ) -> Caller:
     """The caller's live API token; 401 without one, 403 when a read-only token asks to change something."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
@@ -36,15 +37,22 @@ def get_caller(
             "an API token is required",
             hint="send `Authorization: Bearer <token>`; create one with `accessiq tokens create`",
         )
-    # A transaction of its own: routes that run syncs must not find the store locked by their caller check.
-    with store.transaction() as session:
+    # Only read here, so no call waits for a sync that is writing; the use is recorded after the answer.
+    with store.read() as session:
         token = accounts.token_for(session, credentials.credentials)
         if token is None:
             raise NotAuthenticatedError("the API token is unknown or revoked")
         caller = Caller(token.id, token.name, token.scope)
+        if accounts.token_use_due(token):
+            background.add_task(_mark_used, store, token.id)
     if request.method not in _SAFE_METHODS and caller.scope != "write":
         raise ForbiddenError(f"token {caller.name!r} is read-only", hint="use a token with scope write")
     return caller
+
+
+def _mark_used(store: Store, token_id: int) -> None:
+    with store.transaction() as session:
+        accounts.mark_token_used(session, token_id)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
@@ -54,11 +62,12 @@ def get_metrics_caller(
     request: Request,
     store: StoreDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    background: BackgroundTasks,
 ) -> Caller | None:
     """Who scrapes /metrics: any live API token when the app requires one there (ACCESSIQ_METRICS_AUTH)."""
     if not request.app.state.metrics_token_required:
         return None
-    return get_caller(request, store, credentials)
+    return get_caller(request, store, credentials, background)
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def directories_apply(
 @directories_app.command("list")
 def directories_list(as_json: JsonFlag = False) -> None:
     """List directories with their provider, schedule and last run."""
-    with store().transaction() as session:
+    with store().read() as session:
         data = [dirs.directory_json(session, d) for d in dirs.list_directories(session)]
     if as_json:
         return print_json(data)
@@ -114,7 +114,7 @@ def directories_list(as_json: JsonFlag = False) -> None:
 @directories_app.command("show")
 def directories_show(directory: DirectoryArg, as_json: JsonFlag = False) -> None:
     """Show a directory's connection (without secrets), settings and group mappings."""
-    with store().transaction() as session:
+    with store().read() as session:
         data = dirs.directory_json(session, dirs.get_directory(session, directory))
     if as_json:
         return print_json(data)
@@ -147,7 +147,7 @@ def directories_export(
     fmt: Annotated[str, typer.Option("--format", help="yaml or json")] = "yaml",
 ) -> None:
     """Print the directory as a document that `directories apply` takes back. Inline secrets are left out."""
-    with store().transaction() as session:
+    with store().read() as session:
         data = dirs.export_document(session, dirs.get_directory(session, directory))
     if fmt == "json":
         print_json(data)
@@ -321,7 +321,7 @@ def runs_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List runs, newest first."""
-    with store().transaction() as session:
+    with store().read() as session:
         found = dirs.get_directory(session, directory) if directory else None
         data = [runs.run_json(session, r) for r in runs.list_runs(session, found, limit)]
     if as_json:
@@ -365,7 +365,7 @@ def runs_show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show a run: counts, errors, and with --changes every change with before and after values."""
-    with store().transaction() as session:
+    with store().read() as session:
         data = runs.run_json(session, runs.get_run(session, run), changes=changes)
     _print_run(data, as_json)
 
@@ -402,7 +402,7 @@ def users_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List users with their organization memberships and roles."""
-    with store().transaction() as session:
+    with store().read() as session:
         found = dirs.get_directory(session, directory) if directory else None
         data = identity.users_json(session, identity.list_users(session, found, status=user_status))
     if as_json:
@@ -481,7 +481,7 @@ def groups_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List groups with their member counts."""
-    with store().transaction() as session:
+    with store().read() as session:
         found = dirs.get_directory(session, directory) if directory else None
         data = identity.list_groups(session, found)
     if as_json:
@@ -496,7 +496,7 @@ def groups_list(
 @orgs_app.command("list")
 def orgs_list(as_json: JsonFlag = False) -> None:
     """List organizations."""
-    with store().transaction() as session:
+    with store().read() as session:
         data = identity.list_organizations(session)
     if as_json:
         return print_json(data)
@@ -550,7 +550,7 @@ def orgs_remove_member(
 @roles_app.command("list")
 def roles_list(as_json: JsonFlag = False) -> None:
     """List roles, highest rank first."""
-    with store().transaction() as session:
+    with store().read() as session:
         data = [{"name": r.name, "rank": r.rank, "builtin": r.builtin} for r in identity.list_roles(session)]
     if as_json:
         return print_json(data)

@@ -69,7 +69,7 @@ def admin_unlock(
 @admin_app.command("list")
 def admin_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List administrators."""
-    with _store().transaction() as session:
+    with _store().read() as session:
         data: list[dict[str, Any]] = [
             {
                 "email": a.email,
@@ -109,7 +109,7 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List API tokens (never their secrets)."""
-    with _store().transaction() as session:
+    with _store().read() as session:
         data: list[dict[str, Any]] = [
             {
                 "id": t.id,

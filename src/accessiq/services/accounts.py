@@ -16,7 +16,7 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from accessiq.errors import ConfigurationError, ConflictError, NotFoundError
@@ -140,15 +140,29 @@ def revoke_token(session: Session, token_id: int) -> ApiToken:
 
 
 def token_for(session: Session, secret: str) -> ApiToken | None:
-    """The live token with this secret (not revoked), marking it used; None otherwise."""
+    """The live token with this secret (not revoked); None otherwise. Only reads: see `mark_token_used`."""
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(secret)))
     if token is None or token.revoked_at is not None:
         return None
-    now = utcnow()
-    # Write at most once a minute: every API call would otherwise be a write.
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now
     return token
+
+
+_USE_RECORDED_EVERY = timedelta(minutes=1)
+
+
+def token_use_due(token: ApiToken, now: datetime | None = None) -> bool:
+    """Whether this use should be recorded: at most once a minute, or every API call would be a write."""
+    return token.last_used_at is None or (now or utcnow()) - token.last_used_at > _USE_RECORDED_EVERY
+
+
+def mark_token_used(session: Session, token_id: int, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token_id)
+        .where(or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - _USE_RECORDED_EVERY))
+        .values(last_used_at=now)
+    )
 
 
 # -- browser sessions --------------------------------------------------------------------------

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from accessiq.config import Settings
 from accessiq.store.crypto import SecretBox, load_or_create_key
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_READING: ContextVar[bool] = ContextVar("accessiq_reading", default=False)
 
 
 class Store:
@@ -25,6 +30,7 @@ class Store:
         self.engine = engine
         self.secrets = secrets
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._readers = sessionmaker(engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -32,8 +38,42 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work commits together at the end of the block, or not at all."""
-        session = self._sessions()
+        """A session whose work commits together at the end of the block, or not at all.
+
+        On SQLite it holds the database's write lock from the start: no other writer can slip in
+        between what it reads and what it writes. Inside `reading()` it is a `read()` transaction.
+        """
+        with self._session(self._readers if _READING.get() else self._sessions) as session:
+            yield session
+
+    @staticmethod
+    @contextmanager
+    def reading() -> Iterator[None]:
+        """Within this block (and the threads it hands work to), transactions are `read()` ones.
+
+        For work that only reads as a whole, such as answering a GET, wherever its transactions begin.
+        """
+        token = _READING.set(True)
+        try:
+            yield
+        finally:
+            _READING.reset(token)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A transaction for work that reads: it never waits for a writer, and none waits for it.
+
+        On SQLite (WAL) it reads the last committed state without the write lock. Should it write
+        after all, it takes the lock then, and fails if another writer committed since it began
+        reading (see `is_stale_read`); on PostgreSQL it is a plain transaction.
+        """
+        with self._session(self._readers) as session:
+            yield session
+
+    @staticmethod
+    @contextmanager
+    def _session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+        session = sessions()
         try:
             yield session
             session.commit()
@@ -44,11 +84,18 @@ class Store:
             session.close()
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration."""
+        """Bring the schema to the newest migration; a store already there is only read."""
+        if self.schema_is_current():
+            return
         with self.engine.begin() as connection:
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    def schema_is_current(self) -> bool:
+        with self.engine.execution_options(sqlite_begin="DEFERRED").connect() as connection:
+            current = MigrationContext.configure(connection).get_current_heads()
+        return set(current) == set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -82,9 +129,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    # Take the write lock up front: a transaction that reads and then writes cannot
-    # then fail half-way because another writer slipped in (SQLite has no row locks).
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A transaction takes the write lock up front, so one that reads and then writes cannot fail
+    # half-way because another writer slipped in (SQLite has no row locks); `Store.read` does not.
+    connection.exec_driver_sql(f"BEGIN {connection.get_execution_options().get('sqlite_begin', 'IMMEDIATE')}")
+
+
+def is_stale_read(error: BaseException) -> bool:
+    """True for SQLite refusing a write in a `Store.read` transaction: another writer came first.
+
+    SQLITE_BUSY (5) when it still holds the lock, SQLITE_BUSY_SNAPSHOT (517) when it has committed
+    since this transaction began reading.
+    """
+    original = getattr(error, "orig", None)
+    return isinstance(error, OperationalError) and getattr(original, "sqlite_errorcode", None) in (5, 517)
 
 
 def open_store(settings: Settings | None = None, *, migrate: bool = True) -> Store:

@@ -10,13 +10,13 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from accessiq.connectors import connector_class
 from accessiq.connectors.base import GroupUpserted, UserUpserted
 from accessiq.errors import AccessIQError, ConflictError, PlanRejectedError, RunCanceledError
-from accessiq.store.database import Store
+from accessiq.store.database import Store, is_stale_read
 from accessiq.store.tables import Directory, SyncRun, utcnow
 from accessiq.sync.apply import MirrorChange, apply_plan, record_log
 from accessiq.sync.context import build_connector, plan_context, settings_of
@@ -35,6 +35,7 @@ Checkpoint = Callable[[], None]
 
 FINISHED = ("succeeded", "succeeded_with_errors", "failed", "blocked", "canceled")
 _PROGRESS_EVERY = 1.0  # seconds between progress writes to the run row
+_OPTIMISTIC_TRIES = 2  # plans made on SQLite without the write lock before one is made under it
 
 
 @dataclass
@@ -74,7 +75,7 @@ def execute_run(
     except Exception as exc:  # an unexpected bug still ends the run cleanly, and is logged in full
         bound.exception("run.crashed")
         _fail(store, run_id, f"internal error: {type(exc).__name__}: {exc}; see the service log")
-    with store.transaction() as session:
+    with store.read() as session:
         return session.get_one(SyncRun, run_id)
 
 
@@ -93,8 +94,12 @@ def _start(store: Store, run_id: int) -> _Prepared:
         run.status = "running"
         run.started_at = run.started_at or utcnow()
         run.progress = {"phase": "reading", "users": 0, "groups": 0}
-        mirror = load_mirror(session, directory.id) if mode == "incremental" else {}
-        return _Prepared(directory.id, mode, cursor_row.value if cursor_row else None, mirror)
+        prepared = _Prepared(directory.id, mode, cursor_row.value if cursor_row else None, {})
+    if mode == "incremental":
+        # Read outside the write lock: should another run apply meanwhile, the cursor check refuses this one.
+        with store.read() as session:
+            prepared.mirror = load_mirror(session, prepared.directory_id)
+    return prepared
 
 
 def _choose_mode(run: SyncRun, incremental: bool, cursor: Any, full_interval: str) -> str:
@@ -110,7 +115,7 @@ def _choose_mode(run: SyncRun, incremental: bool, cursor: Any, full_interval: st
 def _read(
     store: Store, run_id: int, prepared: _Prepared, progress: Progress | None, checkpoint: Checkpoint | None
 ) -> SourceSnapshot:
-    with store.transaction() as session:
+    with store.read() as session:
         directory = session.get_one(Directory, prepared.directory_id)
         connector = build_connector(store.secrets, directory)
     snapshot = SourceSnapshot.from_mirror(prepared.mirror)
@@ -155,48 +160,67 @@ def _lock_directory(session: Session, directory_id: int) -> Directory:
 
 
 def _plan_and_apply(store: Store, run_id: int, prepared: _Prepared, snapshot: SourceSnapshot) -> str:
-    now = utcnow()
+    """Plan, guard and apply in one transaction, which also moves the cursor.
+
+    On SQLite the plan is made without the write lock, so that neither readers nor other writers
+    wait while it is made: SQLite refuses the first write if anyone committed since the plan began
+    reading, and the plan is made again; after `_OPTIMISTIC_TRIES` it is made under the lock.
+    """
+    if store.dialect == "sqlite":
+        for attempt in range(_OPTIMISTIC_TRIES):
+            try:
+                with store.read() as session:
+                    return _plan_and_apply_in(session, run_id, prepared, snapshot)
+            except OperationalError as exc:
+                if not is_stale_read(exc):
+                    raise
+                log.info("run.replanning", run_id=run_id, attempt=attempt + 1)
     with store.transaction() as session:
-        directory = _lock_directory(session, prepared.directory_id)
-        run = session.get_one(SyncRun, run_id)
-        session.refresh(run)
-        if run.status != "running":
-            # Its lease was recovered (a stalled worker) or it was canceled meanwhile.
-            raise ConflictError(f"run {run_id} is {run.status} now; nothing was applied")
-        cursor_row = load_cursor(session, directory.id)
-        if (cursor_row.value if cursor_row else None) != prepared.cursor and prepared.mode == "incremental":
-            raise ConflictError("another run applied changes to this directory meanwhile; run the sync again")
-        # An incremental run read the mirror when it started, and the unchanged cursor proves
-        # nothing has written it since; a full run has not read it yet.
-        mirror_before = prepared.mirror if prepared.mode == "incremental" else load_mirror(session, directory.id)
-        current = load_store_state(session, directory.id)
-        context = plan_context(session, directory)
-        plan = plan_sync(snapshot, current, context)
-        blocked = check_safety(plan, snapshot, current, context.settings.safety)
+        return _plan_and_apply_in(session, run_id, prepared, snapshot)
 
-        rejected = {(obj, ext) for obj, ext, _ in snapshot.rejected if ext}
-        upserts, deletes = mirror_diff(mirror_before, snapshot.to_rows(), keep=rejected)
-        mirror = MirrorChange(upserts, deletes, snapshot.cursor, snapshot.full)
 
-        run.counts = plan.counts
-        run.notes = list(snapshot.notes)
-        run.progress = {"phase": "done", "users": len(snapshot.users), "groups": len(snapshot.groups)}
-        record_log(session, run.id, plan)
-        if run.dry_run or blocked:
-            run.plan = {
-                "plan": plan.to_json(),
-                "mirror": mirror.to_json(),
-                "fingerprint": fingerprint(current, mirror_before, cursor_row.value if cursor_row else None),
-            }
-            if blocked:
-                run.notes = [*run.notes, blocked]
-            run.message = blocked if blocked and not run.dry_run else None
-            run.status = "blocked" if blocked and not run.dry_run else _outcome(plan)
-        else:
-            apply_plan(session, directory.id, plan, mirror, now)
-            run.status = _outcome(plan)
-        run.finished_at = utcnow()
-        return run.status
+def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snapshot: SourceSnapshot) -> str:
+    now = utcnow()
+    directory = _lock_directory(session, prepared.directory_id)
+    run = session.get_one(SyncRun, run_id)
+    session.refresh(run)
+    if run.status != "running":
+        # Its lease was recovered (a stalled worker) or it was canceled meanwhile.
+        raise ConflictError(f"run {run_id} is {run.status} now; nothing was applied")
+    cursor_row = load_cursor(session, directory.id)
+    if (cursor_row.value if cursor_row else None) != prepared.cursor and prepared.mode == "incremental":
+        raise ConflictError("another run applied changes to this directory meanwhile; run the sync again")
+    # An incremental run read the mirror when it started, and the unchanged cursor proves
+    # nothing has written it since; a full run has not read it yet.
+    mirror_before = prepared.mirror if prepared.mode == "incremental" else load_mirror(session, directory.id)
+    current = load_store_state(session, directory.id)
+    context = plan_context(session, directory)
+    plan = plan_sync(snapshot, current, context)
+    blocked = check_safety(plan, snapshot, current, context.settings.safety)
+
+    rejected = {(obj, ext) for obj, ext, _ in snapshot.rejected if ext}
+    upserts, deletes = mirror_diff(mirror_before, snapshot.to_rows(), keep=rejected)
+    mirror = MirrorChange(upserts, deletes, snapshot.cursor, snapshot.full)
+
+    run.counts = plan.counts
+    run.notes = list(snapshot.notes)
+    run.progress = {"phase": "done", "users": len(snapshot.users), "groups": len(snapshot.groups)}
+    record_log(session, run.id, plan)
+    if run.dry_run or blocked:
+        run.plan = {
+            "plan": plan.to_json(),
+            "mirror": mirror.to_json(),
+            "fingerprint": fingerprint(current, mirror_before, cursor_row.value if cursor_row else None),
+        }
+        if blocked:
+            run.notes = [*run.notes, blocked]
+        run.message = blocked if blocked and not run.dry_run else None
+        run.status = "blocked" if blocked and not run.dry_run else _outcome(plan)
+    else:
+        apply_plan(session, directory.id, plan, mirror, now)
+        run.status = _outcome(plan)
+    run.finished_at = utcnow()
+    return run.status
 
 
 def _outcome(plan: Plan) -> str:

@@ -62,7 +62,7 @@ def clear_cookie(request: Request, response: Response, name: str) -> None:
 
 
 def _lookup(store: Store, cookie: str) -> accounts.SignedIn | None:
-    with store.transaction() as session:
+    with store.read() as session:
         return accounts.session_for(session, cookie)
 
 
