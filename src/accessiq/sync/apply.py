@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -28,6 +29,8 @@ from accessiq.sync.planner import USER_FIELDS, Operation, Plan
 
 T = TypeVar("T")
 _CHUNK = 500
+_LOG_SLICE = 5000
+_RETAINED = "left the directory or its scope; deactivation is ignore"
 _ANALYZE_AFTER = 1000
 _BULK_TABLES = ("users", "groups", "group_memberships", "organization_memberships", "source_objects")
 
@@ -311,37 +314,43 @@ class _Applier:
 
 
 def record_log(session: Session, run_id: int, plan: Plan) -> None:
-    """Write every operation and every per-object error of `plan` into the run log."""
-    changes = [
-        {
-            "run_id": run_id,
-            "seq": seq,
-            "object": op.object,
-            "action": op.action,
-            "external_id": op.external_id,
-            "label": op.label[:500],
-            "detail": _log_detail(op),
-        }
-        for seq, op in enumerate(plan.operations)
-    ]
-    changes += [
-        {
-            "run_id": run_id,
-            "seq": len(changes) + i,
-            "object": "user",
-            "action": "retain",
-            "external_id": ext,
-            "label": ext,
-            "detail": {"reason": "left the directory or its scope; deactivation is ignore"},
-        }
-        for i, ext in enumerate(plan.retained)
-    ]
-    _insert_rows(session, RunChange, changes)
+    """Write every operation and every per-object error of `plan` into the run log.
+
+    In slices, so a first sync's hundreds of thousands of log rows never sit in memory at once.
+    """
+    retain = Operation("user", "retain", None, "", {"reason": _RETAINED})
+    entries = itertools.chain(plan.operations, (replace(retain, external_id=ext, label=ext) for ext in plan.retained))
+    for start, batch in _slices(entries, _LOG_SLICE):
+        _insert_rows(
+            session,
+            RunChange,
+            [
+                {
+                    "run_id": run_id,
+                    "seq": start + i,
+                    "object": op.object,
+                    "action": op.action,
+                    "external_id": op.external_id,
+                    "label": op.label[:500],
+                    "detail": _log_detail(op),
+                }
+                for i, op in enumerate(batch)
+            ],
+        )
     errors = [
         {"run_id": run_id, "object": issue.object, "external_id": issue.external_id, "message": issue.message}
         for issue in plan.errors
     ]
     _insert_rows(session, RunError, errors)
+
+
+def _slices(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
+    """(offset, next `size` items) until `items` ends."""
+    iterator = iter(items)
+    start = 0
+    while batch := list(itertools.islice(iterator, size)):
+        yield start, batch
+        start += len(batch)
 
 
 def _log_detail(op: Operation) -> dict[str, Any]:

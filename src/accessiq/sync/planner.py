@@ -103,7 +103,7 @@ class PlanContext:
 # --- the plan ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Operation:
     object: str  # user | group | group_membership | org_membership
     action: str
