@@ -14,6 +14,7 @@ import typer
 import yaml
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from accessiq.cli.output import (
     console,
@@ -425,6 +426,27 @@ def users_list(
             for u in data
         ),
     )
+
+
+@users_app.command("show")
+def users_show(user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False) -> None:
+    """Show a user: effective role per organization and why they hold each membership."""
+    with store().transaction() as session:
+        data = identity.users_json(session, [identity.get_user(session, user)])[0]
+    if as_json:
+        return print_json(data)
+    source = f"from {data['directory']} ({data['external_id']})" if data["directory"] else "local user"
+    console.print(Text.assemble((data["email"], "bold"), "  ", status(data["status"]), f"  {source}"))
+    console.print(Text("groups: " + (", ".join(data["groups"]) or "none")))
+    if not data["memberships"]:
+        console.print("no organization memberships")
+    # One line per membership under its organization: explanations are long and must not fold.
+    effective = {r["organization"]: r["role"] for r in data["effective_roles"]}
+    for org in effective:
+        console.print(Text.assemble((org, "bold"), "  effective role: ", (effective[org], "bold")))
+        for m in data["memberships"]:
+            if m["organization"] == org:
+                console.print(Text(f"  {m['role']:<8} {m['granted_by']['summary']}"))
 
 
 @users_app.command("create")

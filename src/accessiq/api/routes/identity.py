@@ -13,6 +13,7 @@ from accessiq.api.schemas import (
     MemberIn,
     MembershipOut,
     OrganizationIn,
+    OrganizationMemberOut,
     OrganizationOut,
     RoleIn,
     RoleOut,
@@ -65,6 +66,7 @@ def create_user(body: UserIn, session: SessionDep) -> dict[str, Any]:
 
 @router.get("/users/{user}", response_model=UserOut, tags=["users"])
 def get_user(user: UserRef, session: SessionDep) -> dict[str, Any]:
+    """A user; each membership says why it exists (`granted_by`), `effective_roles` the highest per organization."""
     return identity.users_json(session, [identity.get_user(session, user)])[0]
 
 
@@ -121,6 +123,16 @@ def get_organization(org: OrgRef, session: SessionDep) -> dict[str, Any]:
     found = identity.get_organization(session, org)
     listed: dict[str, Any] = next(o for o in identity.list_organizations(session) if o["id"] == found.id)
     return listed
+
+
+@router.get("/organizations/{org}/members", response_model=list[OrganizationMemberOut], tags=["organizations"])
+def list_members(org: OrgRef, session: SessionDep, page: PageDep, response: Response) -> list[dict[str, Any]]:
+    """Members by email, each with their effective role here and why they hold it (`granted_by`)."""
+    found = identity.get_organization(session, org)
+    members = identity.organization_members(session, found, limit=page.limit + 1, offset=page.offset)
+    if len(members) > page.limit:
+        response.headers["X-Next-Offset"] = str(page.offset + page.limit)
+    return members[: page.limit]
 
 
 @router.post(
