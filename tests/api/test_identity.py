@@ -166,6 +166,38 @@ def test_a_manual_grant_outranks_and_the_effective_role_follows(api: Any, synced
     assert {"organization": "acme", "role": "owner"} in u3["effective_roles"]
 
 
+def test_activating_a_user_the_directory_disabled_warns_that_sync_deactivates_them_again(
+    api: Any, store: Store, snapshot: Any
+) -> None:
+    document = directory_document(seed(snapshot), safety={"max_deactivation_percent": 100})
+    created = api("POST", "/api/v1/directories", json=document).json()
+    runs.run_now(store, api("POST", f"/api/v1/directories/{created['id']}/sync").json()["id"])
+    snapshot.find("u1")["active"] = False
+    snapshot.remove("u2")
+    snapshot.write()
+    runs.run_now(store, api("POST", f"/api/v1/directories/{created['id']}/sync").json()["id"])
+    assert api("GET", "/api/v1/users/user1@example.com").json()["deactivated_by"] == "sync"
+
+    disabled = api("POST", "/api/v1/users/user1@example.com/activate").json()
+    assert disabled["status"] == "active"
+    assert disabled["warning"] == (
+        "user1@example.com is disabled in Acme HR, so the next sync of Acme HR will deactivate them again. "
+        "To keep them active, enable them in Acme HR first, or set the deactivation setting of Acme HR to ignore."
+    )
+    removed = api("POST", "/api/v1/users/user2@example.com/activate").json()
+    assert removed["warning"].startswith("user2@example.com is no longer in Acme HR, so the next sync")
+    assert api("POST", "/api/v1/users/user0@example.com/activate").json()["warning"] is None
+
+    # The warning tells the truth: the next sync deactivates both again.
+    runs.run_now(store, api("POST", f"/api/v1/directories/{created['id']}/sync").json()["id"])
+    assert api("GET", "/api/v1/users/user1@example.com").json()["status"] == "deactivated"
+    assert api("GET", "/api/v1/users/user2@example.com").json()["status"] == "deactivated"
+
+    # With `deactivation: ignore` the directory leaves them be, so there is nothing to warn about.
+    api("PATCH", f"/api/v1/directories/{created['id']}/settings", json={"deactivation": "ignore"})
+    assert api("POST", "/api/v1/users/user1@example.com/activate").json()["warning"] is None
+
+
 def test_roles(api: Any) -> None:
     assert [r["name"] for r in api("GET", "/api/v1/roles").json()] == ["owner", "admin", "member", "viewer"]
     created = api("POST", "/api/v1/roles", json={"name": "auditor", "rank": 150})

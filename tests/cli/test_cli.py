@@ -122,6 +122,29 @@ def test_users_show_explains_each_membership(cli: Any, tmp_path: Path, snapshot:
     assert missing.returncode != 0 and "no user 'nobody@example.com'" in missing.stderr
 
 
+def test_activating_a_user_the_directory_disabled_warns(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:
+    seed(snapshot)
+    cli("orgs", "create", "acme")
+    cli("orgs", "create", "acme-eng")
+    path = document(tmp_path, snapshot.path)
+    path.write_text(path.read_text().replace("settings:\n", "settings:\n  safety: {max_deactivation_percent: 100}\n"))
+    cli("directories", "apply", str(path))
+    cli("sync", "Corp")
+    snapshot.find("ann")["active"] = False
+    snapshot.write()
+    cli("sync", "Corp")
+
+    activated = cli("users", "activate", "ann@example.com")
+    assert "ann@example.com is active" in activated.stdout
+    assert activated.stderr.strip() == (
+        "warning: ann@example.com is disabled in Corp, so the next sync of Corp will deactivate them again. "
+        "To keep them active, enable them in Corp first, or set the deactivation setting of Corp to ignore."
+    )
+    data = json.loads(cli("users", "activate", "ann@example.com", "--json").stdout)
+    assert data["status"] == "active" and data["warning"].startswith("ann@example.com is disabled in Corp")
+    assert cli("users", "activate", "bob@example.com").stderr == ""
+
+
 def test_export_reapplies_to_the_same_directory(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:
     seed(snapshot)
     cli("orgs", "create", "acme")

@@ -156,3 +156,30 @@ def test_group_and_organization_pages_explain_their_members(store: Store, snapsh
     assert [(s["members"], s["granted_by"]["summary"]) for s in sources] == [
         (2, "mapping Engineering → acme-eng (admin) of directory Contoso")
     ]
+
+
+def test_activating_a_user_outside_the_user_filter_warns_and_a_local_user_does_not(
+    store: Store, snapshot: Snapshot
+) -> None:
+    _orgs(store)
+    _company(snapshot)
+    _sync(store, snapshot, [ENGINEERING])
+    with store.transaction() as session:
+        directory = dirs.get_directory(session, "Contoso")
+        directory.settings = {**directory.settings, "user_filter": {"groups": ["Engineering"]}}
+        directory.settings["safety"] = {"max_deactivation_percent": 100}
+        run, _ = runs.request_sync(session, directory)
+        run_id = run.id
+    runs.run_now(store, run_id)
+    with store.transaction() as session:
+        cyd = identity.get_user(session, "cyd@example.com")
+        assert (cyd.status, cyd.deactivated_by) == ("deactivated", "sync")
+        assert identity.reactivation_warning(session, cyd) == (
+            "cyd@example.com is outside the users Contoso syncs (its user filter), so the next sync of Contoso "
+            "will deactivate them again. To keep them active, change the user filter of Contoso first, "
+            "or set the deactivation setting of Contoso to ignore."
+        )
+        assert identity.reactivation_warning(session, identity.get_user(session, "ada@example.com")) is None
+        local = identity.create_user(session, "lee@example.com")
+        identity.deactivate_user(session, local)
+        assert identity.reactivation_warning(session, local) is None

@@ -28,7 +28,7 @@ def nested_company(server: Server, snapshot: Any) -> None:
     with server.store.transaction() as session:
         identity.create_organization(session, "acme", "Acme")
         identity.create_organization(session, "acme-eng", "Acme Engineering")
-        directory, _ = dirs.apply_document(
+        dirs.apply_document(
             session,
             server.store.secrets,
             validate_document(
@@ -36,18 +36,23 @@ def nested_company(server: Server, snapshot: Any) -> None:
                     "name": "Acme HR",
                     "provider": "file",
                     "connection": {"path": str(snapshot.path)},
-                    "settings": {"default_organization": "acme"},
+                    "settings": {"default_organization": "acme", "safety": {"max_deactivation_percent": 100}},
                     "group_mappings": [{"source_group": "Engineering", "organization": "acme-eng", "role": "admin"}],
                 }
             ),
             policy=InputPolicy.operator(),
         )
-        run, _ = runs.request_sync(session, directory)
-        run_id = run.id
-    runs.run_now(server.store, run_id)
+    sync(server)
     with server.store.transaction() as session:
         sam, owner = identity.get_user(session, "sam@example.com"), identity.get_role(session, "owner")
         identity.add_member(session, identity.get_organization(session, "acme"), sam, owner)
+
+
+def sync(server: Server) -> None:
+    with server.store.transaction() as session:
+        run, _ = runs.request_sync(session, dirs.get_directory(session, "Acme HR"))
+        run_id = run.id
+    runs.run_now(server.store, run_id)
 
 
 def test_user_page_explains_the_effective_role_through_nested_groups(page: Any, server: Server, snapshot: Any) -> None:
@@ -134,3 +139,43 @@ def test_organization_page_shows_a_manual_grant_outranking_the_default(
     page.get_by_role("link", name="Sales").click()
     expect(page.locator("#grants")).to_contain_text("No group mapping of Acme HR reaches this group")
     assert page.get_by_text("404").count() == 0
+
+
+def test_activating_a_user_the_directory_disabled_warns_first(page: Any, server: Server, snapshot: Any) -> None:
+    from playwright.sync_api import expect
+
+    nested_company(server, snapshot)
+    snapshot.find("bob")["active"] = False
+    snapshot.write()
+    sync(server)
+    create_admin(server.store)
+    sign_in(page)
+    page.goto("/users?q=bob")
+    page.get_by_role("link", name="Bob Stone").click()
+
+    warning = (
+        "bob@example.com is disabled in Acme HR, so the next sync of Acme HR will deactivate them again. "
+        "To keep them active, enable them in Acme HR first, or set the deactivation setting of Acme HR to ignore."
+    )
+    expect(page.locator("#reactivation-warning")).to_contain_text(warning)
+    shot(page, "48-activate-disabled-user-warning")
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.get_by_role("button", name="Activate").click()
+    expect(page.locator(".notice.warn[role=status]")).to_have_text(
+        "bob@example.com is active, but only until the next sync: see below."
+    )
+    assert asked == [f"Activate bob@example.com? {warning}"]
+    expect(page.locator("#reactivation-warning .title")).to_have_text("The next sync will deactivate this user again")
+    expect(page.locator("#reactivation-warning")).to_contain_text(warning)
+    shot(page, "49-activated-disabled-user-note")
+
+    # Someone the directory still has enabled is activated without a warning.
+    page.goto("/users?q=nia")
+    page.get_by_role("link", name="Nia Okafor").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Deactivate").click()
+    page.get_by_text("Sync will not reactivate this user.").wait_for()
+    expect(page.locator("#reactivation-warning")).to_have_count(0)
+    page.get_by_role("button", name="Activate").click()
+    expect(page.locator(".notice.success[role=status]")).to_have_text("nia@example.com is active.")

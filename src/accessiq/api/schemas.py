@@ -229,6 +229,15 @@ class UserOut(_Out):
     effective_roles: list[EffectiveRole]
 
 
+class ActivatedUserOut(UserOut):
+    """A user just activated, with what the next sync will do about it."""
+
+    warning: str | None = Field(
+        description="set when the directory has the user disabled, removed or out of scope: "
+        "the next sync deactivates them again, and what to do about it"
+    )
+
+
 class UserIn(BaseModel):
     """A local user, not linked to any directory."""
 

@@ -493,8 +493,16 @@ def users_delete(
 
 @users_app.command("activate")
 def users_activate(user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False) -> None:
-    """Activate a user again."""
-    _set_user_state(user, identity.activate_user, as_json)
+    """Activate a user again; warns when their directory's next sync would deactivate them again."""
+    with store().transaction() as session:
+        found = identity.get_user(session, user)
+        warning = identity.reactivation_warning(session, found)
+        data = identity.users_json(session, [identity.activate_user(session, found)])[0]
+    if as_json:
+        return print_json(data | {"warning": warning})
+    console.print(f"{escape(data['email'])} is {status(data['status']).markup}")
+    if warning:
+        err_console.print(Text.assemble(("warning: ", "yellow"), warning))
 
 
 @groups_app.command("list")

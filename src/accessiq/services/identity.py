@@ -20,9 +20,11 @@ from accessiq.store.tables import (
     Organization,
     OrganizationMembership,
     Role,
+    SourceObject,
     User,
     utcnow,
 )
+from accessiq.sync.context import settings_of
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -182,6 +184,46 @@ def delete_user(session: Session, user: User) -> None:
         )
     session.delete(user)
     session.flush()
+
+
+def reactivation_warning(session: Session, user: User) -> str | None:
+    """Why the next sync would deactivate this user again if an administrator activates them, or None.
+
+    Read from the directory's source as its last applied sync saw it: the user disabled there,
+    gone from it, or (deactivated by that sync while present and enabled) outside its user filter.
+    """
+    if user.directory_id is None or user.external_id is None:
+        return None
+    directory = session.get(Directory, user.directory_id)
+    if directory is None or settings_of(directory).deactivation != "deactivate":
+        return None
+    record = session.scalar(
+        select(SourceObject.data).where(
+            SourceObject.directory_id == directory.id,
+            SourceObject.kind == "user",
+            SourceObject.external_id == user.external_id,
+        )
+    )
+    name = directory.name
+    if record is None:
+        seen = session.scalar(
+            select(SourceObject.external_id)
+            .where(SourceObject.directory_id == directory.id, SourceObject.kind == "user")
+            .limit(1)
+        )
+        if seen is None:
+            return None  # no sync has read this directory's users yet: nothing to tell
+        state, fix = f"is no longer in {name}", f"restore them in {name}"
+    elif not record.get("active", True):
+        state, fix = f"is disabled in {name}", f"enable them in {name}"
+    elif user.deactivated_by == "sync":
+        state, fix = f"is outside the users {name} syncs (its user filter)", f"change the user filter of {name}"
+    else:
+        return None
+    return (
+        f"{user.email} {state}, so the next sync of {name} will deactivate them again. "
+        f"To keep them active, {fix} first, or set the deactivation setting of {name} to ignore."
+    )
 
 
 def activate_user(session: Session, user: User) -> User:

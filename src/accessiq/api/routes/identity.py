@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from accessiq.api.deps import PageDep
 from accessiq.api.routes.paging import paginate
 from accessiq.api.schemas import (
+    ActivatedUserOut,
     GroupOut,
     MemberIn,
     MembershipOut,
@@ -84,10 +85,13 @@ def delete_user(user: UserRef, session: SessionDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/users/{user}/activate", response_model=UserOut, tags=["users"])
+@router.post("/users/{user}/activate", response_model=ActivatedUserOut, tags=["users"])
 def activate_user(user: UserRef, session: SessionDep) -> dict[str, Any]:
-    found = identity.activate_user(session, identity.get_user(session, user))
-    return identity.users_json(session, [found])[0]
+    """Activate a user; `warning` says when the directory would have the next sync deactivate them again."""
+    found = identity.get_user(session, user)
+    warning = identity.reactivation_warning(session, found)
+    identity.activate_user(session, found)
+    return identity.users_json(session, [found])[0] | {"warning": warning}
 
 
 # -- groups --------------------------------------------------------------------------------------

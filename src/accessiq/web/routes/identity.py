@@ -68,7 +68,11 @@ def user_detail(request: Request, user_id: UserId, store: StoreDep, admin: Admin
         found = identity.get_user(session, user_id)
         user = identity.users_json(session, [found])[0]
         groups = identity.user_groups(session, found)
-    return render(request, "identity/user.html", {"section": "users", "user": user, "groups": groups})
+        # Said before the Activate button is pressed, and for as long as it holds after.
+        warning = identity.reactivation_warning(session, found)
+    return render(
+        request, "identity/user.html", {"section": "users", "user": user, "groups": groups, "warning": warning}
+    )
 
 
 @router.post("/users/{user_id}/{action}")
@@ -81,13 +85,20 @@ def user_action(
 ) -> Response:
     with store.transaction() as session:
         user = identity.get_user(session, user_id)
-        change = identity.activate_user if action == "activate" else identity.deactivate_user
-        change(session, user)
+        if action == "activate":
+            warning = identity.reactivation_warning(session, user)
+            identity.activate_user(session, user)
+        else:
+            identity.deactivate_user(session, user)
         email = user.email
-    message = f"{email} is {'active' if action == 'activate' else 'deactivated'}."
     if action == "deactivate":
-        message += " Sync will not reactivate this user."
-    return redirect(request, f"/users/{user_id}", message)
+        return redirect(request, f"/users/{user_id}", f"{email} is deactivated. Sync will not reactivate this user.")
+    if warning:
+        # The page repeats why in full, under the heading; the message only points there.
+        return redirect(
+            request, f"/users/{user_id}", f"{email} is active, but only until the next sync: see below.", "warn"
+        )
+    return redirect(request, f"/users/{user_id}", f"{email} is active.")
 
 
 @router.get("/groups")
