@@ -9,10 +9,11 @@ from the mapped group down to the user through nested groups, as the directory's
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from accessiq.services import parse_id
@@ -71,7 +72,7 @@ class _Reach:
         return chain[::-1]
 
 
-def _reach(groups: dict[str, MirrorGroup], root: str | None) -> _Reach:
+def _reach(groups: Mapping[str, MirrorGroup], root: str | None) -> _Reach:
     """Breadth first from the mapped group, so each user's path is a shortest one; cycles are tolerated."""
     reach = _Reach(root)
     if root is None:
@@ -91,13 +92,59 @@ def _reach(groups: dict[str, MirrorGroup], root: str | None) -> _Reach:
     return reach
 
 
+class MirrorGroups(Mapping[str, MirrorGroup]):
+    """A directory's mirrored groups, read one by one as an explanation reaches them.
+
+    A mapping's group and the groups nested in it are usually a few of many, and each row carries
+    its whole member list; only iterating (to find a group by name, or a group's parents) reads all.
+    """
+
+    def __init__(self, session: Session, directory_id: int) -> None:
+        self.session = session
+        self.directory_id = directory_id
+        self._read: dict[str, MirrorGroup | None] = {}
+        self._complete = False
+
+    def _query(self) -> Select[tuple[str, dict[str, Any]]]:
+        return select(SourceObject.external_id, SourceObject.data).where(
+            SourceObject.directory_id == self.directory_id, SourceObject.kind == "group"
+        )
+
+    @staticmethod
+    def _entry(external_id: str, data: dict[str, Any]) -> MirrorGroup:
+        return SourceSnapshot.from_mirror({("group", external_id): data}).groups[external_id]
+
+    def __getitem__(self, external_id: str) -> MirrorGroup:
+        if external_id not in self._read and not self._complete:
+            row = self.session.execute(self._query().where(SourceObject.external_id == external_id)).first()
+            self._read[external_id] = None if row is None else self._entry(*row)
+        entry = self._read.get(external_id)
+        if entry is None:
+            raise KeyError(external_id)
+        return entry
+
+    def _read_all(self) -> dict[str, MirrorGroup]:
+        if not self._complete:
+            self._read = {
+                external_id: self._entry(external_id, data) for external_id, data in self.session.execute(self._query())
+            }
+            self._complete = True
+        return {external_id: entry for external_id, entry in self._read.items() if entry is not None}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read_all())
+
+    def __len__(self) -> int:
+        return len(self._read_all())
+
+
 class AccessExplainer:
     """Explains memberships; reads each directory's groups and each mapping's reach once per use."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self._directories: dict[int, Directory | None] = {}
-        self._groups: dict[int, dict[str, MirrorGroup]] = {}
+        self._groups: dict[int, MirrorGroups] = {}
         self._group_ids: dict[int, dict[str, int]] = {}
         self._rules: dict[int, _Rule | None] = {}
         self._reaches: dict[int, _Reach] = {}
@@ -109,17 +156,10 @@ class AccessExplainer:
             self._directories[directory_id] = self.session.get(Directory, directory_id)
         return self._directories[directory_id]
 
-    def groups(self, directory_id: int) -> dict[str, MirrorGroup]:
+    def groups(self, directory_id: int) -> MirrorGroups:
         """The directory's groups as the mirror holds them, with their direct users and groups."""
         if directory_id not in self._groups:
-            rows = self.session.execute(
-                select(SourceObject.external_id, SourceObject.data).where(
-                    SourceObject.directory_id == directory_id, SourceObject.kind == "group"
-                )
-            )
-            self._groups[directory_id] = SourceSnapshot.from_mirror(
-                {("group", external_id): data for external_id, data in rows}
-            ).groups
+            self._groups[directory_id] = MirrorGroups(self.session, directory_id)
         return self._groups[directory_id]
 
     def group_ids(self, directory_id: int) -> dict[str, int]:
