@@ -100,6 +100,9 @@ def test_users_show_explains_each_membership(cli: Any, tmp_path: Path, snapshot:
     cli("sync", "Corp")
     cli("orgs", "add-member", "acme", "bob@example.com", "--role", "owner")
 
+    listed = cli("users", "list").stdout
+    assert "acme:member, acme-eng:admin" in listed and "acme:owner" in listed
+    assert "why a user holds a role: accessiq users show USER" in listed
     shown = cli("users", "show", "ann@example.com").stdout
     assert "acme-eng  effective role: admin" in shown
     assert (

@@ -410,7 +410,7 @@ def users_list(
         return print_json(data)
     print_table(
         "Users",
-        ["id", "email", "name", "status", "directory", "memberships"],
+        ["id", "email", "name", "status", "directory", "effective roles"],
         (
             (
                 u["id"],
@@ -418,14 +418,13 @@ def users_list(
                 u["display_name"],
                 status(u["status"]),
                 u["directory"] or "local",
-                ", ".join(
-                    f"{m['organization']}:{m['role']}" + ("" if m["origin"] == "manual" else "*")
-                    for m in u["memberships"]
-                ),
+                ", ".join(f"{r['organization']}:{r['role']}" for r in u["effective_roles"]),
             )
             for u in data
         ),
     )
+    if data:
+        console.print("[dim]why a user holds a role: accessiq users show USER[/dim]")
 
 
 @users_app.command("show")
