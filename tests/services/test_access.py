@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import delete
+
 from accessiq.services import access, identity, runs
 from accessiq.services import directories as dirs
 from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
+from accessiq.store.tables import SourceObject
 from accessiq.sync.document import validate_document
 
 from ..conftest import Snapshot
@@ -183,3 +186,16 @@ def test_activating_a_user_outside_the_user_filter_warns_and_a_local_user_does_n
         local = identity.create_user(session, "lee@example.com")
         identity.deactivate_user(session, local)
         assert identity.reactivation_warning(session, local) is None
+
+
+def test_a_group_the_mirror_does_not_hold_lists_its_direct_members(store: Store, snapshot: Snapshot) -> None:
+    _orgs(store)
+    _company(snapshot)
+    _sync(store, snapshot, [ENGINEERING])
+    with store.transaction() as session:
+        session.execute(delete(SourceObject).where(SourceObject.kind == "group"))
+    with store.transaction() as session:
+        engineering = next(g for g in identity.list_groups(session) if g["name"] == "Engineering")
+        detail = access.group_detail(session, identity.get_group(session, engineering["id"]))
+    assert [(m["email"], m["direct"]) for m in detail["members"]] == [("bob@example.com", True)]
+    assert detail["parents"] == [] and detail["grants"] == []

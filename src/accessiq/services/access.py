@@ -290,7 +290,10 @@ def group_detail(session: Session, group: Group) -> dict[str, Any]:
         "grants": [],
         "members": [],
     }
-    if directory_id is None or group.external_id is None:
+    groups = explainer.groups(directory_id) if directory_id is not None else None
+    entry = groups.get(group.external_id) if groups is not None and group.external_id is not None else None
+    if directory_id is None or groups is None or entry is None:
+        # A local group, or one the mirror does not hold: its direct members as the store has them.
         members = session.scalars(
             select(User)
             .join(GroupMembership, GroupMembership.user_id == User.id)
@@ -298,12 +301,10 @@ def group_detail(session: Session, group: Group) -> dict[str, Any]:
         )
         detail["members"] = [_member_row(user, [_local_ref(group)]) for user in members]
         return _sorted_members(detail)
-    groups = explainer.groups(directory_id)
-    entry = groups.get(group.external_id)
-    if entry is not None:
-        detail["children"] = _named(explainer, directory_id, entry.groups)
+    external_id = entry.group.external_id
+    detail["children"] = _named(explainer, directory_id, entry.groups)
     detail["parents"] = _named(
-        explainer, directory_id, {ext for ext, other in groups.items() if group.external_id in other.groups}
+        explainer, directory_id, {ext for ext, other in groups.items() if external_id in other.groups}
     )
     for mapping_id in session.scalars(
         select(GroupMapping.id)
@@ -313,8 +314,8 @@ def group_detail(session: Session, group: Group) -> dict[str, Any]:
         rule = explainer.rule(mapping_id)
         assert rule is not None
         reach = explainer.reach_of(rule)
-        if group.external_id in reach.parent:
-            chain = [group.external_id]
+        if external_id in reach.parent:
+            chain = [external_id]
             while (up := reach.parent[chain[-1]]) is not None:
                 chain.append(up)
             detail["grants"].append(
@@ -325,7 +326,7 @@ def group_detail(session: Session, group: Group) -> dict[str, Any]:
                     "path": [explainer.group_ref(directory_id, ext) for ext in reversed(chain)],
                 }
             )
-    reach = _reach(groups, group.external_id if entry is not None else None)
+    reach = _reach(groups, external_id)
     users: dict[str, User] = {}
     held = list(reach.holder)
     for start in range(0, len(held), 500):
@@ -334,8 +335,8 @@ def group_detail(session: Session, group: Group) -> dict[str, Any]:
         ):
             users[str(user.external_id)] = user
     detail["members"] = [
-        _member_row(user, [explainer.group_ref(directory_id, ext) for ext in reach.path(external_id)])
-        for external_id, user in users.items()
+        _member_row(user, [explainer.group_ref(directory_id, ext) for ext in reach.path(member_id)])
+        for member_id, user in users.items()
     ]
     return _sorted_members(detail)
 
