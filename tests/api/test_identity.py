@@ -87,7 +87,8 @@ def test_organizations_and_manual_memberships(api: Any, synced: int) -> None:
         "origin": "manual",
     }
     memberships = api("GET", "/api/v1/users/user0@example.com").json()["memberships"]
-    assert {"organization": "partners", "role": "owner", "origin": "manual"} in memberships
+    manual = next(m for m in memberships if m["organization"] == "partners")
+    assert (manual["role"], manual["origin"], manual["granted_by"]["kind"]) == ("owner", "manual", "manual")
     assert (
         api(
             "POST", "/api/v1/organizations/partners/members", json={"user": "user0@example.com", "role": "emperor"}
@@ -97,6 +98,104 @@ def test_organizations_and_manual_memberships(api: Any, synced: int) -> None:
 
     assert api("DELETE", "/api/v1/organizations/partners/members/user0@example.com").status_code == 204
     assert api("DELETE", "/api/v1/organizations/partners/members/user0@example.com").status_code == 404
+
+
+def test_memberships_say_why_through_nested_groups(api: Any, synced: int) -> None:
+    """user1 is in Engineering directly; a new user only in Platform gets admin through Engineering ⊃ Platform."""
+    u3 = api("GET", "/api/v1/users/user3@example.com").json()
+    by_org = {m["organization"]: m for m in u3["memberships"]}
+    assert by_org["acme"]["granted_by"] == {
+        "kind": "directory-default",
+        "directory_id": synced,
+        "directory": "Acme HR",
+        "mapping": None,
+        "path": [],
+        "note": None,
+        "summary": "default organization of directory Acme HR",
+    }
+    eng = by_org["acme-eng"]["granted_by"]
+    assert eng["kind"] == "group-mapping" and eng["directory"] == "Acme HR"
+    assert {k: eng["mapping"][k] for k in ("source_group", "organization", "role")} == {
+        "source_group": "Engineering",
+        "organization": "acme-eng",
+        "role": "admin",
+    }
+    assert [step["name"] for step in eng["path"]] == ["Engineering"]
+    assert u3["effective_roles"] == [
+        {"organization": "acme", "role": "member"},
+        {"organization": "acme-eng", "role": "admin"},
+    ]
+
+
+def test_a_nested_member_is_explained_by_the_group_path(api: Any, store: Store, snapshot: Any) -> None:
+    seed(snapshot)
+    snapshot.user("nia", "nia@example.com")
+    snapshot.group("g-platform", "Platform", members=["u1", "nia"])
+    created = api("POST", "/api/v1/directories", json=directory_document(snapshot.write())).json()
+    runs.run_now(store, api("POST", f"/api/v1/directories/{created['id']}/sync").json()["id"])
+    groups = {g["name"]: g["id"] for g in api("GET", "/api/v1/groups").json()}
+
+    nia = api("GET", "/api/v1/users/nia@example.com").json()
+    eng = next(m for m in nia["memberships"] if m["organization"] == "acme-eng")
+    assert eng["effective"] is True and eng["role"] == "admin"
+    assert eng["granted_by"]["path"] == [
+        {"id": groups["Engineering"], "name": "Engineering"},
+        {"id": groups["Platform"], "name": "Platform"},
+    ]
+    assert eng["granted_by"]["summary"] == (
+        "mapping Engineering → acme-eng (admin) of directory Acme HR, through Engineering ⊃ Platform ⊃ nia@example.com"
+    )
+
+    members = api("GET", "/api/v1/organizations/acme-eng/members").json()
+    assert [(m["email"], m["role"]) for m in members] == [
+        ("nia@example.com", "admin"),
+        ("user1@example.com", "admin"),
+        ("user3@example.com", "admin"),
+    ]
+    assert [s["name"] for s in members[0]["memberships"][0]["granted_by"]["path"]] == ["Engineering", "Platform"]
+    assert api("GET", "/api/v1/organizations/nowhere/members").status_code == 404
+
+
+def test_a_manual_grant_outranks_and_the_effective_role_follows(api: Any, synced: int) -> None:
+    api("POST", "/api/v1/organizations/acme/members", json={"user": "user3@example.com", "role": "owner"})
+    u3 = api("GET", "/api/v1/users/user3@example.com").json()
+    in_acme = [
+        (m["role"], m["effective"], m["granted_by"]["kind"]) for m in u3["memberships"] if m["organization"] == "acme"
+    ]
+    assert in_acme == [("owner", True, "manual"), ("member", False, "directory-default")]
+    assert {"organization": "acme", "role": "owner"} in u3["effective_roles"]
+
+
+def test_activating_a_user_the_directory_disabled_warns_that_sync_deactivates_them_again(
+    api: Any, store: Store, snapshot: Any
+) -> None:
+    document = directory_document(seed(snapshot), safety={"max_deactivation_percent": 100})
+    created = api("POST", "/api/v1/directories", json=document).json()
+    runs.run_now(store, api("POST", f"/api/v1/directories/{created['id']}/sync").json()["id"])
+    snapshot.find("u1")["active"] = False
+    snapshot.remove("u2")
+    snapshot.write()
+    runs.run_now(store, api("POST", f"/api/v1/directories/{created['id']}/sync").json()["id"])
+    assert api("GET", "/api/v1/users/user1@example.com").json()["deactivated_by"] == "sync"
+
+    disabled = api("POST", "/api/v1/users/user1@example.com/activate").json()
+    assert disabled["status"] == "active"
+    assert disabled["warning"] == (
+        "user1@example.com is disabled in Acme HR, so the next sync of Acme HR will deactivate them again. "
+        "To keep them active, enable them in Acme HR first, or set the deactivation setting of Acme HR to ignore."
+    )
+    removed = api("POST", "/api/v1/users/user2@example.com/activate").json()
+    assert removed["warning"].startswith("user2@example.com is no longer in Acme HR, so the next sync")
+    assert api("POST", "/api/v1/users/user0@example.com/activate").json()["warning"] is None
+
+    # The warning tells the truth: the next sync deactivates both again.
+    runs.run_now(store, api("POST", f"/api/v1/directories/{created['id']}/sync").json()["id"])
+    assert api("GET", "/api/v1/users/user1@example.com").json()["status"] == "deactivated"
+    assert api("GET", "/api/v1/users/user2@example.com").json()["status"] == "deactivated"
+
+    # With `deactivation: ignore` the directory leaves them be, so there is nothing to warn about.
+    api("PATCH", f"/api/v1/directories/{created['id']}/settings", json={"deactivation": "ignore"})
+    assert api("POST", "/api/v1/users/user1@example.com/activate").json()["warning"] is None
 
 
 def test_roles(api: Any) -> None:

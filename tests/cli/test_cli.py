@@ -72,9 +72,9 @@ def test_an_administrators_session(cli: Any, tmp_path: Path, snapshot: Snapshot)
     assert second["counts"]["users_updated"] == 1 and second["counts"]["users_reactivated"] == 0
     people = {u["email"]: u for u in json.loads(cli("users", "list", "--json").stdout)}
     assert people["ann@example.com"]["status"] == "deactivated"
-    assert {"organization": "acme", "role": "owner", "origin": "manual"} in people["bob@example.com"][
-        "memberships"
-    ]
+    assert ("acme", "owner", "manual") in {
+        (m["organization"], m["role"], m["origin"]) for m in people["bob@example.com"]["memberships"]
+    }
 
     shown = cli("runs", "show", str(second["id"]), "--changes").stdout
     assert "department: 'R&D' -> 'Platform'" in shown
@@ -85,6 +85,67 @@ def test_an_administrators_session(cli: Any, tmp_path: Path, snapshot: Snapshot)
     assert "Engineering" in cli("groups", "list").stdout
     assert "ok" in cli("directories", "test", "Corp").stdout
     assert "Engineering" in cli("directories", "groups", "Corp").stdout
+
+
+def test_users_show_explains_each_membership(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:
+    """ann is in Platform, which Engineering nests: the mapping of Engineering reaches her through it."""
+    snapshot.user("ann")
+    snapshot.user("bob")
+    snapshot.group("g1", "Engineering", ["g2"])
+    snapshot.group("g2", "Platform", ["ann"])
+    snapshot.write()
+    cli("orgs", "create", "acme")
+    cli("orgs", "create", "acme-eng")
+    cli("directories", "apply", str(document(tmp_path, snapshot.path)))
+    cli("sync", "Corp")
+    cli("orgs", "add-member", "acme", "bob@example.com", "--role", "owner")
+
+    listed = cli("users", "list").stdout
+    assert "acme:member, acme-eng:admin" in listed and "acme:owner" in listed
+    assert "why a user holds a role: accessiq users show USER" in listed
+    shown = cli("users", "show", "ann@example.com").stdout
+    assert "acme-eng  effective role: admin" in shown
+    assert (
+        "admin    mapping Engineering → acme-eng (admin) of directory Corp, through Engineering ⊃ Platform ⊃ "
+        "ann@example.com"
+    ) in shown
+    assert "acme  effective role: member\n  member   default organization of directory Corp" in shown
+    bob = cli("users", "show", "bob@example.com").stdout
+    assert "acme  effective role: owner\n  owner    granted by hand" in bob
+    assert "  member   default organization of directory Corp" in bob
+
+    data = json.loads(cli("users", "show", "ann@example.com", "--json").stdout)
+    eng = next(m for m in data["memberships"] if m["organization"] == "acme-eng")
+    assert eng["granted_by"]["kind"] == "group-mapping"
+    assert eng["granted_by"]["mapping"]["source_group"] == "Engineering"
+    assert [step["name"] for step in eng["granted_by"]["path"]] == ["Engineering", "Platform"]
+    default = next(m for m in data["memberships"] if m["organization"] == "acme")
+    assert (default["granted_by"]["kind"], default["granted_by"]["directory"]) == ("directory-default", "Corp")
+    missing = cli("users", "show", "nobody@example.com", ok=False)
+    assert missing.returncode != 0 and "no user 'nobody@example.com'" in missing.stderr
+
+
+def test_activating_a_user_the_directory_disabled_warns(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:
+    seed(snapshot)
+    cli("orgs", "create", "acme")
+    cli("orgs", "create", "acme-eng")
+    path = document(tmp_path, snapshot.path)
+    path.write_text(path.read_text().replace("settings:\n", "settings:\n  safety: {max_deactivation_percent: 100}\n"))
+    cli("directories", "apply", str(path))
+    cli("sync", "Corp")
+    snapshot.find("ann")["active"] = False
+    snapshot.write()
+    cli("sync", "Corp")
+
+    activated = cli("users", "activate", "ann@example.com")
+    assert "ann@example.com is active" in activated.stdout
+    assert activated.stderr.strip() == (
+        "warning: ann@example.com is disabled in Corp, so the next sync of Corp will deactivate them again. "
+        "To keep them active, enable them in Corp first, or set the deactivation setting of Corp to ignore."
+    )
+    data = json.loads(cli("users", "activate", "ann@example.com", "--json").stdout)
+    assert data["status"] == "active" and data["warning"].startswith("ann@example.com is disabled in Corp")
+    assert cli("users", "activate", "bob@example.com").stderr == ""
 
 
 def test_export_reapplies_to_the_same_directory(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:

@@ -69,6 +69,7 @@ def test_markup_in_directory_data_prints_as_written(cli: Any, tmp_path: Path, sn
 
     for command in (
         ("users", "list"),
+        ("users", "show", "ann@example.com"),
         ("groups", "list"),
         ("directories", "list"),
         ("directories", "show", "1"),

@@ -168,10 +168,46 @@ class RunOut(_Out):
     changes: list[ChangeOut] | None = None
 
 
+class GroupStep(BaseModel):
+    id: int | None = Field(description="AccessIQ group id (GET /api/v1/groups), null if not stored")
+    name: str
+
+
+class MappingRef(BaseModel):
+    id: int
+    source_group: str = Field(description="the directory group as the mapping names it")
+    organization: str
+    role: str
+
+
+class GrantedBy(BaseModel):
+    """Why a membership exists, from its origin: the answer to "why does she hold this role?"."""
+
+    kind: str = Field(description="`manual`, `directory-default` or `group-mapping`")
+    directory_id: int | None
+    directory: str | None = Field(description="name of the directory whose sync granted it")
+    mapping: MappingRef | None = Field(description="the group mapping that granted it")
+    path: list[GroupStep] = Field(
+        description="for a group mapping: the groups from the mapped group down to the one that holds the "
+        "user directly (nested groups), as of the directory's last applied sync"
+    )
+    summary: str = Field(description="the same explanation in one plain sentence")
+    note: str | None = Field(description="what is unusual about it, e.g. that the next sync revokes it")
+
+
 class Membership(BaseModel):
     organization: str
     role: str
     origin: str
+    effective: bool = Field(description="this membership sets the user's effective role in the organization")
+    granted_by: GrantedBy
+
+
+class EffectiveRole(BaseModel):
+    """The highest-ranked role a user holds in an organization."""
+
+    organization: str
+    role: str
 
 
 class UserOut(_Out):
@@ -190,6 +226,16 @@ class UserOut(_Out):
     attributes: dict[str, Any]
     groups: list[str]
     memberships: list[Membership]
+    effective_roles: list[EffectiveRole]
+
+
+class ActivatedUserOut(UserOut):
+    """A user just activated, with what the next sync will do about it."""
+
+    warning: str | None = Field(
+        description="set when the directory has the user disabled, removed or out of scope: "
+        "the next sync deactivates them again, and what to do about it"
+    )
 
 
 class UserIn(BaseModel):
@@ -217,6 +263,18 @@ class OrganizationOut(_Out):
     slug: str
     name: str
     members: int
+
+
+class OrganizationMemberOut(_Out):
+    """A member of one organization: their effective role there and the memberships behind it."""
+
+    id: int
+    email: str
+    display_name: str | None
+    status: str
+    directory: str | None
+    role: str = Field(description="effective role in this organization")
+    memberships: list[Membership]
 
 
 class OrganizationIn(BaseModel):

@@ -14,6 +14,7 @@ import typer
 import yaml
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from accessiq.cli.output import (
     console,
@@ -409,7 +410,7 @@ def users_list(
         return print_json(data)
     print_table(
         "Users",
-        ["id", "email", "name", "status", "directory", "memberships"],
+        ["id", "email", "name", "status", "directory", "effective roles"],
         (
             (
                 u["id"],
@@ -417,14 +418,34 @@ def users_list(
                 u["display_name"],
                 status(u["status"]),
                 u["directory"] or "local",
-                ", ".join(
-                    f"{m['organization']}:{m['role']}" + ("" if m["origin"] == "manual" else "*")
-                    for m in u["memberships"]
-                ),
+                ", ".join(f"{r['organization']}:{r['role']}" for r in u["effective_roles"]),
             )
             for u in data
         ),
     )
+    if data:
+        console.print("[dim]why a user holds a role: accessiq users show USER[/dim]")
+
+
+@users_app.command("show")
+def users_show(user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False) -> None:
+    """Show a user: effective role per organization and why they hold each membership."""
+    with store().transaction() as session:
+        data = identity.users_json(session, [identity.get_user(session, user)])[0]
+    if as_json:
+        return print_json(data)
+    source = f"from {data['directory']} ({data['external_id']})" if data["directory"] else "local user"
+    console.print(Text.assemble((data["email"], "bold"), "  ", status(data["status"]), f"  {source}"))
+    console.print(Text("groups: " + (", ".join(data["groups"]) or "none")))
+    if not data["memberships"]:
+        console.print("no organization memberships")
+    # One line per membership under its organization: explanations are long and must not fold.
+    effective = {r["organization"]: r["role"] for r in data["effective_roles"]}
+    for org in effective:
+        console.print(Text.assemble((org, "bold"), "  effective role: ", (effective[org], "bold")))
+        for m in data["memberships"]:
+            if m["organization"] == org:
+                console.print(Text(f"  {m['role']:<8} {m['granted_by']['summary']}"))
 
 
 @users_app.command("create")
@@ -471,8 +492,16 @@ def users_delete(
 
 @users_app.command("activate")
 def users_activate(user: Annotated[str, typer.Argument(help="User id or email.")], as_json: JsonFlag = False) -> None:
-    """Activate a user again."""
-    _set_user_state(user, identity.activate_user, as_json)
+    """Activate a user again; warns when their directory's next sync would deactivate them again."""
+    with store().transaction() as session:
+        found = identity.get_user(session, user)
+        warning = identity.reactivation_warning(session, found)
+        data = identity.users_json(session, [identity.activate_user(session, found)])[0]
+    if as_json:
+        return print_json(data | {"warning": warning})
+    console.print(f"{escape(data['email'])} is {status(data['status']).markup}")
+    if warning:
+        err_console.print(Text.assemble(("warning: ", "yellow"), warning))
 
 
 @groups_app.command("list")

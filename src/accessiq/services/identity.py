@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from accessiq.errors import ConfigurationError, ConflictError, NotFoundError
 from accessiq.services import LIKE_ESCAPE, contains_pattern, parse_id
+from accessiq.services.access import AccessExplainer, Member
 from accessiq.store.tables import (
     Directory,
     Group,
@@ -19,9 +20,11 @@ from accessiq.store.tables import (
     Organization,
     OrganizationMembership,
     Role,
+    SourceObject,
     User,
     utcnow,
 )
+from accessiq.sync.context import settings_of
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -70,7 +73,9 @@ def users_json(session: Session, users: list[User]) -> list[dict[str, Any]]:
     """Users in the SPEC §6 shape, with group names and organization memberships."""
     ids = [u.id for u in users]
     groups: dict[int, list[str]] = defaultdict(list)
-    memberships: dict[int, list[dict[str, str]]] = defaultdict(list)
+    memberships: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    by_id = {u.id: u for u in users}
+    explainer = AccessExplainer(session)
     directories = dict(session.execute(select(Directory.id, Directory.name)).all())
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -86,9 +91,22 @@ def users_json(session: Session, users: list[User]) -> list[dict[str, Any]]:
             .join(Organization, Organization.id == OrganizationMembership.organization_id)
             .join(Role, Role.id == OrganizationMembership.role_id)
             .where(OrganizationMembership.user_id.in_(chunk))
-            .order_by(Organization.slug, Role.rank.desc(), OrganizationMembership.origin)
+            .order_by(
+                OrganizationMembership.user_id, Organization.slug, Role.rank.desc(), OrganizationMembership.origin
+            )
         ):
-            memberships[user_id].append({"organization": slug, "role": role, "origin": origin})
+            user = by_id[user_id]
+            held = memberships[user_id]
+            held.append(
+                {
+                    "organization": slug,
+                    "role": role,
+                    "origin": origin,
+                    # Highest rank first within an organization: the first one sets the effective role.
+                    "effective": not held or held[-1]["organization"] != slug,
+                    "granted_by": explainer.granted_by(origin, Member(user.directory_id, user.external_id, user.email)),
+                }
+            )
     return [
         {
             "id": u.id,
@@ -104,6 +122,9 @@ def users_json(session: Session, users: list[User]) -> list[dict[str, Any]]:
             "attributes": u.attributes or {},
             "groups": groups[u.id],
             "memberships": memberships[u.id],
+            "effective_roles": [
+                {"organization": m["organization"], "role": m["role"]} for m in memberships[u.id] if m["effective"]
+            ],
         }
         for u in users
     ]
@@ -165,11 +186,62 @@ def delete_user(session: Session, user: User) -> None:
     session.flush()
 
 
+def reactivation_warning(session: Session, user: User) -> str | None:
+    """Why the next sync would deactivate this user again if an administrator activates them, or None.
+
+    Read from the directory's source as its last applied sync saw it: the user disabled there,
+    gone from it, or (deactivated by that sync while present and enabled) outside its user filter.
+    """
+    if user.directory_id is None or user.external_id is None:
+        return None
+    directory = session.get(Directory, user.directory_id)
+    if directory is None or settings_of(directory).deactivation != "deactivate":
+        return None
+    record = session.scalar(
+        select(SourceObject.data).where(
+            SourceObject.directory_id == directory.id,
+            SourceObject.kind == "user",
+            SourceObject.external_id == user.external_id,
+        )
+    )
+    name = directory.name
+    if record is None:
+        seen = session.scalar(
+            select(SourceObject.external_id)
+            .where(SourceObject.directory_id == directory.id, SourceObject.kind == "user")
+            .limit(1)
+        )
+        if seen is None:
+            return None  # no sync has read this directory's users yet: nothing to tell
+        state, fix = f"is no longer in {name}", f"restore them in {name}"
+    elif not record.get("active", True):
+        state, fix = f"is disabled in {name}", f"enable them in {name}"
+    elif user.deactivated_by == "sync":
+        state, fix = f"is outside the users {name} syncs (its user filter)", f"change the user filter of {name}"
+    else:
+        return None
+    return (
+        f"{user.email} {state}, so the next sync of {name} will deactivate them again. "
+        f"To keep them active, {fix} first, or set the deactivation setting of {name} to ignore."
+    )
+
+
 def activate_user(session: Session, user: User) -> User:
     user.status = "active"
     user.deactivated_by = None
     user.updated_at = utcnow()
     return user
+
+
+def user_groups(session: Session, user: User) -> list[dict[str, Any]]:
+    """The groups that hold a user directly, with their ids (for links), by name."""
+    rows = session.execute(
+        select(Group.id, Group.name)
+        .join(GroupMembership, GroupMembership.group_id == Group.id)
+        .where(GroupMembership.user_id == user.id)
+        .order_by(func.lower(Group.name), Group.id)
+    )
+    return [{"id": group_id, "name": name} for group_id, name in rows]
 
 
 # -- groups --------------------------------------------------------------------------------
@@ -235,6 +307,37 @@ def list_organizations(session: Session) -> list[dict[str, Any]]:
         {"id": o.id, "slug": o.slug, "name": o.name, "members": members.get(o.id, 0)}
         for o in session.scalars(select(Organization).order_by(Organization.slug))
     ]
+
+
+def organization_members(
+    session: Session, org: Organization, *, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """An organization's members by email: each user with their effective role there and every
+    membership that grants a role there, explained."""
+    query = (
+        select(User)
+        .where(
+            User.id.in_(
+                select(OrganizationMembership.user_id).where(OrganizationMembership.organization_id == org.id)
+            )
+        )
+        .order_by(User.email_key)
+    )
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    members = users_json(session, list(session.scalars(query)))
+    for member in members:
+        member["memberships"] = [m for m in member["memberships"] if m["organization"] == org.slug]
+        member["role"] = member["memberships"][0]["role"]
+    return members
+
+
+def get_group(session: Session, ref: str | int) -> Group:
+    row_id = parse_id(str(ref))
+    group = session.get(Group, row_id) if row_id is not None else None
+    if group is None:
+        raise NotFoundError(f"no group {str(ref)!r}", hint="see `accessiq groups list`")
+    return group
 
 
 def get_role(session: Session, name: str) -> Role:

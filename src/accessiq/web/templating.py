@@ -129,7 +129,7 @@ def _read_flash(request: Request) -> dict[str, str] | None:
     if not raw:
         return None
     kind, _, message = unquote(raw).partition("|")
-    if kind not in ("success", "error", "info"):
+    if kind not in ("success", "error", "info", "warn"):
         return None
     return {"kind": kind, "message": message[:500]}
 

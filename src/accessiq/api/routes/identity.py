@@ -9,10 +9,12 @@ from fastapi import APIRouter, Path, Query, Response, status
 from accessiq.api.deps import PageDep
 from accessiq.api.routes.paging import paginate
 from accessiq.api.schemas import (
+    ActivatedUserOut,
     GroupOut,
     MemberIn,
     MembershipOut,
     OrganizationIn,
+    OrganizationMemberOut,
     OrganizationOut,
     RoleIn,
     RoleOut,
@@ -65,6 +67,7 @@ def create_user(body: UserIn, session: SessionDep) -> dict[str, Any]:
 
 @router.get("/users/{user}", response_model=UserOut, tags=["users"])
 def get_user(user: UserRef, session: SessionDep) -> dict[str, Any]:
+    """A user; each membership says why it exists (`granted_by`), `effective_roles` the highest per organization."""
     return identity.users_json(session, [identity.get_user(session, user)])[0]
 
 
@@ -82,10 +85,13 @@ def delete_user(user: UserRef, session: SessionDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/users/{user}/activate", response_model=UserOut, tags=["users"])
+@router.post("/users/{user}/activate", response_model=ActivatedUserOut, tags=["users"])
 def activate_user(user: UserRef, session: SessionDep) -> dict[str, Any]:
-    found = identity.activate_user(session, identity.get_user(session, user))
-    return identity.users_json(session, [found])[0]
+    """Activate a user; `warning` says when the directory would have the next sync deactivate them again."""
+    found = identity.get_user(session, user)
+    warning = identity.reactivation_warning(session, found)
+    identity.activate_user(session, found)
+    return identity.users_json(session, [found])[0] | {"warning": warning}
 
 
 # -- groups --------------------------------------------------------------------------------------
@@ -121,6 +127,16 @@ def get_organization(org: OrgRef, session: SessionDep) -> dict[str, Any]:
     found = identity.get_organization(session, org)
     listed: dict[str, Any] = next(o for o in identity.list_organizations(session) if o["id"] == found.id)
     return listed
+
+
+@router.get("/organizations/{org}/members", response_model=list[OrganizationMemberOut], tags=["organizations"])
+def list_members(org: OrgRef, session: SessionDep, page: PageDep, response: Response) -> list[dict[str, Any]]:
+    """Members by email, each with their effective role here and why they hold it (`granted_by`)."""
+    found = identity.get_organization(session, org)
+    members = identity.organization_members(session, found, limit=page.limit + 1, offset=page.offset)
+    if len(members) > page.limit:
+        response.headers["X-Next-Offset"] = str(page.offset + page.limit)
+    return members[: page.limit]
 
 
 @router.post(

@@ -9,8 +9,8 @@ from fastapi.responses import Response
 
 from accessiq.dependencies import PlainRef, StoreDep
 from accessiq.errors import AccessIQError
+from accessiq.services import access, identity
 from accessiq.services import directories as dirs
-from accessiq.services import identity
 from accessiq.web import forms
 from accessiq.web.forms import FormDep
 from accessiq.web.security import AdminDep, safe_next
@@ -19,7 +19,9 @@ from accessiq.web.templating import redirect, render
 router = APIRouter(include_in_schema=False)
 
 USERS_PER_PAGE = 50
+MEMBERS_PER_PAGE = 100
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+GroupId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @router.get("/users")
@@ -63,8 +65,14 @@ def user_list(
 @router.get("/users/{user_id}")
 def user_detail(request: Request, user_id: UserId, store: StoreDep, admin: AdminDep) -> Response:
     with store.transaction() as session:
-        user = identity.users_json(session, [identity.get_user(session, user_id)])[0]
-    return render(request, "identity/user.html", {"section": "users", "user": user})
+        found = identity.get_user(session, user_id)
+        user = identity.users_json(session, [found])[0]
+        groups = identity.user_groups(session, found)
+        # Said before the Activate button is pressed, and for as long as it holds after.
+        warning = identity.reactivation_warning(session, found)
+    return render(
+        request, "identity/user.html", {"section": "users", "user": user, "groups": groups, "warning": warning}
+    )
 
 
 @router.post("/users/{user_id}/{action}")
@@ -77,13 +85,20 @@ def user_action(
 ) -> Response:
     with store.transaction() as session:
         user = identity.get_user(session, user_id)
-        change = identity.activate_user if action == "activate" else identity.deactivate_user
-        change(session, user)
+        if action == "activate":
+            warning = identity.reactivation_warning(session, user)
+            identity.activate_user(session, user)
+        else:
+            identity.deactivate_user(session, user)
         email = user.email
-    message = f"{email} is {'active' if action == 'activate' else 'deactivated'}."
     if action == "deactivate":
-        message += " Sync will not reactivate this user."
-    return redirect(request, f"/users/{user_id}", message)
+        return redirect(request, f"/users/{user_id}", f"{email} is deactivated. Sync will not reactivate this user.")
+    if warning:
+        # The page repeats why in full, under the heading; the message only points there.
+        return redirect(
+            request, f"/users/{user_id}", f"{email} is active, but only until the next sync: see below.", "warn"
+        )
+    return redirect(request, f"/users/{user_id}", f"{email} is active.")
 
 
 @router.get("/groups")
@@ -105,6 +120,30 @@ def group_list(
             "groups": groups,
             "directories": directories,
             "directory": directory or "",
+        },
+    )
+
+
+@router.get("/groups/{group_id}")
+def group_detail(
+    request: Request,
+    group_id: GroupId,
+    store: StoreDep,
+    admin: AdminDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    with store.transaction() as session:
+        group = access.group_detail(session, identity.get_group(session, group_id))
+    start = (page - 1) * MEMBERS_PER_PAGE
+    return render(
+        request,
+        "identity/group.html",
+        {
+            "section": "groups",
+            "group": group,
+            "members": group["members"][start : start + MEMBERS_PER_PAGE],
+            "page": page,
+            "more": len(group["members"]) > start + MEMBERS_PER_PAGE,
         },
     )
 
@@ -135,3 +174,32 @@ def organization_create(request: Request, store: StoreDep, admin: AdminDep, form
     except AccessIQError as exc:
         return redirect(request, back, str(exc), "error")
     return redirect(request, back, f"Organization {slug} created.")
+
+
+@router.get("/organizations/{slug}")
+def organization_detail(
+    request: Request,
+    slug: Annotated[str, Path(max_length=100), PlainRef],
+    store: StoreDep,
+    admin: AdminDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    with store.transaction() as session:
+        org = identity.get_organization(session, slug)
+        members = identity.organization_members(
+            session, org, limit=MEMBERS_PER_PAGE + 1, offset=(page - 1) * MEMBERS_PER_PAGE
+        )
+        sources = access.organization_sources(session, org)
+        organization = {"id": org.id, "slug": org.slug, "name": org.name}
+    return render(
+        request,
+        "identity/organization.html",
+        {
+            "section": "organizations",
+            "organization": organization,
+            "sources": sources,
+            "members": members[:MEMBERS_PER_PAGE],
+            "page": page,
+            "more": len(members) > MEMBERS_PER_PAGE,
+        },
+    )
