@@ -250,6 +250,12 @@ def test_sync_now_queues_once(api: Any, store: Store, snapshot: Any) -> None:
     shown = api("GET", f"/api/v1/directories/{created['id']}").json()
     assert shown["users"] == 5
     assert shown["last_run"]["status"] == "succeeded"
+    assert shown["last_applied_run"]["id"] == first.json()["id"]
+    # A dry run after it is the last attempt; the last applied sync stays.
+    dry = _run_to_end(api, store, created["id"], dry_run=True)
+    shown = api("GET", f"/api/v1/directories/{created['id']}").json()
+    assert shown["last_run"]["id"] == dry["id"] and shown["last_run"]["dry_run"] is True
+    assert shown["last_applied_run"]["id"] == first.json()["id"]
 
 
 def test_delete(api: Any, store: Store, snapshot: Any) -> None:

@@ -21,6 +21,7 @@ class LastRun(_Out):
     status: str
     finished_at: datetime | None
     dry_run: bool
+    resolution: str | None = None
 
 
 class ScheduleOut(_Out):
@@ -47,6 +48,7 @@ class DirectoryOut(_Out):
     group_mappings: list[GroupMappingSpec]
     users: int
     last_run: LastRun | None
+    last_applied_run: LastRun | None = None
     last_full_sync_at: datetime | None
     incremental: bool
     next_sync_at: datetime | None = None

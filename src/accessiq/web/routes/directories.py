@@ -453,11 +453,12 @@ def dashboard(request: Request, directory_id: DirectoryId, store: StoreDep, admi
     with store.transaction() as session:
         directory, data = _directory(session, directory_id)
         recent = [runs.run_json(session, r) for r in runs.list_runs(session, directory, limit=20)]
+        # The last applied sync may be older than the recent runs (after many dry runs).
+        last_applied = dirs.last_finished_run(session, directory, applied=True)
+        applied = runs.run_json(session, last_applied) if last_applied else None
     active = next((r for r in recent if r["status"] in runs.ACTIVE), None)
     finished = [r for r in recent if r["status"] not in runs.ACTIVE]
-    applied = next(
-        (r for r in finished if not r["dry_run"] and r["status"] in ("succeeded", "succeeded_with_errors")), None
-    )
+    last = finished[0] if finished else None
     blocked = [r for r in finished if r["status"] == "blocked" and r["pending_approval"]]
     return render(
         request,
@@ -467,7 +468,8 @@ def dashboard(request: Request, directory_id: DirectoryId, store: StoreDep, admi
             "tab": "dashboard",
             "directory": data,
             "active": active,
-            "last": finished[0] if finished else None,
+            # The last attempt is shown apart only when it is not the last applied sync.
+            "attempt": last if last and (applied is None or last["id"] != applied["id"]) else None,
             "applied": applied,
             "blocked": blocked,
             "recent": finished[:8],
