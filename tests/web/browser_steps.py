@@ -53,6 +53,15 @@ def sign_in(page: Any) -> None:
     page.wait_for_url("**/directories")
 
 
+def start_wizard(page: Any, name: str, provider_title: str) -> None:
+    """From the directories list: the wizard's first step, up to its credentials form."""
+    page.click("#add-directory")
+    page.fill("#name", name)
+    page.locator("label.choice", has_text=provider_title).click()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/directories/new/credentials*")
+
+
 def shot(page: Any, name: str, *, full_page: bool = True) -> None:
     """Save a screenshot of the current page as artifacts/screenshots/NAME.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

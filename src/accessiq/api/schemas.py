@@ -49,6 +49,7 @@ class DirectoryOut(_Out):
     users: int
     last_run: LastRun | None
     last_applied_run: LastRun | None = None
+    setup_step: str | None = None
     last_full_sync_at: datetime | None
     incremental: bool
     next_sync_at: datetime | None = None

@@ -78,6 +78,21 @@ def _exists(session: Session, name: str) -> bool:
     return True
 
 
+# The Add Directory wizard's steps on a saved directory, in order.
+SETUP_STEPS = ("credentials", "test", "settings", "mappings", "preview", "schedule")
+
+
+def reach_setup_step(directory: Directory, step: str, *, start: bool = False) -> None:
+    """Remember the wizard step an unfinished setup reached (`start`: the wizard just created it),
+    so the list and the dashboard can offer to resume there."""
+    if step in SETUP_STEPS and (start or directory.setup_step is not None):
+        directory.setup_step = step
+
+
+def finish_setup(directory: Directory) -> None:
+    directory.setup_step = None
+
+
 def replace_document(
     session: Session, box: SecretBox, directory: Directory, document: dict[str, Any], *, policy: InputPolicy
 ) -> Directory:

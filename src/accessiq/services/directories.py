@@ -214,6 +214,7 @@ def directory_json(session: Session, directory: Directory) -> dict[str, Any]:
     cursor = session.get(Cursor, directory.id)
     users = session.scalar(select(func.count(User.id)).where(User.directory_id == directory.id))
     document = export_document(session, directory)
+    applied = last_finished_run(session, directory, applied=True)
     return {
         "id": directory.id,
         "name": directory.name,
@@ -224,7 +225,9 @@ def directory_json(session: Session, directory: Directory) -> dict[str, Any]:
         "group_mappings": document["group_mappings"],
         "users": users,
         "last_run": _run_summary(last_finished_run(session, directory)),
-        "last_applied_run": _run_summary(last_finished_run(session, directory, applied=True)),
+        "last_applied_run": _run_summary(applied),
+        # The wizard step an abandoned setup stopped at; None once finished or once a sync applied.
+        "setup_step": directory.setup_step if applied is None else None,
         "last_full_sync_at": cursor.last_full_sync_at if cursor else None,
         "incremental": connector_class(directory.provider).incremental,
         "schedule": schedule_of(session, directory),
