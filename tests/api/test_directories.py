@@ -178,7 +178,19 @@ def test_group_mappings(api: Any, snapshot: Any) -> None:
 def test_connection_test_and_source_groups(api: Any, snapshot: Any) -> None:
     created = _create(api, snapshot)
     ok = api("POST", f"/api/v1/directories/{created['id']}/test").json()
-    assert ok == {"ok": True, "details": [f"5 users and 3 groups in {snapshot.path}"], "problems": [], "kind": None}
+    assert ok == {
+        "ok": True,
+        "details": [f"5 users and 3 groups in {snapshot.path}"],
+        "problems": [],
+        "kind": None,
+        "same_source": [],
+    }
+    second = api("POST", "/api/v1/directories", json=directory_document(snapshot.path, name="Acme twin")).json()
+    twin = api("POST", f"/api/v1/directories/{second['id']}/test").json()
+    assert twin["ok"] is True
+    assert twin["same_source"] == [
+        {"id": created["id"], "name": "Acme HR", "reason": f"it connects the same tenant (path {snapshot.path})"}
+    ]
     groups = api("GET", f"/api/v1/directories/{created['id']}/source-groups").json()
     assert [g["name"] for g in groups] == ["Engineering", "Platform", "Sales"]
     assert groups[0]["id"] == "g-eng"

@@ -81,6 +81,8 @@ class CheckOut(BaseModel):
     problems: list[str] = Field(default_factory=list)
     # The error kind when the directory could not be reached or refused the credentials.
     kind: str | None = None
+    # Other directories that already sync this tenant: {id, name, reason}.
+    same_source: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class SourceGroupOut(BaseModel):

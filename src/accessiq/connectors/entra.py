@@ -219,6 +219,7 @@ class EntraConnector(Connector):
     sandbox = "accessiq.sandbox.entra_commands:SANDBOX"
     settings_model = EntraConnection
     incremental = True
+    tenant_fields = ("tenant_id", "graph_url")
     default_mapping = {
         "email": "{{ (mail or userPrincipalName) | lower }}",
         "username": "userPrincipalName",

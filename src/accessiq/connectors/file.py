@@ -46,6 +46,7 @@ class FileConnector(Connector):
     title = "JSON snapshot file"
     description = "A JSON export of users and groups, for tests, demos and offline imports."
     settings_model = FileConnection
+    tenant_fields = ("path",)
     default_mapping = {
         "email": "email",
         "username": "username",

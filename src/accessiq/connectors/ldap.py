@@ -140,6 +140,7 @@ class LdapConnector(Connector):
     install_hint = INSTALL_HINT
     settings_model = LdapConnection
     incremental = True
+    tenant_fields = ("url", "base_dn")
     default_mapping = {
         "email": "{{ (mail or userPrincipalName) | lower }}",
         "username": "{{ uid or sAMAccountName }}",

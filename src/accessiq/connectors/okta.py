@@ -205,6 +205,7 @@ class OktaConnector(Connector):
     sandbox = "accessiq.sandbox.okta_commands:SANDBOX"
     settings_model = OktaConnection
     incremental = True
+    tenant_fields = ("org_url",)
     default_mapping = {
         "email": "profile.email",
         "username": "profile.login",

@@ -94,6 +94,7 @@ class PlanContext:
     pins: Mapping[str, str] = field(default_factory=dict)
     organizations: Mapping[int, str] = field(default_factory=dict)  # id -> slug, for labels
     roles: Mapping[int, str] = field(default_factory=dict)  # id -> name, for labels
+    directories: Mapping[int, str] = field(default_factory=dict)  # id -> name, for messages
 
     @property
     def default_origin(self) -> str:
@@ -455,7 +456,9 @@ class _Planner:
             return (
                 f"email {email} belongs to another user of this directory (external id {owner.external_id})"
             )
-        return f"email {email} belongs to a user of another directory (id {owner.id}); it is never taken over"
+        other = self.context.directories.get(owner.directory_id)
+        where = f"directory {other!r}" if other else "another directory"
+        return f"email {email} belongs to a user of {where}; it is never taken over"
 
     def _leave(self, stored: StoredUser, why: str, deactivate: bool) -> None:
         """A user that is gone, disabled or out of scope: deactivate, or keep as is with `ignore`."""
