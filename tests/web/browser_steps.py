@@ -84,6 +84,32 @@ def company(snapshot: Any, users: int = 5) -> Path:
     return snapshot.write()
 
 
+def file_directory(store: Store, name: str, path: Path, **settings: Any) -> int:
+    """A file directory over `path`, made from a document as the CLI makes it; returns its id."""
+    from accessiq.services import directories as dirs
+    from accessiq.services.input_policy import InputPolicy
+    from accessiq.sync.document import validate_document
+
+    document = {"name": name, "provider": "file", "connection": {"path": str(path)}, "settings": settings}
+    with store.transaction() as session:
+        directory, _ = dirs.apply_document(
+            session, store.secrets, validate_document(document), policy=InputPolicy.operator()
+        )
+        return directory.id
+
+
+def sync(store: Store, directory_id: int, *, dry_run: bool = False) -> int:
+    """Sync Now (or a dry run) carried to its end in this process; returns the run id."""
+    from accessiq.services import directories as dirs
+    from accessiq.services import runs
+
+    with store.transaction() as session:
+        run, _ = runs.request_sync(session, dirs.get_directory(session, directory_id), dry_run=dry_run)
+        run_id = run.id
+    runs.run_now(store, run_id)
+    return run_id
+
+
 def connected_directory(store: Store, snapshot: Any) -> int:
     """Organizations, a directory over the snapshot, and its first applied sync; returns the directory id."""
     from accessiq.services import directories as dirs

@@ -5,26 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from browser_steps import Server, connected_directory, create_admin, shot, sign_in
+from browser_steps import Server, company, connected_directory, create_admin, file_directory, shot, sign_in, sync
 
 from accessiq.services import directories as dirs
 from accessiq.services import runs
 
 
-def _dry_run(server: Server, directory_id: int) -> int:
-    with server.store.transaction() as session:
-        run, _ = runs.request_sync(session, dirs.get_directory(session, directory_id), dry_run=True)
-        run_id = run.id
-    runs.run_now(server.store, run_id)
-    return run_id
-
-
 def test_failed_and_discarded_dry_runs_do_not_replace_the_last_sync(page: Any, server: Server, snapshot: Any) -> None:
     directory = connected_directory(server.store, snapshot)  # run 1: applied
-    discarded = _dry_run(server, directory)
+    discarded = sync(server.store, directory, dry_run=True)
     runs.reject(server.store, discarded)
     snapshot.path.unlink()  # the next read fails: the snapshot file is gone
-    failed = _dry_run(server, directory)
+    failed = sync(server.store, directory, dry_run=True)
     with server.store.transaction() as session:
         assert runs.get_run(session, failed).status == "failed"
     create_admin(server.store)
@@ -58,21 +50,8 @@ def test_failed_and_discarded_dry_runs_do_not_replace_the_last_sync(page: Any, s
 def test_a_directory_whose_only_run_was_a_discarded_dry_run_was_never_synced(
     page: Any, server: Server, snapshot: Any
 ) -> None:
-    from browser_steps import company
-
-    from accessiq.services.input_policy import InputPolicy
-    from accessiq.sync.document import validate_document
-
-    path = company(snapshot)
-    with server.store.transaction() as session:
-        created, _ = dirs.apply_document(
-            session,
-            server.store.secrets,
-            validate_document({"name": "Preview only", "provider": "file", "connection": {"path": str(path)}}),
-            policy=InputPolicy.operator(),
-        )
-        directory = created.id
-    runs.reject(server.store, _dry_run(server, directory))
+    directory = file_directory(server.store, "Preview only", company(snapshot))
+    runs.reject(server.store, sync(server.store, directory, dry_run=True))
     create_admin(server.store)
     sign_in(page)
 

@@ -153,6 +153,12 @@ class Connector(ABC):
     # Connection fields that together name the tenant a directory reads (Entra tenant, Okta org,
     # LDAP server and base): two directories of the provider with equal values read the same people.
     tenant_fields: ClassVar[tuple[str, ...]] = ()
+    # What an organizational unit looks like in this source, for the user filter (LDAP base DNs,
+    # Google OU paths); None when the source has none, and the filter does not offer them.
+    org_unit_example: ClassVar[str | None] = None
+    # Notes of an ordinary read (a first full read, a source without a change feed): information
+    # for the run log, not warnings; any other note of a read is a warning.
+    ordinary_notes: ClassVar[tuple[str, ...]] = ()
     # The user filter's organizational units (Google OU paths, LDAP base DNs), children included,
     # set by the engine: a connector whose source can filter by them may read only those users.
     # The planner scopes again either way, so a connector that ignores them stays correct.

@@ -211,6 +211,8 @@ class GoogleConnector(Connector):
     settings_model = GoogleConnection
     incremental = False
     tenant_fields = ("customer", "api_url")
+    ordinary_notes = (FULL_READ_NOTE,)
+    org_unit_example = "/Sales"
     default_mapping = {
         "email": "{{ primaryEmail | lower }}",
         "username": "primaryEmail",

@@ -230,6 +230,8 @@ def directory_json(session: Session, directory: Directory) -> dict[str, Any]:
         "setup_step": directory.setup_step if applied is None else None,
         "last_full_sync_at": cursor.last_full_sync_at if cursor else None,
         "incremental": connector_class(directory.provider).incremental,
+        # None when the provider has no organizational units: the user filter leaves them out.
+        "org_unit_example": connector_class(directory.provider).org_unit_example,
         "schedule": schedule_of(session, directory),
     }
 

@@ -695,6 +695,11 @@ class _Planner:
                 1 for op in plan.operations if op.object in memberships and op.action in ("remove", "revoke")
             ),
             "memberships_changed": len(plan.of("org_membership", "change")),
+            # The same, apart: group memberships mirror the source, organization memberships are AccessIQ's.
+            "group_memberships_added": len(plan.of("group_membership", "add")),
+            "group_memberships_removed": len(plan.of("group_membership", "remove")),
+            "org_memberships_granted": len(plan.of("org_membership", "grant")),
+            "org_memberships_revoked": len(plan.of("org_membership", "revoke")),
         }
 
 

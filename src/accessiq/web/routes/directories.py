@@ -535,10 +535,11 @@ def sync_now(
         run_id, status = run.id, run.status
     if created:
         launcher.launch(run_id)
-        message = f"{'Dry run' if dry_run else 'Sync'} #{run_id} queued."
-    else:
-        message = f"Run #{run_id} is already {status}; showing its progress."
-    return redirect(request, f"/directories/{directory_id}", message, "info")
+        # No banner of its own: the run's live progress says queued, running, then how it ended.
+        return redirect(request, f"/directories/{directory_id}")
+    return redirect(
+        request, f"/directories/{directory_id}", f"Run #{run_id} is already {status}; showing its progress.", "info"
+    )
 
 
 # -- connection, settings, group mappings, attribute mapping --------------------------------------
