@@ -6,7 +6,16 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from browser_steps import Server, connected_directory, create_admin, shot, sign_in, start_wizard
+from browser_steps import (
+    Server,
+    company,
+    connected_directory,
+    create_admin,
+    file_directory,
+    shot,
+    sign_in,
+    start_wizard,
+)
 
 from accessiq.services import configure
 from accessiq.services import directories as dirs
@@ -63,3 +72,16 @@ def test_a_directory_of_its_own_tenant_gets_no_warning(page: Any, server: Server
     with server.store.transaction() as session:
         assert dirs.get_directory(session, directory).name == "Acme HR"
     assert configure.check_connection(server.store, directory)["same_source"] == []
+
+
+def test_a_hostile_directory_name_in_the_warning_is_text(page: Any, server: Server, snapshot: Any) -> None:
+    path = company(snapshot)
+    hostile = '<img src=x onerror="document.title=1"> HR'
+    file_directory(server.store, hostile, path)
+    second = file_directory(server.store, "Second", path)
+    create_admin(server.store)
+    sign_in(page)
+    page.goto(f"/directories/{second}/setup/test")
+    page.get_by_text("Connection works.").wait_for()
+    assert f"{hostile} already syncs this tenant" in page.inner_text("#same-source")
+    assert page.locator("#same-source img").count() == 0
