@@ -26,6 +26,7 @@ def test_create_list_show_export(api: Any, snapshot: Any) -> None:
     assert created["provider"] == "file"
     assert created["group_mappings"] == [{"source_group": "Engineering", "organization": "acme-eng", "role": "admin"}]
     assert created["last_run"] is None
+    assert created["setup_step"] is None  # a document is a finished setup; only the wizard leaves one open
 
     listed = api("GET", "/api/v1/directories")
     assert listed.status_code == 200
@@ -177,7 +178,19 @@ def test_group_mappings(api: Any, snapshot: Any) -> None:
 def test_connection_test_and_source_groups(api: Any, snapshot: Any) -> None:
     created = _create(api, snapshot)
     ok = api("POST", f"/api/v1/directories/{created['id']}/test").json()
-    assert ok == {"ok": True, "details": [f"5 users and 3 groups in {snapshot.path}"], "problems": [], "kind": None}
+    assert ok == {
+        "ok": True,
+        "details": [f"5 users and 3 groups in {snapshot.path}"],
+        "problems": [],
+        "kind": None,
+        "same_source": [],
+    }
+    second = api("POST", "/api/v1/directories", json=directory_document(snapshot.path, name="Acme twin")).json()
+    twin = api("POST", f"/api/v1/directories/{second['id']}/test").json()
+    assert twin["ok"] is True
+    assert twin["same_source"] == [
+        {"id": created["id"], "name": "Acme HR", "reason": f"it connects the same tenant (path {snapshot.path})"}
+    ]
     groups = api("GET", f"/api/v1/directories/{created['id']}/source-groups").json()
     assert [g["name"] for g in groups] == ["Engineering", "Platform", "Sales"]
     assert groups[0]["id"] == "g-eng"
@@ -250,6 +263,12 @@ def test_sync_now_queues_once(api: Any, store: Store, snapshot: Any) -> None:
     shown = api("GET", f"/api/v1/directories/{created['id']}").json()
     assert shown["users"] == 5
     assert shown["last_run"]["status"] == "succeeded"
+    assert shown["last_applied_run"]["id"] == first.json()["id"]
+    # A dry run after it is the last attempt; the last applied sync stays.
+    dry = _run_to_end(api, store, created["id"], dry_run=True)
+    shown = api("GET", f"/api/v1/directories/{created['id']}").json()
+    assert shown["last_run"]["id"] == dry["id"] and shown["last_run"]["dry_run"] is True
+    assert shown["last_applied_run"]["id"] == first.json()["id"]
 
 
 def test_delete(api: Any, store: Store, snapshot: Any) -> None:

@@ -81,6 +81,10 @@ def test_an_administrators_session(cli: Any, tmp_path: Path, snapshot: Snapshot)
     assert "Corp" in cli("directories", "list").stdout
     runs_listed = json.loads(cli("runs", "list", "--directory", "Corp", "--json").stdout)
     assert [r["id"] for r in runs_listed] == [second["id"], run["id"]]
+    # A dry run after it is the last run, not the last sync.
+    dry = json.loads(cli("sync", "Corp", "--dry-run", "--json").stdout)
+    described = cli("directories", "show", "Corp").stdout
+    assert f"last sync: run {second['id']} at" in described and f"last run: {dry['id']}" in described, described
     assert "acme-eng" in cli("orgs", "list").stdout
     assert "Engineering" in cli("groups", "list").stdout
     assert "ok" in cli("directories", "test", "Corp").stdout

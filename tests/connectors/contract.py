@@ -132,6 +132,17 @@ class ConnectorContract:
             if isinstance(secret, str) and secret:
                 assert secret not in repr(connector.settings), f"{name} leaks into repr()"
 
+    def test_names_its_tenant_by_non_secret_connection_fields(self, connector: Connector) -> None:
+        model = connector.settings_model
+        assert connector.tenant_fields, "two directories over one tenant could not be told apart"
+        assert set(connector.tenant_fields) <= set(model.model_fields) - set(model.secret_fields)
+        assert connector.tenant(connector.settings.model_dump(mode="json"))
+
+    def test_a_first_full_read_note_is_ordinary(self, connector: Connector) -> None:
+        # A first sync's note explains a full read: information for the run log, never a warning.
+        note = next(e for e in connector.read(None) if isinstance(e, ReadStarted)).note
+        assert note is None or note in connector.ordinary_notes, note
+
     def test_default_mapping_gives_the_core_attributes(self, connector: Connector) -> None:
         assert {"email", "username"} <= set(connector.default_mapping)
         assert all(isinstance(v, str) and v for v in connector.default_mapping.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import statistics
 import time
@@ -240,8 +241,17 @@ def test_sqlite_serve_runs_the_schedule_and_the_demo(
         path.write_text(json.dumps(snapshot_document(4, f"s{i}")))
         ids.append(add_directory(store, f"S{i}", path, frequency="1s", schedule_enabled=True))
     procs = processes(process_env(store, tmp_path))
-    serve = procs.start("serve", "--demo", "--port", str(free_port()))
+    # A narrow console: the printed commands must still come out whole, to be copied.
+    serve = procs.start("serve", "--demo", "--port", str(free_port()), COLUMNS="40")
     procs.wait_output(serve, "AccessIQ is running", timeout=60)
+    shown = re.search(
+        r"^  its credentials:  accessiq (sandbox entra info --url http://127\.0\.0\.1:\d+)$",
+        procs.output(serve),
+        re.MULTILINE,
+    )
+    assert shown, procs.output(serve)
+    info = procs.run(*shown.group(1).split())
+    assert info.returncode == 0 and "client" in info.stdout and "secret" in info.stdout, info.stdout + info.stderr
     time.sleep(5)
     stop_at = datetime.now(UTC)
     code, output = procs.stop(serve)

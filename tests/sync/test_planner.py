@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -178,10 +179,13 @@ def test_an_email_linked_to_another_directory_is_never_taken_over() -> None:
     plan = plan_sync(
         source(user("a", "ann@example.com")),
         state(stored("x", 7, "ann@example.com", directory_id=2)),
-        context(link_existing_users="by_email"),
+        replace(context(link_existing_users="by_email"), directories={2: "Contoso HR"}),
     )
     assert plan.operations == []
-    assert "never taken over" in plan.errors[0].message
+    # The other directory is named as the administrator knows it, never by a row id.
+    assert plan.errors[0].message == (
+        "email ann@example.com belongs to a user of directory 'Contoso HR'; it is never taken over"
+    )
 
 
 def test_an_email_change_onto_another_users_email_is_an_error() -> None:

@@ -53,6 +53,15 @@ def sign_in(page: Any) -> None:
     page.wait_for_url("**/directories")
 
 
+def start_wizard(page: Any, name: str, provider_title: str) -> None:
+    """From the directories list: the wizard's first step, up to its credentials form."""
+    page.click("#add-directory")
+    page.fill("#name", name)
+    page.locator("label.choice", has_text=provider_title).click()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/directories/new/credentials*")
+
+
 def shot(page: Any, name: str, *, full_page: bool = True) -> None:
     """Save a screenshot of the current page as artifacts/screenshots/NAME.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -73,6 +82,32 @@ def company(snapshot: Any, users: int = 5) -> Path:
     snapshot.group("g-eng", "Engineering", members=["u1", "u3", "g-platform"])
     snapshot.group("g-sales", "Sales", members=["u0", "u2", "u4"])
     return snapshot.write()
+
+
+def file_directory(store: Store, name: str, path: Path, **settings: Any) -> int:
+    """A file directory over `path`, made from a document as the CLI makes it; returns its id."""
+    from accessiq.services import directories as dirs
+    from accessiq.services.input_policy import InputPolicy
+    from accessiq.sync.document import validate_document
+
+    document = {"name": name, "provider": "file", "connection": {"path": str(path)}, "settings": settings}
+    with store.transaction() as session:
+        directory, _ = dirs.apply_document(
+            session, store.secrets, validate_document(document), policy=InputPolicy.operator()
+        )
+        return directory.id
+
+
+def sync(store: Store, directory_id: int, *, dry_run: bool = False) -> int:
+    """Sync Now (or a dry run) carried to its end in this process; returns the run id."""
+    from accessiq.services import directories as dirs
+    from accessiq.services import runs
+
+    with store.transaction() as session:
+        run, _ = runs.request_sync(session, dirs.get_directory(session, directory_id), dry_run=dry_run)
+        run_id = run.id
+    runs.run_now(store, run_id)
+    return run_id
 
 
 def connected_directory(store: Store, snapshot: Any) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_steps import Server, create_admin, shot, sign_in
+from browser_steps import Server, create_admin, shot, sign_in, start_wizard
 
 from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.google import GoogleSandbox
@@ -38,12 +38,7 @@ def test_google_wizard_against_the_google_sandbox(
     create_admin(server.store)
     sign_in(page)
 
-    page.click("#add-directory")
-    page.fill("#name", "Contoso Workspace")
-    page.locator("label.choice", has_text="Google Workspace").click()
-    page.get_by_role("button", name="Continue").click()
-
-    page.wait_for_url("**/directories/new/credentials*")
+    start_wizard(page, "Contoso Workspace", "Google Workspace")
     page.set_input_files("#connection-service_account-file", str(key))
     page.fill("#connection-admin_email", regular)
     page.fill("#connection-api_url", url)

@@ -21,6 +21,7 @@ class LastRun(_Out):
     status: str
     finished_at: datetime | None
     dry_run: bool
+    resolution: str | None = None
 
 
 class ScheduleOut(_Out):
@@ -47,6 +48,8 @@ class DirectoryOut(_Out):
     group_mappings: list[GroupMappingSpec]
     users: int
     last_run: LastRun | None
+    last_applied_run: LastRun | None = None
+    setup_step: str | None = None
     last_full_sync_at: datetime | None
     incremental: bool
     next_sync_at: datetime | None = None
@@ -78,6 +81,8 @@ class CheckOut(BaseModel):
     problems: list[str] = Field(default_factory=list)
     # The error kind when the directory could not be reached or refused the credentials.
     kind: str | None = None
+    # Other directories that already sync this tenant: {id, name, reason}.
+    same_source: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class SourceGroupOut(BaseModel):

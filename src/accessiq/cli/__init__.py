@@ -96,7 +96,7 @@ def directories_list(as_json: JsonFlag = False) -> None:
         return print_json(data)
     print_table(
         "Directories",
-        ["id", "name", "provider", "users", "schedule", "last run", "finished"],
+        ["id", "name", "provider", "users", "schedule", "last sync", "last run", "finished"],
         (
             (
                 d["id"],
@@ -104,6 +104,8 @@ def directories_list(as_json: JsonFlag = False) -> None:
                 d["provider"],
                 d["users"],
                 f"every {d['settings']['frequency']}" if d["settings"]["schedule_enabled"] else "off",
+                # The last applied sync; a later dry run or failed run is the last run, apart.
+                when(d["last_applied_run"]["finished_at"]) if d["last_applied_run"] else "never",
                 status(d["last_run"]["status"]) if d["last_run"] else "never",
                 when(d["last_run"]["finished_at"]) if d["last_run"] else "-",
             )
@@ -133,6 +135,10 @@ def directories_show(directory: DirectoryArg, as_json: JsonFlag = False) -> None
             sort_keys=False,
         ).rstrip(),
         markup=False,
+    )
+    applied = data["last_applied_run"]
+    console.print(
+        f"last sync: run {applied['id']} at {when(applied['finished_at'])}" if applied else "last sync: never"
     )
     last = data["last_run"]
     if last:

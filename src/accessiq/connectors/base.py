@@ -150,6 +150,15 @@ class Connector(ABC):
     incremental: ClassVar[bool] = False
     # Default attribute mapping: AccessIQ attribute <- field path or template.
     default_mapping: ClassVar[dict[str, str]] = {}
+    # Connection fields that together name the tenant a directory reads (Entra tenant, Okta org,
+    # LDAP server and base): two directories of the provider with equal values read the same people.
+    tenant_fields: ClassVar[tuple[str, ...]] = ()
+    # What an organizational unit looks like in this source, for the user filter (LDAP base DNs,
+    # Google OU paths); None when the source has none, and the filter does not offer them.
+    org_unit_example: ClassVar[str | None] = None
+    # Notes of an ordinary read (a first full read, a source without a change feed): information
+    # for the run log, not warnings; any other note of a read is a warning.
+    ordinary_notes: ClassVar[tuple[str, ...]] = ()
     # The user filter's organizational units (Google OU paths, LDAP base DNs), children included,
     # set by the engine: a connector whose source can filter by them may read only those users.
     # The planner scopes again either way, so a connector that ignores them stays correct.
@@ -168,6 +177,19 @@ class Connector(ABC):
         self.fields = frozenset(fields)
         # Origins the operator allows besides the provider's public ones (ACCESSIQ_ALLOWED_ENDPOINTS).
         self.allowed_endpoints = allowed_endpoints or EndpointAllowList()
+
+    @classmethod
+    def tenant(cls, connection: Mapping[str, Any]) -> dict[str, str]:
+        """The tenant a connection reads, {field: value} compared case-insensitively; {} when unknown."""
+        fields = cls.settings_model.model_fields
+        values = {}
+        for name in cls.tenant_fields:
+            value = connection.get(name)
+            if value is None and name in fields and isinstance(fields[name].default, str):
+                value = fields[name].default
+            if value:
+                values[name] = str(value).strip().rstrip("/").casefold()
+        return values
 
     def trusts(self, url: str) -> bool:
         """True for the provider's public endpoints and those the operator allows.

@@ -210,6 +210,9 @@ class _DeltaExpired(Exception):
     """Graph no longer knows the delta state behind a token; a full round must follow."""
 
 
+NO_CURSOR_NOTE = "no cursor: reading every user and group (full round)"
+
+
 class EntraConnector(Connector):
     """Reads users, groups and direct memberships from Microsoft Graph with delta queries."""
 
@@ -219,6 +222,8 @@ class EntraConnector(Connector):
     sandbox = "accessiq.sandbox.entra_commands:SANDBOX"
     settings_model = EntraConnection
     incremental = True
+    tenant_fields = ("tenant_id", "graph_url")
+    ordinary_notes = (NO_CURSOR_NOTE,)
     default_mapping = {
         "email": "{{ (mail or userPrincipalName) | lower }}",
         "username": "userPrincipalName",
@@ -354,7 +359,7 @@ class EntraConnector(Connector):
     def _cursor_problem(self, cursor: Mapping[str, Any] | None) -> str | None:
         """Why a cursor cannot continue (so the read is full), or None when it can."""
         if cursor is None:
-            return "no cursor: reading every user and group (full round)"
+            return NO_CURSOR_NOTE
         if cursor.get("version") != _CURSOR_VERSION or not cursor.get("users_delta") or not cursor.get("groups_delta"):
             return "the stored cursor is from another version; reading everything again (full round)"
         if (

@@ -46,6 +46,8 @@ class FileConnector(Connector):
     title = "JSON snapshot file"
     description = "A JSON export of users and groups, for tests, demos and offline imports."
     settings_model = FileConnection
+    tenant_fields = ("path",)
+    org_unit_example = "/Sales"  # a record's "org_unit" field
     default_mapping = {
         "email": "email",
         "username": "username",

@@ -210,6 +210,9 @@ class GoogleConnector(Connector):
     sandbox = "accessiq.sandbox.google_commands:SANDBOX"
     settings_model = GoogleConnection
     incremental = False
+    tenant_fields = ("customer", "api_url")
+    ordinary_notes = (FULL_READ_NOTE,)
+    org_unit_example = "/Sales"
     default_mapping = {
         "email": "{{ primaryEmail | lower }}",
         "username": "primaryEmail",
@@ -219,6 +222,15 @@ class GoogleConnector(Connector):
     }
 
     settings: GoogleConnection
+
+    @classmethod
+    def tenant(cls, connection: Mapping[str, Any]) -> dict[str, str]:
+        values = super().tenant(connection)
+        # `my_customer` is the admin's own account: the admin's domain names it.
+        admin = str(connection.get("admin_email") or "")
+        if values.get("customer") == "my_customer" and "@" in admin:
+            values["customer"] = admin.rpartition("@")[2].casefold()
+        return values
 
     def __init__(
         self,

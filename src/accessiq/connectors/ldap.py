@@ -140,6 +140,8 @@ class LdapConnector(Connector):
     install_hint = INSTALL_HINT
     settings_model = LdapConnection
     incremental = True
+    tenant_fields = ("url", "base_dn")
+    org_unit_example = "ou=Staff,dc=example,dc=com"
     default_mapping = {
         "email": "{{ (mail or userPrincipalName) | lower }}",
         "username": "{{ uid or sAMAccountName }}",

@@ -196,6 +196,9 @@ def load_signing_key(pem: str) -> tuple[Any, str]:
     )
 
 
+NO_CURSOR_NOTE = "no cursor: reading every user and group (full read)"
+
+
 class OktaConnector(Connector):
     """Reads users, groups and memberships from an Okta org; incremental by `lastUpdated`."""
 
@@ -205,6 +208,8 @@ class OktaConnector(Connector):
     sandbox = "accessiq.sandbox.okta_commands:SANDBOX"
     settings_model = OktaConnection
     incremental = True
+    tenant_fields = ("org_url",)
+    ordinary_notes = (NO_CURSOR_NOTE,)
     default_mapping = {
         "email": "profile.email",
         "username": "profile.login",
@@ -267,7 +272,7 @@ class OktaConnector(Connector):
     def read(self, cursor: dict[str, Any] | None = None) -> Iterator[SourceEvent]:
         note = self._cursor_problem(cursor)
         if note is not None or cursor is None:
-            yield from self._full_read(note or "no cursor: reading every user and group (full read)")
+            yield from self._full_read(note or NO_CURSOR_NOTE)
         else:
             yield from self._incremental_read(cursor)
 

@@ -18,6 +18,7 @@ from accessiq.connectors import connector_class
 from accessiq.connectors.base import UserUpserted
 from accessiq.errors import AccessIQError, ConfigurationError, ConflictError, ConnectorError
 from accessiq.services import directories as dirs
+from accessiq.services import tenants
 from accessiq.services.input_policy import InputPolicy
 from accessiq.services.providers import ConnectionField, get_provider
 from accessiq.store.crypto import SecretBox
@@ -76,6 +77,21 @@ def _exists(session: Session, name: str) -> bool:
     except AccessIQError:
         return False
     return True
+
+
+# The Add Directory wizard's steps on a saved directory, in order.
+SETUP_STEPS = ("credentials", "test", "settings", "mappings", "preview", "schedule")
+
+
+def reach_setup_step(directory: Directory, step: str, *, start: bool = False) -> None:
+    """Remember the wizard step an unfinished setup reached (`start`: the wizard just created it),
+    so the list and the dashboard can offer to resume there."""
+    if step in SETUP_STEPS and (start or directory.setup_step is not None):
+        directory.setup_step = step
+
+
+def finish_setup(directory: Directory) -> None:
+    directory.setup_step = None
 
 
 def replace_document(
@@ -161,8 +177,22 @@ def check_connection(store: Store, ref: str | int) -> dict[str, Any]:
     try:
         result = dirs.test_directory(store.secrets, directory, references)
     except (ConnectorError, ConfigurationError) as exc:
-        return {"ok": False, "details": [], "problems": [str(exc)], "kind": exc.kind}
-    return {"ok": result.ok, "details": list(result.details), "problems": list(result.problems), "kind": None}
+        return {"ok": False, "details": [], "problems": [str(exc)], "kind": exc.kind, "same_source": []}
+    checked = {"ok": result.ok, "details": list(result.details), "problems": list(result.problems), "kind": None}
+    return {**checked, "same_source": _same_source(store, directory) if result.ok else []}
+
+
+SAME_SOURCE_SAMPLE = 20
+
+
+def _same_source(store: Store, directory: Directory) -> list[dict[str, Any]]:
+    """Other directories that already sync this one's tenant, by its connection and a sample of its users."""
+    try:
+        sample = [external_id for external_id, _ in _live_samples(store.secrets, directory, SAME_SOURCE_SAMPLE)]
+    except AccessIQError:
+        sample = []  # the tenant fields still tell
+    with store.transaction() as session:
+        return tenants.same_source(session, dirs.get_directory(session, directory.id), sample)
 
 
 def source_groups(store: Store, ref: str | int) -> list[dict[str, Any]]:

@@ -206,16 +206,15 @@ def source_groups(box: SecretBox, directory: Directory) -> list[SourceGroup]:
 
 
 def directory_json(session: Session, directory: Directory) -> dict[str, Any]:
-    """The directory as the API and `--json` show it. Secrets appear only as their field names."""
-    last = session.scalar(
-        select(SyncRun)
-        .where(SyncRun.directory_id == directory.id, SyncRun.status.not_in(("queued", "running")))
-        .order_by(SyncRun.id.desc())
-        .limit(1)
-    )
+    """The directory as the API and `--json` show it. Secrets appear only as their field names.
+
+    `last_run` is the last finished attempt of any kind (a dry run, a failed run);
+    `last_applied_run` the last run that changed AccessIQ: what "last sync" means.
+    """
     cursor = session.get(Cursor, directory.id)
     users = session.scalar(select(func.count(User.id)).where(User.directory_id == directory.id))
     document = export_document(session, directory)
+    applied = last_finished_run(session, directory, applied=True)
     return {
         "id": directory.id,
         "name": directory.name,
@@ -225,17 +224,38 @@ def directory_json(session: Session, directory: Directory) -> dict[str, Any]:
         "settings": settings_of(directory).model_dump(mode="json"),
         "group_mappings": document["group_mappings"],
         "users": users,
-        "last_run": None
-        if last is None
-        else {
-            "id": last.id,
-            "status": last.status,
-            "finished_at": last.finished_at,
-            "dry_run": last.dry_run,
-        },
+        "last_run": _run_summary(last_finished_run(session, directory)),
+        "last_applied_run": _run_summary(applied),
+        # The wizard step an abandoned setup stopped at; None once finished or once a sync applied.
+        "setup_step": directory.setup_step if applied is None else None,
         "last_full_sync_at": cursor.last_full_sync_at if cursor else None,
         "incremental": connector_class(directory.provider).incremental,
+        # None when the provider has no organizational units: the user filter leaves them out.
+        "org_unit_example": connector_class(directory.provider).org_unit_example,
         "schedule": schedule_of(session, directory),
+    }
+
+
+def last_finished_run(session: Session, directory: Directory, *, applied: bool = False) -> SyncRun | None:
+    """The directory's newest finished run; with `applied`, the newest one that changed AccessIQ
+    (not a dry run, not failed, blocked or canceled)."""
+    query = select(SyncRun).where(SyncRun.directory_id == directory.id)
+    if applied:
+        query = query.where(SyncRun.status.in_(scheduler.SUCCESS), SyncRun.dry_run.is_(False))
+    else:
+        query = query.where(SyncRun.status.not_in(("queued", "running")))
+    return session.scalar(query.order_by(SyncRun.id.desc()).limit(1))
+
+
+def _run_summary(run: SyncRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "id": run.id,
+        "status": run.status,
+        "finished_at": run.finished_at,
+        "dry_run": run.dry_run,
+        "resolution": run.resolution,
     }
 
 

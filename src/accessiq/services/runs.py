@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from accessiq.errors import ConflictError, NotFoundError, RunInProgressError
+from accessiq.connectors import connector_class
+from accessiq.errors import ConfigurationError, ConflictError, NotFoundError, RunInProgressError
 from accessiq.jobs import queue
 from accessiq.jobs.worker import execute_with_lease
 from accessiq.services import parse_id
@@ -174,6 +175,8 @@ def run_json(session: Session, run: SyncRun, *, changes: bool = False) -> dict[s
         "errors": errors,
         "message": run.message,
         "notes": run.notes or [],
+        # The notes that are ordinary information (a first full read), not warnings.
+        "notes_info": [n for n in run.notes or [] if n in _ordinary_notes(directory.provider)],
         "resolution": run.resolution,
         "pending_approval": run.plan is not None and run.resolution is None,
         "source_run": run.source_run_id,
@@ -185,6 +188,13 @@ def run_json(session: Session, run: SyncRun, *, changes: bool = False) -> dict[s
     if changes:
         data["changes"] = [change_json(c) for c in run_changes(session, run)]
     return data
+
+
+def _ordinary_notes(provider: str) -> tuple[str, ...]:
+    try:
+        return connector_class(provider, require_installed=False).ordinary_notes
+    except ConfigurationError:
+        return ()  # a provider no longer registered: its notes stay warnings
 
 
 def run_changes(session: Session, run: SyncRun, obj: str | None = None, action: str | None = None) -> list[RunChange]:

@@ -92,6 +92,9 @@ class Directory(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Group references (mapping `source_group`, filter groups) pinned to external ids.
     group_pins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The Add Directory wizard step its administrator last reached, until they finish it;
+    # None for a finished setup and for directories made by a document (CLI, API).
+    setup_step: Mapped[str | None] = mapped_column(String(20), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -96,4 +96,5 @@ def plan_context(session: Session, directory: Directory, settings: SyncSettings 
         pins=dict(directory.group_pins or {}),
         organizations=orgs,
         roles=roles,
+        directories=dict(session.execute(select(Directory.id, Directory.name)).all()),
     )

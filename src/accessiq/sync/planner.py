@@ -94,6 +94,7 @@ class PlanContext:
     pins: Mapping[str, str] = field(default_factory=dict)
     organizations: Mapping[int, str] = field(default_factory=dict)  # id -> slug, for labels
     roles: Mapping[int, str] = field(default_factory=dict)  # id -> name, for labels
+    directories: Mapping[int, str] = field(default_factory=dict)  # id -> name, for messages
 
     @property
     def default_origin(self) -> str:
@@ -455,7 +456,9 @@ class _Planner:
             return (
                 f"email {email} belongs to another user of this directory (external id {owner.external_id})"
             )
-        return f"email {email} belongs to a user of another directory (id {owner.id}); it is never taken over"
+        other = self.context.directories.get(owner.directory_id)
+        where = f"directory {other!r}" if other else "another directory"
+        return f"email {email} belongs to a user of {where}; it is never taken over"
 
     def _leave(self, stored: StoredUser, why: str, deactivate: bool) -> None:
         """A user that is gone, disabled or out of scope: deactivate, or keep as is with `ignore`."""
@@ -692,6 +695,11 @@ class _Planner:
                 1 for op in plan.operations if op.object in memberships and op.action in ("remove", "revoke")
             ),
             "memberships_changed": len(plan.of("org_membership", "change")),
+            # The same, apart: group memberships mirror the source, organization memberships are AccessIQ's.
+            "group_memberships_added": len(plan.of("group_membership", "add")),
+            "group_memberships_removed": len(plan.of("group_membership", "remove")),
+            "org_memberships_granted": len(plan.of("org_membership", "grant")),
+            "org_memberships_revoked": len(plan.of("org_membership", "revoke")),
         }
 
 

@@ -81,6 +81,11 @@ def duration(run: dict[str, Any]) -> str:
     return f"{seconds / 60:.0f} min"
 
 
+def trigger(run: dict[str, Any]) -> str:
+    """What started a run and how much it read, in one form everywhere: `manual · full`, `schedule · incremental`."""
+    return f"{run['trigger']} · {run['mode']}"
+
+
 def status_label(status: str | None) -> str:
     return (status or "").replace("_", " ")
 
@@ -98,7 +103,9 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
-templates.env.filters.update(when=when, ago=ago, duration=duration, status_label=status_label, show=show_value)
+templates.env.filters.update(
+    when=when, ago=ago, duration=duration, trigger=trigger, status_label=status_label, show=show_value
+)
 templates.env.globals["tone"] = lambda status: STATUS_TONES.get(status or "", "muted")
 
 

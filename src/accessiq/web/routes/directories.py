@@ -58,6 +58,12 @@ def _directory(session: Session, directory_id: int) -> tuple[Directory, dict[str
     return found, configure.directory_view(session, found)
 
 
+def _reach(store: Store, directory_id: int, step: str) -> None:
+    """The administrator is at this wizard step: an unfinished setup resumes here."""
+    with store.transaction() as session:
+        configure.reach_setup_step(dirs.get_directory(session, directory_id), step)
+
+
 def _choices(session: Session) -> dict[str, Any]:
     return {
         "organizations": identity.list_organizations(session),
@@ -80,6 +86,7 @@ def directory_list(request: Request, store: StoreDep, admin: AdminDep) -> Respon
             "directories": listed,
             "active": active,
             "provider_titles": _provider_titles(),
+            "setup_labels": dict(WIZARD_STEPS),
             "section": "directories",
         },
     )
@@ -161,6 +168,7 @@ def wizard_credentials_save(
             directory = configure.create_directory(
                 session, store.secrets, {"name": name, "provider": provider, "connection": connection}, policy=policy
             )
+            configure.reach_setup_step(directory, "test", start=True)
             directory_id = directory.id
     except AccessIQError as exc:
         shown = _shown_values(form, provider)
@@ -173,6 +181,7 @@ def wizard_credentials_save(
 
 @router.get("/{directory_id}/setup/credentials")
 def wizard_edit_credentials(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    _reach(store, directory_id, "credentials")
     with store.transaction() as session:
         directory, data = _directory(session, directory_id)
         stored = configure.stored_secrets(store.secrets, directory)
@@ -237,6 +246,7 @@ def _save_connection(store: Store, directory_id: int, form: Any, policy: InputPo
 
 @router.get("/{directory_id}/setup/test")
 def wizard_test(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    _reach(store, directory_id, "test")
     result = configure.check_connection(store, directory_id)
     with store.transaction() as session:
         _, data = _directory(session, directory_id)
@@ -245,6 +255,7 @@ def wizard_test(request: Request, directory_id: DirectoryId, store: StoreDep, ad
 
 @router.get("/{directory_id}/setup/settings")
 def wizard_settings(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    _reach(store, directory_id, "settings")
     return render(
         request,
         "directories/wizard_settings.html",
@@ -307,6 +318,7 @@ def _save_settings(
 
 @router.get("/{directory_id}/setup/mappings")
 def wizard_mappings(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
+    _reach(store, directory_id, "mappings")
     return render(
         request,
         "directories/wizard_mappings.html",
@@ -360,6 +372,7 @@ def wizard_preview(
     admin: AdminDep,
     run: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
+    _reach(store, directory_id, "preview")
     with store.transaction() as session:
         _, data = _directory(session, directory_id)
         shown = runs.run_json(session, runs.get_run(session, run), changes=True) if run else None
@@ -409,6 +422,7 @@ def wizard_schedule(
     admin: AdminDep,
     run: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
+    _reach(store, directory_id, "schedule")
     with store.transaction() as session:
         _, data = _directory(session, directory_id)
         shown = runs.run_json(session, runs.get_run(session, run)) if run else None
@@ -432,9 +446,9 @@ def wizard_schedule_save(
     patch = {"frequency": forms.text(form, "frequency") or "1h", "schedule_enabled": enabled}
     try:
         with store.transaction() as session:
-            configure.update_settings(
-                session, store.secrets, dirs.get_directory(session, directory_id), patch, policy=policy
-            )
+            directory = dirs.get_directory(session, directory_id)
+            configure.update_settings(session, store.secrets, directory, patch, policy=policy)
+            configure.finish_setup(directory)
     except AccessIQError as exc:
         return redirect(request, f"/directories/{directory_id}/setup/schedule", str(exc), "error")
     message = (
@@ -453,11 +467,12 @@ def dashboard(request: Request, directory_id: DirectoryId, store: StoreDep, admi
     with store.transaction() as session:
         directory, data = _directory(session, directory_id)
         recent = [runs.run_json(session, r) for r in runs.list_runs(session, directory, limit=20)]
+        # The last applied sync may be older than the recent runs (after many dry runs).
+        last_applied = dirs.last_finished_run(session, directory, applied=True)
+        applied = runs.run_json(session, last_applied) if last_applied else None
     active = next((r for r in recent if r["status"] in runs.ACTIVE), None)
     finished = [r for r in recent if r["status"] not in runs.ACTIVE]
-    applied = next(
-        (r for r in finished if not r["dry_run"] and r["status"] in ("succeeded", "succeeded_with_errors")), None
-    )
+    last = finished[0] if finished else None
     blocked = [r for r in finished if r["status"] == "blocked" and r["pending_approval"]]
     return render(
         request,
@@ -467,12 +482,14 @@ def dashboard(request: Request, directory_id: DirectoryId, store: StoreDep, admi
             "tab": "dashboard",
             "directory": data,
             "active": active,
-            "last": finished[0] if finished else None,
+            # The last attempt is shown apart only when it is not the last applied sync.
+            "attempt": last if last and (applied is None or last["id"] != applied["id"]) else None,
             "applied": applied,
             "blocked": blocked,
             "recent": finished[:8],
             "chart": runs_chart(list(reversed(finished[:20]))),
             "next_sync": _next_sync(data),
+            "setup_labels": dict(WIZARD_STEPS),
         },
     )
 
@@ -502,16 +519,27 @@ def sync_now(
 ) -> Response:
     dry_run = form.get("dry_run") == "1"
     with store.transaction() as session:
+        _, data = _directory(session, directory_id)
+    if data["setup_step"] is not None:
+        # An unfinished setup has never been previewed: its first sync is applied from a preview.
+        return redirect(
+            request,
+            f"/directories/{directory_id}/setup/preview",
+            "Setup is not finished: preview the first sync, review what it would change, then apply it.",
+            "info",
+        )
+    with store.transaction() as session:
         run, created = runs.request_sync(
             session, dirs.get_directory(session, directory_id), trigger="manual", dry_run=dry_run
         )
         run_id, status = run.id, run.status
     if created:
         launcher.launch(run_id)
-        message = f"{'Dry run' if dry_run else 'Sync'} #{run_id} queued."
-    else:
-        message = f"Run #{run_id} is already {status}; showing its progress."
-    return redirect(request, f"/directories/{directory_id}", message, "info")
+        # No banner of its own: the run's live progress says queued, running, then how it ended.
+        return redirect(request, f"/directories/{directory_id}")
+    return redirect(
+        request, f"/directories/{directory_id}", f"Run #{run_id} is already {status}; showing its progress.", "info"
+    )
 
 
 # -- connection, settings, group mappings, attribute mapping --------------------------------------
