@@ -226,8 +226,7 @@ def directory_json(session: Session, directory: Directory) -> dict[str, Any]:
         "users": users,
         "last_run": _run_summary(last_finished_run(session, directory)),
         "last_applied_run": _run_summary(applied),
-        # The wizard step an abandoned setup stopped at; None once finished or once a sync applied.
-        "setup_step": directory.setup_step if applied is None else None,
+        "setup_step": pending_setup_step(session, directory),
         "last_full_sync_at": cursor.last_full_sync_at if cursor else None,
         "incremental": connector_class(directory.provider).incremental,
         # None when the provider has no organizational units: the user filter leaves them out.
@@ -245,6 +244,13 @@ def last_finished_run(session: Session, directory: Directory, *, applied: bool =
     else:
         query = query.where(SyncRun.status.not_in(("queued", "running")))
     return session.scalar(query.order_by(SyncRun.id.desc()).limit(1))
+
+
+def pending_setup_step(session: Session, directory: Directory) -> str | None:
+    """The wizard step an abandoned setup stopped at; None once finished or once a sync applied."""
+    if directory.setup_step is None or last_finished_run(session, directory, applied=True) is not None:
+        return None
+    return directory.setup_step
 
 
 def _run_summary(run: SyncRun | None) -> dict[str, Any] | None:

@@ -519,8 +519,8 @@ def sync_now(
 ) -> Response:
     dry_run = form.get("dry_run") == "1"
     with store.transaction() as session:
-        _, data = _directory(session, directory_id)
-    if data["setup_step"] is not None:
+        unfinished = dirs.pending_setup_step(session, dirs.get_directory(session, directory_id))
+    if unfinished is not None:
         # An unfinished setup has never been previewed: its first sync is applied from a preview.
         return redirect(
             request,
