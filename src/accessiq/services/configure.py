@@ -8,9 +8,10 @@ the document again, so every edit passes the same validation as
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,7 @@ from accessiq.store.crypto import SecretBox
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, SourceObject
 from accessiq.sync.document import configuration_error, validate_document
+from accessiq.sync.frequency import describe_frequency, frequency_problem
 from accessiq.sync.mapping import CompiledMapping, MappingError, effective_mapping
 from accessiq.sync.settings import GroupMappingSpec, SyncSettings
 
@@ -43,9 +45,60 @@ def default_mapping(provider: str) -> dict[str, str]:
     return dict(connector_class(provider).default_mapping)
 
 
+def frequency_words(frequency: str) -> str:
+    """A sync frequency in words: "every 15 minutes", "hourly", "daily at 02:00 UTC", or "cron: …"."""
+    return describe_frequency(frequency)
+
+
+def frequency_check(frequency: str) -> str | None:
+    """Why `frequency` is not a valid sync frequency, in plain words; None when it is."""
+    return frequency_problem(frequency)
+
+
 def stored_secrets(box: SecretBox, directory: Directory) -> frozenset[str]:
     """Names of the directory's secret fields that hold a value, inline or as a reference; never the values."""
-    return frozenset(box.open(directory.secrets)) | frozenset(directory.secret_refs or {})
+    inline = {name for name, value in box.open(directory.secrets).items() if value not in (None, "")}
+    return frozenset(inline) | frozenset(name for name, ref in (directory.secret_refs or {}).items() if ref)
+
+
+_GROUP_MAPPING = re.compile(r"group_mappings\[(\d+)\]\.?(.*)")
+
+
+def field_label(field: str, provider: str | None = None) -> str:
+    """What a form calls a document field (`settings.frequency` -> "Sync frequency"), for messages a person reads.
+
+    Labels come from the models' own titles and the provider's connection form; a field
+    without one is named by its last part in words.
+    """
+    head, _, rest = field.partition(".")
+    if head == "connection" and provider is not None:
+        for candidate in connection_fields(provider):
+            if candidate.name == rest:
+                return candidate.label
+    if head == "settings":
+        if rest.startswith("attribute_mapping."):
+            return f"Attribute mapping of {rest.removeprefix('attribute_mapping.')}"
+        return _title(SyncSettings, rest.split("."))
+    mapping = _GROUP_MAPPING.fullmatch(field)
+    if mapping:
+        number, part = int(mapping.group(1)) + 1, mapping.group(2)
+        return f"Group mapping {number}" + (f": {_title(GroupMappingSpec, [part]).lower()}" if part else "")
+    return {"name": "Name", "provider": "Provider"}.get(field, _words(field.rsplit(".", 1)[-1]))
+
+
+def _title(model: type[BaseModel], path: list[str]) -> str:
+    current: Any = model
+    title = None
+    for part in path:
+        info = getattr(current, "model_fields", {}).get(part)
+        if info is None:
+            return _words(path[-1])
+        title, current = info.title, info.annotation
+    return title or _words(path[-1])
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ").capitalize()
 
 
 def _document(session: Session, directory: Directory) -> dict[str, Any]:

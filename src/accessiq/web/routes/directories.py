@@ -37,7 +37,8 @@ WIZARD_STEPS = (
     ("preview", "Preview"),
     ("schedule", "Apply & schedule"),
 )
-FREQUENCIES = ("15m", "1h", "6h", "24h")
+# The frequency presets of the settings form and the wizard, with their words ("every 15 minutes", "hourly").
+FREQUENCY_PRESETS = tuple((value, configure.frequency_words(value)) for value in forms.FREQUENCY_PRESETS)
 
 
 def _provider_titles() -> dict[str, str]:
@@ -82,6 +83,16 @@ def directory_list(request: Request, store: StoreDep, admin: AdminDep) -> Respon
             "provider_titles": _provider_titles(),
             "section": "directories",
         },
+    )
+
+
+@router.get("/frequency-words")
+def frequency_words(request: Request, admin: AdminDep, frequency_custom: str = Query("", max_length=200)) -> Response:
+    """The words for a frequency being typed (htmx), or what is wrong with it."""
+    return render(
+        request,
+        "directories/_frequency_words.html",
+        {"frequency": frequency_custom, "frequency_problem": configure.frequency_check(frequency_custom)},
     )
 
 
@@ -164,7 +175,8 @@ def wizard_credentials_save(
             directory_id = directory.id
     except AccessIQError as exc:
         shown = _shown_values(form, provider)
-        return _credentials_page(request, name=name, provider=provider, values=shown, error=str(exc))
+        error = forms.form_errors(exc, provider)
+        return _credentials_page(request, name=name, provider=provider, values=shown, error=error)
     return redirect(request, f"/directories/{directory_id}/setup/test")
 
 
@@ -201,7 +213,7 @@ def _credentials_page(
     stored: frozenset[str] = frozenset(),
     name: str = "",
     provider: str = "",
-    error: str | None = None,
+    error: forms.FormErrors | None = None,
 ) -> Response:
     """The credentials step, for a new directory (name and provider) or a saved one (`directory`)."""
     if directory is not None:
@@ -224,14 +236,16 @@ def _credentials_page(
     )
 
 
-def _save_connection(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> str | None:
+def _save_connection(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> forms.FormErrors | None:
+    provider = None
     try:
         with store.transaction() as session:
             directory = dirs.get_directory(session, directory_id)
-            values = forms.connection_values(form, configure.connection_fields(directory.provider))
+            provider = directory.provider
+            values = forms.connection_values(form, configure.connection_fields(provider))
             configure.update_connection(session, store.secrets, directory, values, policy=policy)
     except AccessIQError as exc:
-        return str(exc)
+        return forms.form_errors(exc, provider)
     return None
 
 
@@ -267,7 +281,7 @@ def _form_context(store: Store, directory_id: int, **extra: Any) -> dict[str, An
         "mappings": data["group_mappings"],
         "source_groups": groups,
         "groups_error": groups_error,
-        "frequencies": FREQUENCIES,
+        "frequency_presets": FREQUENCY_PRESETS,
         **choices,
         **extra,
     }
@@ -284,25 +298,38 @@ def _source_groups(store: Store, directory_id: int) -> tuple[list[dict[str, Any]
 def wizard_settings_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_settings(store, directory_id, policy, forms.settings_patch, form)
+    patch = forms.settings_patch(form)
+    error = _save_settings(store, directory_id, policy, patch)
     if error:
-        context = _form_context(store, directory_id, error=error)
+        context = _refused_settings_context(store, directory_id, patch, error)
         return render(request, "directories/wizard_settings.html", _wizard("settings", **context), status_code=422)
     return redirect(request, f"/directories/{directory_id}/setup/mappings")
 
 
 def _save_settings(
-    store: Store, directory_id: int, policy: InputPolicy, parse: Any, form: Any, **options: Any
-) -> str | None:
+    store: Store, directory_id: int, policy: InputPolicy, patch: dict[str, Any]
+) -> forms.FormErrors | None:
     try:
-        patch = parse(form, **options)
         with store.transaction() as session:
             configure.update_settings(
                 session, store.secrets, dirs.get_directory(session, directory_id), patch, policy=policy
             )
     except AccessIQError as exc:
-        return str(exc)
+        return forms.form_errors(exc)
     return None
+
+
+def _refused_settings_context(
+    store: Store, directory_id: int, patch: dict[str, Any], error: forms.FormErrors
+) -> dict[str, Any]:
+    """The settings form again with what was typed, not the saved values, and every problem beside its field."""
+    context = _form_context(store, directory_id, error=error)
+    saved = context["settings"]
+    shown = {**saved, **patch}
+    for part in ("safety", "user_filter"):
+        shown[part] = {**saved[part], **(patch.get(part) or {})}
+    context["settings"] = shown
+    return context
 
 
 @router.get("/{directory_id}/setup/mappings")
@@ -340,7 +367,7 @@ def _posted_mappings(form: Any) -> list[dict[str, str]]:
     ]
 
 
-def _save_mappings(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> str | None:
+def _save_mappings(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> forms.FormErrors | None:
     try:
         mappings = forms.group_mappings(form)
         with store.transaction() as session:
@@ -348,7 +375,7 @@ def _save_mappings(store: Store, directory_id: int, form: Any, policy: InputPoli
                 session, store.secrets, dirs.get_directory(session, directory_id), mappings, policy=policy
             )
     except AccessIQError as exc:
-        return str(exc)
+        return forms.form_errors(exc)
     return None
 
 
@@ -412,15 +439,29 @@ def wizard_schedule(
     with store.transaction() as session:
         _, data = _directory(session, directory_id)
         shown = runs.run_json(session, runs.get_run(session, run)) if run else None
+    return _schedule_page(request, data, run=shown, frequency=data["settings"]["frequency"])
+
+
+def _schedule_page(
+    request: Request,
+    directory: dict[str, Any],
+    *,
+    frequency: str,
+    run: dict[str, Any] | None = None,
+    error: forms.FormErrors | None = None,
+) -> Response:
     return render(
         request,
         "directories/wizard_schedule.html",
         _wizard(
             "schedule",
-            data,
-            run=shown,
-            frequencies=FREQUENCIES,
+            directory,
+            run=run,
+            frequency=frequency,
+            frequency_presets=FREQUENCY_PRESETS,
+            error=error,
         ),
+        status_code=422 if error else 200,
     )
 
 
@@ -429,16 +470,14 @@ def wizard_schedule_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
     enabled = form.get("schedule_enabled") == "on"
-    patch = {"frequency": forms.text(form, "frequency") or "1h", "schedule_enabled": enabled}
-    try:
+    frequency = forms.frequency(form)
+    error = _save_settings(store, directory_id, policy, {"frequency": frequency, "schedule_enabled": enabled})
+    if error:
         with store.transaction() as session:
-            configure.update_settings(
-                session, store.secrets, dirs.get_directory(session, directory_id), patch, policy=policy
-            )
-    except AccessIQError as exc:
-        return redirect(request, f"/directories/{directory_id}/setup/schedule", str(exc), "error")
+            _, data = _directory(session, directory_id)
+        return _schedule_page(request, data, frequency=frequency, error=error)
     message = (
-        f"Setup complete. Automatic sync every {patch['frequency']} is on."
+        f"Setup complete. Automatic sync is on: {configure.frequency_words(frequency)}."
         if enabled
         else "Setup complete. Automatic sync is off; use Sync Now or enable it in Settings."
     )
@@ -523,7 +562,7 @@ def connection_page(request: Request, directory_id: DirectoryId, store: StoreDep
 
 
 def _connection_page(
-    request: Request, store: Store, directory_id: int, form: Any = None, error: str | None = None
+    request: Request, store: Store, directory_id: int, form: Any = None, error: forms.FormErrors | None = None
 ) -> Response:
     """The Connection tab: the saved connection, or a refused `form` again with its `error`."""
     with store.transaction() as session:
@@ -579,7 +618,8 @@ def settings_page(request: Request, directory_id: DirectoryId, store: StoreDep, 
 def settings_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_settings(store, directory_id, policy, forms.settings_patch, form, schedule=True)
+    patch = forms.settings_patch(form, schedule=True)
+    error = _save_settings(store, directory_id, policy, patch)
     if error:
         return render(
             request,
@@ -587,7 +627,7 @@ def settings_save(
             {
                 "section": "directories",
                 "tab": "settings",
-                **_form_context(store, directory_id, error=error),
+                **_refused_settings_context(store, directory_id, patch, error),
             },
             status_code=422,
         )
@@ -699,7 +739,7 @@ def attributes_save(
                 "directory": data,
                 "rows": rows,
                 "removed": [],
-                "error": str(exc),
+                "error": forms.form_errors(exc),
             },
             status_code=422,
         )
