@@ -81,3 +81,53 @@ def test_a_refused_wizard_schedule_keeps_the_cron_and_explains_it(page: Any, ser
     assert page.input_value("#frequency") == "0 0 2 * * *"
     assert "settings.frequency" not in page.inner_text("main")
     shot(page, "51-wizard-schedule-six-field-cron-refused")
+
+
+def _presets(page: Any) -> list[str]:
+    return [label.strip() for label in page.locator("#frequency-field .frequency-choices label").all_inner_texts()]
+
+
+def test_frequency_presets_and_words_everywhere(page: Any, server: Server, snapshot: Any) -> None:
+    directory = connected_directory(server.store, snapshot)
+    create_admin(server.store)
+    sign_in(page)
+
+    # The wizard's settings step, its schedule step and the Settings tab offer the same choice.
+    offered = ["Every 15 minutes", "Hourly", "Daily", "Custom interval or cron"]
+    page.goto(f"/directories/{directory}/setup/settings")
+    assert _presets(page) == offered
+    page.goto(f"/directories/{directory}/setup/schedule")
+    assert _presets(page) == offered
+    page.goto(f"/directories/{directory}/settings")
+    assert _presets(page) == offered
+    assert page.is_checked("input[name=frequency][value='1h']")
+
+    page.check("input[name=schedule_enabled]")
+    page.check("input[name=frequency][value='24h']")
+    page.click("#save-settings")
+    page.get_by_text("Settings saved.").wait_for()
+    assert page.is_checked("input[name=frequency][value='24h']")
+    assert "syncs daily" in page.inner_text(".page-head")
+
+    # A custom cron expression is explained while it is typed, and in words once saved.
+    page.fill("#frequency", "0 */6 * * *")
+    page.get_by_text("Syncs every 6 hours, on the hour.").wait_for()
+    assert page.is_checked("#frequency-custom-choice")
+    shot(page, "52-settings-frequency-custom-cron-in-words")
+    page.click("#save-settings")
+    page.get_by_text("Settings saved.").wait_for()
+    assert page.input_value("#frequency") == "0 */6 * * *"
+    assert "syncs every 6 hours, on the hour" in page.inner_text(".page-head")
+
+    page.goto(f"/directories/{directory}")
+    assert "Every 6 hours, on the hour" in page.inner_text("main")
+    page.goto("/directories")
+    assert "every 6 hours, on the hour" in page.inner_text("table")
+    shot(page, "53-directory-list-frequency-in-words")
+
+    # A cron expression without simpler words is shown as cron.
+    page.goto(f"/directories/{directory}/settings")
+    page.fill("#frequency", "5 4 * 6 2,4")
+    page.get_by_text("Syncs cron: 5 4 * 6 2,4.").wait_for()
+    page.fill("#frequency", "5 4 * 6 9")
+    page.get_by_text("the day-of-week field (5th) must be 0\u20137 or SUN\u2013SAT, got 9").wait_for()
