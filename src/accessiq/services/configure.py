@@ -19,12 +19,12 @@ from accessiq.connectors import connector_class
 from accessiq.connectors.base import UserUpserted
 from accessiq.errors import AccessIQError, ConfigurationError, ConflictError, ConnectorError
 from accessiq.services import directories as dirs
-from accessiq.services.input_policy import InputPolicy
+from accessiq.services.input_policy import InputPolicy, StoredConnection
 from accessiq.services.providers import ConnectionField, get_provider
 from accessiq.store.crypto import SecretBox
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, SourceObject
-from accessiq.sync.document import configuration_error, validate_document
+from accessiq.sync.document import configuration_error, validate_connection, validate_document
 from accessiq.sync.frequency import describe_frequency, frequency_problem
 from accessiq.sync.mapping import CompiledMapping, MappingError, effective_mapping
 from accessiq.sync.settings import GroupMappingSpec, SyncSettings
@@ -84,6 +84,19 @@ def field_label(field: str, provider: str | None = None) -> str:
         number, part = int(mapping.group(1)) + 1, mapping.group(2)
         return f"Group mapping {number}" + (f": {_title(GroupMappingSpec, [part]).lower()}" if part else "")
     return {"name": "Name", "provider": "Provider"}.get(field, _words(field.rsplit(".", 1)[-1]))
+
+
+def with_labels(text: str, provider: str) -> str:
+    """`text` with the provider's connection keys (`connection.client_secret`, `client_secret`) as their labels.
+
+    Connectors name fields by key for documents; a form's reader knows them by label. A bare
+    key is replaced only when it has an underscore, so words such as "path" stay words.
+    """
+    for candidate in connection_fields(provider):
+        text = text.replace(f"connection.{candidate.name}", candidate.label)
+        if "_" in candidate.name:
+            text = re.sub(rf"\b{re.escape(candidate.name)}\b", candidate.label, text)
+    return text
 
 
 def _title(model: type[BaseModel], path: list[str]) -> str:
@@ -155,6 +168,11 @@ def update_connection(
     session: Session, box: SecretBox, directory: Directory, values: dict[str, Any], *, policy: InputPolicy
 ) -> Directory:
     """Change connection fields; a secret given empty or not at all keeps its stored value."""
+    return _apply(session, box, _edited_connection(session, directory, values), policy)
+
+
+def _edited_connection(session: Session, directory: Directory, values: dict[str, Any]) -> dict[str, Any]:
+    """The directory's document with `values` as its connection; secrets given empty keep their stored value."""
     document = _document(session, directory)
     hidden = set(secret_fields(directory.provider))
     for key, value in values.items():
@@ -164,7 +182,69 @@ def update_connection(
             document["connection"].pop(key, None)
         else:
             document["connection"][key] = value
-    return _apply(session, box, document, policy)
+    return document
+
+
+def check_connection_values(
+    store: Store, ref: str | int, values: dict[str, Any], *, policy: InputPolicy
+) -> dict[str, Any]:
+    """Test the connection as an edit form shows it, saving nothing: `check_connection`'s answer and `unsaved`.
+
+    Secrets given empty are tested with their stored value. Values that cannot be
+    accepted raise the ConfigurationError that saving them would raise.
+    """
+    with store.transaction() as session:
+        directory = dirs.get_directory(session, ref)
+        document = validate_document(_edited_connection(session, directory, values))
+        stored = StoredConnection(
+            dict(directory.connection or {}), store.secrets.open(directory.secrets), dict(directory.secret_refs or {})
+        )
+        admitted = policy.admit(directory.provider, document.connection, stored)
+        # Never added to the session: a directory as it would be, for the connector alone.
+        candidate = Directory(
+            name=directory.name,
+            provider=directory.provider,
+            connection=dict(admitted.connection),
+            secrets=store.secrets.seal(dict(admitted.secrets)),
+            secret_refs=dict(admitted.secret_refs),
+            settings=dict(directory.settings or {}),
+            group_pins=dict(directory.group_pins or {}),
+        )
+        references = dirs.group_references(session, directory)
+        unsaved = _effective(directory.provider, admitted) != _effective(directory.provider, stored)
+    return {**_test(store.secrets, candidate, references), "unsaved": unsaved}
+
+
+def _effective(provider: str, connection: StoredConnection) -> dict[str, Any]:
+    return validate_connection(provider, {**connection.connection, **connection.secrets}).model_dump()
+
+
+def seal_pending_secrets(box: SecretBox, directory_id: int, values: dict[str, Any], provider: str) -> dict[str, str]:
+    """Secrets typed into a form that was not saved, sealed so the page can carry them back without showing them.
+
+    A sealed secret opens only for the same directory and field (`open_pending_secrets`).
+    """
+    sealed: dict[str, str] = {}
+    for name in secret_fields(provider):
+        value = values.get(name)
+        if isinstance(value, str) and value:
+            token = box.seal({"directory": directory_id, "field": name, "value": value})
+            if token is not None:
+                sealed[name] = token.decode("ascii")
+    return sealed
+
+
+def open_pending_secrets(box: SecretBox, directory_id: int, tokens: dict[str, str]) -> dict[str, str]:
+    """The secrets `seal_pending_secrets` sealed for this directory; a token that does not open is ignored."""
+    opened: dict[str, str] = {}
+    for name, token in tokens.items():
+        try:
+            content = box.open(token.encode("ascii"))
+        except (ConfigurationError, UnicodeEncodeError, ValueError):
+            continue
+        if content.get("directory") == directory_id and content.get("field") == name:
+            opened[name] = str(content.get("value") or "")
+    return opened
 
 
 def update_settings(
@@ -211,8 +291,12 @@ def check_connection(store: Store, ref: str | int) -> dict[str, Any]:
     with store.transaction() as session:
         directory = dirs.get_directory(session, ref)
         references = dirs.group_references(session, directory)
+    return _test(store.secrets, directory, references)
+
+
+def _test(box: SecretBox, directory: Directory, references: list[tuple[str, str]]) -> dict[str, Any]:
     try:
-        result = dirs.test_directory(store.secrets, directory, references)
+        result = dirs.test_directory(box, directory, references)
     except (ConnectorError, ConfigurationError) as exc:
         return {"ok": False, "details": [], "problems": [str(exc)], "kind": exc.kind}
     return {"ok": result.ok, "details": list(result.details), "problems": list(result.problems), "kind": None}

@@ -59,6 +59,16 @@ def connection_values(form: FormData, fields: Sequence[ConnectionField]) -> dict
     return values
 
 
+# A sealed secret carried back by a page (services.configure.seal_pending_secrets): a few KiB at most.
+MAX_PENDING_TOKEN = 4 * MAX_KEY_FILE
+
+
+def pending_tokens(form: FormData, fields: Sequence[ConnectionField]) -> dict[str, str]:
+    """The sealed secrets a refused or unconfirmed connection form carried back, by field."""
+    tokens = {f.name: text(form, f"connection.{f.name}.pending") for f in fields if f.secret}
+    return {name: token for name, token in tokens.items() if token and len(token) <= MAX_PENDING_TOKEN}
+
+
 def _key_file(form: FormData, name: str, field: str) -> str:
     upload = form.get(name)
     if not isinstance(upload, UploadFile):
@@ -113,11 +123,22 @@ def form_errors(exc: AccessIQError, provider: str | None = None) -> FormErrors:
     listed: list[str] = []
     by_input: dict[str, str] = {}
     for problem in exc.problems:
+        if provider is not None:
+            problem = FieldProblem(problem.field, configure.with_labels(problem.message, provider))
         listed.append(_labelled(problem, provider))
         name = _input_of(problem.field)
         if name is not None and name not in by_input:
             by_input[name] = _beside_input(problem.message)
     return FormErrors(tuple(listed), by_input)
+
+
+def labelled_result(result: dict[str, Any], provider: str) -> dict[str, Any]:
+    """A connection test's answer with connection keys in its lines said as the fields' labels."""
+    return {
+        **result,
+        "details": [configure.with_labels(line, provider) for line in result["details"]],
+        "problems": [configure.with_labels(line, provider) for line in result["problems"]],
+    }
 
 
 def _input_of(field_name: str | None) -> str | None:

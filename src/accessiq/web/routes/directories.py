@@ -195,13 +195,15 @@ def wizard_edit_credentials(request: Request, directory_id: DirectoryId, store: 
 def wizard_edit_credentials_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_connection(store, directory_id, form, policy)
+    provider = _provider_of(store, directory_id)
+    values, error = _save_connection(store, directory_id, provider, form, policy)
     if error:
         with store.transaction() as session:
             directory, data = _directory(session, directory_id)
             stored = configure.stored_secrets(store.secrets, directory)
-        values = _shown_values(form, data["provider"])
-        return _credentials_page(request, data, values=values, stored=stored, error=error)
+        shown = _shown_values(form, provider)
+        pending = configure.seal_pending_secrets(store.secrets, directory_id, values, provider)
+        return _credentials_page(request, data, values=shown, stored=stored, error=error, pending=pending)
     return redirect(request, f"/directories/{directory_id}/setup/test")
 
 
@@ -214,6 +216,7 @@ def _credentials_page(
     name: str = "",
     provider: str = "",
     error: forms.FormErrors | None = None,
+    pending: dict[str, str] | None = None,
 ) -> Response:
     """The credentials step, for a new directory (name and provider) or a saved one (`directory`)."""
     if directory is not None:
@@ -230,19 +233,46 @@ def _credentials_page(
             fields=configure.connection_fields(provider),
             values=values,
             stored=stored,
+            pending=pending or {},
             error=error,
         ),
         status_code=422 if error else 200,
     )
 
 
-def _save_connection(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> forms.FormErrors | None:
-    provider = None
+def _provider_of(store: Store, directory_id: int) -> str:
+    with store.transaction() as session:
+        return dirs.get_directory(session, directory_id).provider
+
+
+def _posted_connection(store: Store, directory_id: int, provider: str, form: Any) -> dict[str, Any]:
+    """The connection as the form has it: a secret left empty takes the one the page carried back, if any."""
+    fields = configure.connection_fields(provider)
+    values = forms.connection_values(form, fields)
+    carried = configure.open_pending_secrets(store.secrets, directory_id, forms.pending_tokens(form, fields))
+    for name, secret in carried.items():
+        if not values.get(name):
+            values[name] = secret
+    return values
+
+
+def _save_connection(
+    store: Store, directory_id: int, provider: str, form: Any, policy: InputPolicy
+) -> tuple[dict[str, Any], forms.FormErrors | None]:
+    """(the connection posted, why it was refused or None when it is saved)."""
+    try:
+        values = _posted_connection(store, directory_id, provider, form)
+    except AccessIQError as exc:
+        return {}, forms.form_errors(exc, provider)
+    return values, _store_connection(store, directory_id, provider, values, policy)
+
+
+def _store_connection(
+    store: Store, directory_id: int, provider: str, values: dict[str, Any], policy: InputPolicy
+) -> forms.FormErrors | None:
     try:
         with store.transaction() as session:
             directory = dirs.get_directory(session, directory_id)
-            provider = directory.provider
-            values = forms.connection_values(form, configure.connection_fields(provider))
             configure.update_connection(session, store.secrets, directory, values, policy=policy)
     except AccessIQError as exc:
         return forms.form_errors(exc, provider)
@@ -254,6 +284,7 @@ def wizard_test(request: Request, directory_id: DirectoryId, store: StoreDep, ad
     result = configure.check_connection(store, directory_id)
     with store.transaction() as session:
         _, data = _directory(session, directory_id)
+    result = forms.labelled_result(result, data["provider"])
     return render(request, "directories/wizard_test.html", _wizard("test", data, result=result))
 
 
@@ -562,9 +593,16 @@ def connection_page(request: Request, directory_id: DirectoryId, store: StoreDep
 
 
 def _connection_page(
-    request: Request, store: Store, directory_id: int, form: Any = None, error: forms.FormErrors | None = None
+    request: Request,
+    store: Store,
+    directory_id: int,
+    form: Any = None,
+    error: forms.FormErrors | None = None,
+    *,
+    result: dict[str, Any] | None = None,
+    pending: dict[str, str] | None = None,
 ) -> Response:
-    """The Connection tab: the saved connection, or a refused `form` again with its `error`."""
+    """The Connection tab: the saved connection, or a posted `form` again with its `error` or failed test `result`."""
     with store.transaction() as session:
         directory, data = _directory(session, directory_id)
         stored = configure.stored_secrets(store.secrets, directory)
@@ -578,10 +616,12 @@ def _connection_page(
             "fields": configure.connection_fields(data["provider"]),
             "values": data["connection"] if form is None else _shown_values(form, data["provider"]),
             "stored": stored,
+            "pending": pending or {},
             "provider_title": providers.get_provider(data["provider"]).title,
             "error": error,
+            "result": result,
         },
-        status_code=422 if error else 200,
+        status_code=422 if error or result else 200,
     )
 
 
@@ -589,16 +629,49 @@ def _connection_page(
 def connection_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_connection(store, directory_id, form, policy)
+    """Save the connection after testing it; a connection whose test fails is saved only once confirmed."""
+    provider = _provider_of(store, directory_id)
+    values: dict[str, Any] = {}
+    try:
+        values = _posted_connection(store, directory_id, provider, form)
+        result = forms.labelled_result(
+            configure.check_connection_values(store, directory_id, values, policy=policy), provider
+        )
+    except AccessIQError as exc:
+        pending = configure.seal_pending_secrets(store.secrets, directory_id, values, provider)
+        return _connection_page(request, store, directory_id, form, forms.form_errors(exc, provider), pending=pending)
+    if not result["ok"] and form.get("confirm_failing") != "1":
+        pending = configure.seal_pending_secrets(store.secrets, directory_id, values, provider)
+        return _connection_page(request, store, directory_id, form, result=result, pending=pending)
+    error = _store_connection(store, directory_id, provider, values, policy)
     if error:
-        return _connection_page(request, store, directory_id, form, error)
-    return redirect(request, f"/directories/{directory_id}/connection", "Connection saved.")
+        pending = configure.seal_pending_secrets(store.secrets, directory_id, values, provider)
+        return _connection_page(request, store, directory_id, form, error, pending=pending)
+    if not result["ok"]:
+        return redirect(
+            request,
+            f"/directories/{directory_id}/connection",
+            "Connection saved although its test failed: syncs will fail until it works.",
+            "error",
+        )
+    return redirect(request, f"/directories/{directory_id}/connection", "Connection saved and tested.")
 
 
 @router.post("/{directory_id}/test")
-def connection_test(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
-    """The connection test as a fragment (htmx) for the connection page."""
-    return render(request, "directories/_test_result.html", {"result": configure.check_connection(store, directory_id)})
+def connection_test(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
+) -> Response:
+    """The connection test as a fragment (htmx): the values on the page, saved or not; nothing is saved."""
+    provider = _provider_of(store, directory_id)
+    try:
+        values = _posted_connection(store, directory_id, provider, form)
+        result = forms.labelled_result(
+            configure.check_connection_values(store, directory_id, values, policy=policy), provider
+        )
+    except AccessIQError as exc:
+        problems = list(forms.form_errors(exc, provider).listed)
+        result = {"ok": False, "details": [], "problems": problems, "kind": "configuration", "unsaved": True}
+    return render(request, "directories/_test_result.html", {"result": result})
 
 
 @router.get("/{directory_id}/settings")

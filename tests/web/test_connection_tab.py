@@ -1,0 +1,108 @@
+"""The Connection tab tests what is on the screen, not what is saved, and saving a connection that fails its
+test asks first; the credentials forms read labels, help and "one of" from the connector's description."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from browser_steps import Server, create_admin, shot, sign_in
+
+from accessiq.sandbox import SandboxServer
+from accessiq.sandbox.entra import EntraSandbox, create_app
+from accessiq.services import directories as dirs
+from accessiq.services.input_policy import InputPolicy
+from accessiq.sync.document import validate_document
+
+
+@pytest.fixture
+def graph() -> Iterator[tuple[EntraSandbox, str]]:
+    sandbox = EntraSandbox(12, 3, seed=5)
+    with SandboxServer(create_app(sandbox)) as served:
+        yield sandbox, served.url
+
+
+def _entra_directory(server: Server, sandbox: EntraSandbox, url: str) -> int:
+    connection = {
+        "tenant_id": sandbox.tenant_domain,
+        "client_id": sandbox.client_id,
+        "client_secret": sandbox.client_secret,
+        "authority_url": url,
+        "graph_url": url,
+    }
+    with server.store.transaction() as session:
+        directory, _ = dirs.apply_document(
+            session,
+            server.store.secrets,
+            validate_document({"name": "Contoso", "provider": "entra", "connection": connection}),
+            policy=InputPolicy.operator(),
+        )
+        return directory.id
+
+
+def _stored_secret(server: Server, directory: int) -> str:
+    with server.store.transaction() as session:
+        found = dirs.get_directory(session, directory)
+        return str(server.store.secrets.open(found.secrets)["client_secret"])
+
+
+@pytest.fixture
+def on_connection_tab(page: Any, server: Server, graph: tuple[EntraSandbox, str]) -> tuple[EntraSandbox, int]:
+    """An Entra directory over the Graph sandbox, its Connection tab open with a wrong secret typed (unsaved)."""
+    sandbox, url = graph
+    directory = _entra_directory(server, sandbox, url)
+    create_admin(server.store)
+    sign_in(page)
+    page.goto(f"/directories/{directory}/connection")
+    page.fill("#connection-client_secret", "not-the-secret")
+    return sandbox, directory
+
+
+def test_test_connection_tests_the_values_on_the_screen(
+    page: Any, server: Server, on_connection_tab: tuple[EntraSandbox, int]
+) -> None:
+    sandbox, directory = on_connection_tab
+    page.click("#test-connection")
+    page.get_by_text("The directory refused the credentials.").wait_for()
+    result = page.inner_text("#test-result")
+    assert "AADSTS7000215" in result and "not saved yet" in result, result
+    assert _stored_secret(server, directory) == sandbox.client_secret, "a test saves nothing"
+    shot(page, "54-connection-test-uses-unsaved-values")
+
+    # An empty secret box means the stored secret: that one works.
+    page.fill("#connection-client_secret", "")
+    page.click("#test-connection")
+    page.get_by_text("Connection works.").wait_for()
+    assert "Tested with the saved values." in page.inner_text("#test-result")
+
+    # A wrong tenant typed but not saved is what the test uses.
+    page.fill("#connection-tenant_id", "nobody.onmicrosoft.com")
+    page.click("#test-connection")
+    page.locator("#test-result .notice.error").wait_for()
+    assert "Connection works." not in page.inner_text("#test-result")
+
+
+def test_saving_a_failing_connection_asks_first(
+    page: Any, server: Server, on_connection_tab: tuple[EntraSandbox, int]
+) -> None:
+    sandbox, directory = on_connection_tab
+    page.click("#save-connection")
+    page.locator("#confirm-failing").wait_for()
+    assert "Not saved: the connection test failed" in page.inner_text("#confirm-failing")
+    assert "The directory refused the credentials." in page.inner_text("#test-result")
+    assert _stored_secret(server, directory) == sandbox.client_secret
+    # The secret typed is carried back sealed, never shown: the box says so and stays empty.
+    assert page.input_value("#connection-client_secret") == ""
+    assert "typed, not saved yet" in (page.get_attribute("#connection-client_secret", "placeholder") or "")
+    assert "not-the-secret" not in page.content()
+    shot(page, "55-connection-save-failing-asks-to-confirm")
+
+    page.click("#save-anyway")
+    page.get_by_text("Connection saved although its test failed").wait_for()
+    assert _stored_secret(server, directory) == "not-the-secret"
+
+    page.fill("#connection-client_secret", sandbox.client_secret)
+    page.click("#save-connection")
+    page.get_by_text("Connection saved and tested.").wait_for()
+    assert _stored_secret(server, directory) == sandbox.client_secret
