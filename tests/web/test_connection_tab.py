@@ -4,13 +4,14 @@ test asks first; the credentials forms read labels, help and "one of" from the c
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from browser_steps import Server, create_admin, shot, sign_in
 
 from accessiq.sandbox import SandboxServer
-from accessiq.sandbox.entra import EntraSandbox, create_app
+from accessiq.sandbox.entra import EntraSandbox, create_app, make_certificate
 from accessiq.services import directories as dirs
 from accessiq.services.input_policy import InputPolicy
 from accessiq.sync.document import validate_document
@@ -24,13 +25,19 @@ def graph() -> Iterator[tuple[EntraSandbox, str]]:
 
 
 def _entra_directory(server: Server, sandbox: EntraSandbox, url: str) -> int:
-    connection = {
-        "tenant_id": sandbox.tenant_domain,
-        "client_id": sandbox.client_id,
-        "client_secret": sandbox.client_secret,
-        "authority_url": url,
-        "graph_url": url,
-    }
+    return _apply_entra(
+        server,
+        {
+            "tenant_id": sandbox.tenant_domain,
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+            "authority_url": url,
+            "graph_url": url,
+        },
+    )
+
+
+def _apply_entra(server: Server, connection: dict[str, Any]) -> int:
     with server.store.transaction() as session:
         directory, _ = dirs.apply_document(
             session,
@@ -106,3 +113,77 @@ def test_saving_a_failing_connection_asks_first(
     page.click("#save-connection")
     page.get_by_text("Connection saved and tested.").wait_for()
     assert _stored_secret(server, directory) == sandbox.client_secret
+
+
+def test_entra_credentials_read_the_connector_description_and_take_a_pem_file(
+    page: Any, server: Server, graph: tuple[EntraSandbox, str], tmp_path: Path
+) -> None:
+    sandbox, url = graph
+    pem = make_certificate(key_size=1024)
+    sandbox.register_app(sandbox.client_id, certificate_pem=pem)
+    bundle = tmp_path / "app.pem"
+    bundle.write_text(pem)
+    create_admin(server.store)
+    sign_in(page)
+
+    page.goto("/directories/new/credentials?name=Contoso&provider=entra")
+    form = page.inner_text("main form.card")
+    for label in (
+        "Directory (tenant) ID",
+        "Application (client) ID",
+        "Client secret (this or Certificate is required)",
+        "Certificate (this or Client secret is required)",
+        "Sign-in endpoint (national clouds) (optional)",
+        "Microsoft Graph endpoint (optional)",
+    ):
+        assert label in form, label
+    for key in ("tenant_id", "client_id", "client_secret", "authority_url", "graph_url", "stored"):
+        assert key not in form, key
+    assert page.locator("textarea#connection-certificate").count() == 1
+
+    page.fill("#connection-tenant_id", sandbox.tenant_domain)
+    page.fill("#connection-client_id", sandbox.client_id)
+    page.fill("#connection-authority_url", url)
+    page.fill("#connection-graph_url", url)
+    page.get_by_role("button", name="Save and test connection").click()
+    beside = page.locator("[data-error-for='connection.client_secret']")
+    beside.wait_for()
+    assert beside.inner_text() == (
+        "Give exactly one credential, a client secret or a certificate (PEM private key and certificate): "
+        "one of the two is required."
+    )
+    assert "client_secret" not in page.inner_text("main")
+    assert page.input_value("#connection-tenant_id") == sandbox.tenant_domain
+
+    # A PEM file chosen beside the certificate box fills it, line breaks and all.
+    page.set_input_files("#connection-certificate-file", str(bundle))
+    page.wait_for_function("document.getElementById('connection-certificate').value.includes('END CERTIFICATE')")
+    assert page.input_value("#connection-certificate") == pem.strip()
+    shot(page, "56-entra-credentials-labels-and-pem")
+    page.get_by_role("button", name="Save and test connection").click()
+    page.get_by_text("Connection works.").wait_for()
+
+    with server.store.transaction() as session:
+        created = dirs.get_directory(session, "Contoso")
+        directory, secrets = created.id, server.store.secrets.open(created.secrets)
+    assert secrets == {"certificate": pem.strip()}
+    # Only the secret that was set shows as stored.
+    page.goto(f"/directories/{directory}/connection")
+    assert "stored" in (page.get_attribute("#connection-certificate", "placeholder") or "")
+    assert "stored" not in (page.get_attribute("#connection-client_secret", "placeholder") or "")
+    shot(page, "57-connection-only-the-set-secret-is-stored")
+
+
+def test_a_secret_given_as_null_is_not_shown_as_stored(page: Any, server: Server) -> None:
+    connection = {
+        "tenant_id": "contoso.onmicrosoft.com",
+        "client_id": "00000000-0000-0000-0000-000000000001",
+        "client_secret": "a-secret",
+        "certificate": None,
+    }
+    directory_id = _apply_entra(server, connection)
+    create_admin(server.store)
+    sign_in(page)
+    page.goto(f"/directories/{directory_id}/connection")
+    assert "stored" in (page.get_attribute("#connection-client_secret", "placeholder") or "")
+    assert "stored" not in (page.get_attribute("#connection-certificate", "placeholder") or "")
