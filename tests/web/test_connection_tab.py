@@ -187,3 +187,33 @@ def test_a_secret_given_as_null_is_not_shown_as_stored(page: Any, server: Server
     page.goto(f"/directories/{directory_id}/connection")
     assert "stored" in (page.get_attribute("#connection-client_secret", "placeholder") or "")
     assert "stored" not in (page.get_attribute("#connection-certificate", "placeholder") or "")
+
+
+def test_a_refused_new_directory_keeps_the_secret_typed(
+    page: Any, server: Server, graph: tuple[EntraSandbox, str]
+) -> None:
+    sandbox, url = graph
+    create_admin(server.store)
+    sign_in(page)
+    page.goto("/directories/new/credentials?name=Contoso&provider=entra")
+    page.fill("#connection-tenant_id", sandbox.tenant_domain)
+    page.fill("#connection-client_id", sandbox.client_id)
+    page.fill("#connection-client_secret", sandbox.client_secret)
+    page.fill("#connection-authority_url", url)
+    page.fill("#connection-graph_url", f"{url}/v1.0")
+    page.get_by_role("button", name="Save and test connection").click()
+
+    beside = page.locator("[data-error-for='connection.graph_url']")
+    beside.wait_for()
+    assert beside.inner_text().startswith("Give the base URL only")
+    assert page.input_value("#connection-graph_url") == f"{url}/v1.0"
+    assert "typed, not saved yet" in (page.get_attribute("#connection-client_secret", "placeholder") or "")
+    assert sandbox.client_secret not in page.content()
+    shot(page, "58-wizard-credentials-refused-keeps-the-secret")
+
+    page.fill("#connection-graph_url", url)
+    page.get_by_role("button", name="Save and test connection").click()
+    page.get_by_text("Connection works.").wait_for()
+    with server.store.transaction() as session:
+        created = dirs.get_directory(session, "Contoso")
+        assert server.store.secrets.open(created.secrets) == {"client_secret": sandbox.client_secret}

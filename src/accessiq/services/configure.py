@@ -82,7 +82,7 @@ def field_label(field: str, provider: str | None = None) -> str:
     mapping = _GROUP_MAPPING.fullmatch(field)
     if mapping:
         number, part = int(mapping.group(1)) + 1, mapping.group(2)
-        return f"Group mapping {number}" + (f": {_title(GroupMappingSpec, [part]).lower()}" if part else "")
+        return f"{_title(GroupMappingSpec, [part])} of group mapping {number}" if part else f"Group mapping {number}"
     return {"name": "Name", "provider": "Provider"}.get(field, _words(field.rsplit(".", 1)[-1]))
 
 
@@ -219,30 +219,38 @@ def _effective(provider: str, connection: StoredConnection) -> dict[str, Any]:
     return validate_connection(provider, {**connection.connection, **connection.secrets}).model_dump()
 
 
-def seal_pending_secrets(box: SecretBox, directory_id: int, values: dict[str, Any], provider: str) -> dict[str, str]:
+def pending_owner(name: str, provider: str) -> str:
+    """Whose pending secrets a new directory's form carries, before it has an id."""
+    return f"new:{provider}:{name.casefold()}"
+
+
+def seal_pending_secrets(
+    box: SecretBox, owner: int | str, values: dict[str, Any], provider: str
+) -> dict[str, str]:
     """Secrets typed into a form that was not saved, sealed so the page can carry them back without showing them.
 
-    A sealed secret opens only for the same directory and field (`open_pending_secrets`).
+    `owner` is the directory's id, or `pending_owner` for one being added; a sealed secret
+    opens only for the same owner and field (`open_pending_secrets`).
     """
     sealed: dict[str, str] = {}
     for name in secret_fields(provider):
         value = values.get(name)
         if isinstance(value, str) and value:
-            token = box.seal({"directory": directory_id, "field": name, "value": value})
+            token = box.seal({"directory": owner, "field": name, "value": value})
             if token is not None:
                 sealed[name] = token.decode("ascii")
     return sealed
 
 
-def open_pending_secrets(box: SecretBox, directory_id: int, tokens: dict[str, str]) -> dict[str, str]:
-    """The secrets `seal_pending_secrets` sealed for this directory; a token that does not open is ignored."""
+def open_pending_secrets(box: SecretBox, owner: int | str, tokens: dict[str, str]) -> dict[str, str]:
+    """The secrets `seal_pending_secrets` sealed for this owner; a token that does not open is ignored."""
     opened: dict[str, str] = {}
     for name, token in tokens.items():
         try:
             content = box.open(token.encode("ascii"))
         except (ConfigurationError, UnicodeEncodeError, ValueError):
             continue
-        if content.get("directory") == directory_id and content.get("field") == name:
+        if content.get("directory") == owner and content.get("field") == name:
             opened[name] = str(content.get("value") or "")
     return opened
 

@@ -165,8 +165,10 @@ def wizard_credentials_save(
     name, provider = forms.text(form, "name"), forms.text(form, "provider")
     if provider not in providers.available_names():
         return redirect(request, "/directories/new")
+    owner = configure.pending_owner(name, provider)
+    values: dict[str, Any] = {}
     try:
-        values = forms.connection_values(form, configure.connection_fields(provider))
+        values = _posted_connection(store, owner, provider, form)
         connection = {k: v for k, v in values.items() if v not in ("", None)}
         with store.transaction() as session:
             directory = configure.create_directory(
@@ -176,7 +178,8 @@ def wizard_credentials_save(
     except AccessIQError as exc:
         shown = _shown_values(form, provider)
         error = forms.form_errors(exc, provider)
-        return _credentials_page(request, name=name, provider=provider, values=shown, error=error)
+        pending = configure.seal_pending_secrets(store.secrets, owner, values, provider)
+        return _credentials_page(request, name=name, provider=provider, values=shown, error=error, pending=pending)
     return redirect(request, f"/directories/{directory_id}/setup/test")
 
 
@@ -245,11 +248,14 @@ def _provider_of(store: Store, directory_id: int) -> str:
         return dirs.get_directory(session, directory_id).provider
 
 
-def _posted_connection(store: Store, directory_id: int, provider: str, form: Any) -> dict[str, Any]:
-    """The connection as the form has it: a secret left empty takes the one the page carried back, if any."""
+def _posted_connection(store: Store, owner: int | str, provider: str, form: Any) -> dict[str, Any]:
+    """The connection as the form has it: a secret left empty takes the one the page carried back, if any.
+
+    `owner` is the directory's id, or `configure.pending_owner` for a directory being added.
+    """
     fields = configure.connection_fields(provider)
     values = forms.connection_values(form, fields)
-    carried = configure.open_pending_secrets(store.secrets, directory_id, forms.pending_tokens(form, fields))
+    carried = configure.open_pending_secrets(store.secrets, owner, forms.pending_tokens(form, fields))
     for name, secret in carried.items():
         if not values.get(name):
             values[name] = secret
