@@ -131,3 +131,18 @@ def test_frequency_presets_and_words_everywhere(page: Any, server: Server, snaps
     page.get_by_text("Syncs cron: 5 4 * 6 2,4.").wait_for()
     page.fill("#frequency", "5 4 * 6 9")
     page.get_by_text("the day-of-week field (5th) must be 0\u20137 or SUN\u2013SAT, got 9").wait_for()
+
+
+def test_a_typed_frequency_never_renders_as_markup(page: Any, server: Server, snapshot: Any) -> None:
+    directory = connected_directory(server.store, snapshot)
+    create_admin(server.store)
+    sign_in(page)
+    hostile = "<img src=x onerror=alert(1)> * * *"
+    page.goto(f"/directories/{directory}/settings")
+    page.fill("#frequency", hostile)
+    page.locator("#frequency-words .field-error").wait_for()
+    assert "<img src=x" in page.inner_text("#frequency-words")
+    page.click("#save-settings")
+    page.locator("#frequency-field [data-error-for=frequency]").wait_for()
+    assert page.input_value("#frequency") == hostile
+    assert page.locator("img[src=x]").count() == 0
