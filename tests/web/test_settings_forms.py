@@ -96,6 +96,7 @@ def test_frequency_presets_and_words_everywhere(page: Any, server: Server, snaps
     offered = ["Every 15 minutes", "Hourly", "Daily", "Custom interval or cron"]
     page.goto(f"/directories/{directory}/setup/settings")
     assert _presets(page) == offered
+    shot(page, "59-wizard-settings-frequency-presets")
     page.goto(f"/directories/{directory}/setup/schedule")
     assert _presets(page) == offered
     page.goto(f"/directories/{directory}/settings")
@@ -121,6 +122,7 @@ def test_frequency_presets_and_words_everywhere(page: Any, server: Server, snaps
 
     page.goto(f"/directories/{directory}")
     assert "Every 6 hours, on the hour" in page.inner_text("main")
+    shot(page, "60-dashboard-next-sync-in-words")
     page.goto("/directories")
     assert "every 6 hours, on the hour" in page.inner_text("table")
     shot(page, "53-directory-list-frequency-in-words")
