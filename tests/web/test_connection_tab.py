@@ -75,7 +75,7 @@ def test_test_connection_tests_the_values_on_the_screen(
     result = page.inner_text("#test-result")
     assert "AADSTS7000215" in result and "not saved yet" in result, result
     assert _stored_secret(server, directory) == sandbox.client_secret, "a test saves nothing"
-    shot(page, "54-connection-test-uses-unsaved-values")
+    shot(page, "74-connection-test-uses-unsaved-values")
 
     # An empty secret box means the stored secret: that one works.
     page.fill("#connection-client_secret", "")
@@ -103,7 +103,7 @@ def test_saving_a_failing_connection_asks_first(
     assert page.input_value("#connection-client_secret") == ""
     assert "typed, not saved yet" in (page.get_attribute("#connection-client_secret", "placeholder") or "")
     assert "not-the-secret" not in page.content()
-    shot(page, "55-connection-save-failing-asks-to-confirm")
+    shot(page, "75-connection-save-failing-asks-to-confirm")
 
     page.click("#save-anyway")
     page.get_by_text("Connection saved although its test failed").wait_for()
@@ -159,7 +159,7 @@ def test_entra_credentials_read_the_connector_description_and_take_a_pem_file(
     page.set_input_files("#connection-certificate-file", str(bundle))
     page.wait_for_function("document.getElementById('connection-certificate').value.includes('END CERTIFICATE')")
     assert page.input_value("#connection-certificate") == pem.strip()
-    shot(page, "56-entra-credentials-labels-and-pem")
+    shot(page, "76-entra-credentials-labels-and-pem")
     page.get_by_role("button", name="Save and test connection").click()
     page.get_by_text("Connection works.").wait_for()
 
@@ -171,7 +171,7 @@ def test_entra_credentials_read_the_connector_description_and_take_a_pem_file(
     page.goto(f"/directories/{directory}/connection")
     assert "stored" in (page.get_attribute("#connection-certificate", "placeholder") or "")
     assert "stored" not in (page.get_attribute("#connection-client_secret", "placeholder") or "")
-    shot(page, "57-connection-only-the-set-secret-is-stored")
+    shot(page, "77-connection-only-the-set-secret-is-stored")
 
 
 def test_a_secret_given_as_null_is_not_shown_as_stored(page: Any, server: Server) -> None:
@@ -209,7 +209,7 @@ def test_a_refused_new_directory_keeps_the_secret_typed(
     assert page.input_value("#connection-graph_url") == f"{url}/v1.0"
     assert "typed, not saved yet" in (page.get_attribute("#connection-client_secret", "placeholder") or "")
     assert sandbox.client_secret not in page.content()
-    shot(page, "58-wizard-credentials-refused-keeps-the-secret")
+    shot(page, "78-wizard-credentials-refused-keeps-the-secret")
 
     page.fill("#connection-graph_url", url)
     page.get_by_role("button", name="Save and test connection").click()

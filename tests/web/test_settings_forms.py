@@ -52,7 +52,7 @@ def test_refused_settings_keep_the_input_and_mark_every_field(page: Any, server:
     assert page.input_value("#max_deactivations") == "ten"
     assert page.is_checked("input[name=filter_groups][value=Sales]")
     assert _saved_settings(server, directory) == before, "a refused form saves nothing"
-    shot(page, "50-settings-refused-every-field-marked")
+    shot(page, "70-settings-refused-every-field-marked")
 
     # Fixed in place, the same form saves.
     page.fill("#frequency", "0 2 * * *")
@@ -80,7 +80,7 @@ def test_a_refused_wizard_schedule_keeps_the_cron_and_explains_it(page: Any, ser
     assert "has six fields" in error.inner_text() and "remove the seconds field" in error.inner_text()
     assert page.input_value("#frequency") == "0 0 2 * * *"
     assert "settings.frequency" not in page.inner_text("main")
-    shot(page, "51-wizard-schedule-six-field-cron-refused")
+    shot(page, "71-wizard-schedule-six-field-cron-refused")
 
 
 def _presets(page: Any) -> list[str]:
@@ -96,7 +96,7 @@ def test_frequency_presets_and_words_everywhere(page: Any, server: Server, snaps
     offered = ["Every 15 minutes", "Hourly", "Daily", "Custom interval or cron"]
     page.goto(f"/directories/{directory}/setup/settings")
     assert _presets(page) == offered
-    shot(page, "59-wizard-settings-frequency-presets")
+    shot(page, "79-wizard-settings-frequency-presets")
     page.goto(f"/directories/{directory}/setup/schedule")
     assert _presets(page) == offered
     page.goto(f"/directories/{directory}/settings")
@@ -114,7 +114,7 @@ def test_frequency_presets_and_words_everywhere(page: Any, server: Server, snaps
     page.fill("#frequency", "0 */6 * * *")
     page.get_by_text("Syncs every 6 hours, on the hour.").wait_for()
     assert page.is_checked("#frequency-custom-choice")
-    shot(page, "52-settings-frequency-custom-cron-in-words")
+    shot(page, "72-settings-frequency-custom-cron-in-words")
     page.click("#save-settings")
     page.get_by_text("Settings saved.").wait_for()
     assert page.input_value("#frequency") == "0 */6 * * *"
@@ -122,10 +122,10 @@ def test_frequency_presets_and_words_everywhere(page: Any, server: Server, snaps
 
     page.goto(f"/directories/{directory}")
     assert "Every 6 hours, on the hour" in page.inner_text("main")
-    shot(page, "60-dashboard-next-sync-in-words")
+    shot(page, "80-dashboard-next-sync-in-words")
     page.goto("/directories")
     assert "every 6 hours, on the hour" in page.inner_text("table")
-    shot(page, "53-directory-list-frequency-in-words")
+    shot(page, "73-directory-list-frequency-in-words")
 
     # A cron expression without simpler words is shown as cron.
     page.goto(f"/directories/{directory}/settings")
