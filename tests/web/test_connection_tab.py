@@ -89,6 +89,12 @@ def test_test_connection_tests_the_values_on_the_screen(
     page.locator("#test-result .notice.error").wait_for()
     assert "Connection works." not in page.inner_text("#test-result")
 
+    # Values that saving would refuse are never sent anywhere: an endpoint outside the allow-list.
+    page.fill("#connection-graph_url", "https://graph.example.com")
+    page.click("#test-connection")
+    page.get_by_text("These values cannot be used.").wait_for()
+    assert "is not a public endpoint of this provider" in page.inner_text("#test-result")
+
 
 def test_saving_a_failing_connection_asks_first(
     page: Any, server: Server, on_connection_tab: tuple[EntraSandbox, int]
