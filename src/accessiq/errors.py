@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 
 class AccessIQError(Exception):
     """Base of every error the product reports to a person instead of a traceback."""
@@ -19,16 +22,42 @@ class AccessIQError(Exception):
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
+@dataclass(frozen=True)
+class FieldProblem:
+    """One refused value: where (a document path such as `settings.frequency`) and what is wrong, in plain words."""
+
+    field: str | None
+    message: str
+
+
 class ConfigurationError(AccessIQError):
-    """A document, setting or argument that cannot be accepted. `field` names where."""
+    """A document, setting or argument that cannot be accepted. `field` names where.
+
+    `problems` holds every refused value when several were found at once (the first is
+    `field`); a form shows each beside its own input.
+    """
 
     exit_code = 2
     http_status = 422
     kind = "configuration"
 
-    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None) -> None:
-        super().__init__(f"{field}: {message}" if field else message, hint=hint)
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        hint: str | None = None,
+        problems: Iterable[FieldProblem] = (),
+    ) -> None:
+        listed = tuple(problems) or (FieldProblem(field, f"{message} ({hint})" if hint else message),)
+        if len(listed) > 1:
+            # Each problem carries its own hint.
+            text, hint = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in listed), None
+        else:
+            text = f"{field}: {message}" if field else message
+        super().__init__(text, hint=hint)
         self.field = field
+        self.problems = listed
 
 
 class NotFoundError(AccessIQError):

@@ -82,6 +82,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/logout"): PAGE,
     ("GET", "/directories"): PAGE,
     ("GET", "/directories/new"): PAGE,
+    ("GET", "/directories/frequency-words"): PAGE,
     ("POST", "/directories/new"): PAGE,
     ("GET", "/directories/new/credentials"): PAGE,
     ("POST", "/directories/new/credentials"): PAGE,

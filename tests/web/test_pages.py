@@ -56,7 +56,7 @@ def test_settings_connection_and_review_pages(page: Any, server: Server, snapsho
     shot(page, "32-directory-settings")
     page.fill("#frequency", "every so often")
     page.click("#save-settings")
-    page.get_by_text("settings.frequency").wait_for()
+    page.locator("[data-error-for=frequency]", has_text="'every so often' is neither an interval").wait_for()
 
     page.goto(f"/directories/{directory}/connection")
     page.click("#test-connection")

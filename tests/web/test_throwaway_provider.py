@@ -281,7 +281,7 @@ def test_the_wizard_offers_the_throwaway_provider_and_renders_each_field_kind(
     shot(page, "52-throwaway-connection")
     page.get_by_label("Data region").select_option("apac")
     page.get_by_role("button", name="Save connection").click()
-    page.get_by_text("Connection saved.").wait_for()
+    page.get_by_text("Connection saved and tested.").wait_for()
     with server.store.transaction() as session:
         directory = dirs.get_directory(session, directory_id)
         assert (directory.connection or {})["region"] == "apac"

@@ -40,7 +40,8 @@ def test_entra_wizard_against_the_graph_sandbox(page: Any, server: Server, graph
     page.get_by_role("button", name="Save and test connection").click()
     page.wait_for_url("**/setup/test")
     result = page.inner_text("#test-result")
-    assert "client_secret" in result and "AADSTS7000215" in result, result
+    assert "Client secret" in result and "AADSTS7000215" in result, result
+    assert "client_secret" not in result, "the form's label, not the document key"
     assert page.get_by_role("button", name="Continue").is_disabled()
     shot(page, "40-entra-wizard-bad-secret")
 

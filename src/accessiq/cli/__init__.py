@@ -31,6 +31,7 @@ from accessiq.errors import AccessIQError
 from accessiq.logs import configure_logging
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
+from accessiq.services.configure import frequency_words
 from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store, open_store
 from accessiq.sync.document import load_document
@@ -103,7 +104,7 @@ def directories_list(as_json: JsonFlag = False) -> None:
                 d["name"],
                 d["provider"],
                 d["users"],
-                f"every {d['settings']['frequency']}" if d["settings"]["schedule_enabled"] else "off",
+                frequency_words(d["settings"]["frequency"]) if d["settings"]["schedule_enabled"] else "off",
                 # The last applied sync; a later dry run or failed run is the last run, apart.
                 when(d["last_applied_run"]["finished_at"]) if d["last_applied_run"] else "never",
                 status(d["last_run"]["status"]) if d["last_run"] else "never",

@@ -20,6 +20,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from accessiq.services.configure import frequency_words
+
 
 def _width(stream: TextIO) -> int | None:
     """A terminal's own width; piped output gets a wide page so tables are not folded into cells."""
@@ -97,9 +99,10 @@ def run_status(run: dict[str, Any]) -> Text:
 def schedule_text(name: str, info: dict[str, Any]) -> str:
     """The schedule in a few lines, for `directories schedule` and `directories show`."""
     if not info["enabled"]:
-        lines = [f"{escape(name)}: automatic sync off (frequency {escape(info['frequency'])})"]
+        lines = [f"{escape(name)}: automatic sync off (frequency: {escape(frequency_words(info['frequency']))})"]
     else:
-        lines = [f"{escape(name)}: every {escape(info['frequency'])}; next run {when(info['next_run_at'])}"]
+        words = escape(frequency_words(info["frequency"]))
+        lines = [f"{escape(name)}: syncs {words}; next run {when(info['next_run_at'])}"]
     if info.get("awaiting_approval"):
         lines.append(
             f"  scheduled runs wait for blocked run {info['awaiting_approval']}: "

@@ -124,6 +124,8 @@ class ConnectionSettings(BaseModel):
     # Fields that name a file on the server: through the API or the web UI it must lie
     # in the snapshot directory.
     path_fields: ClassVar[tuple[str, ...]] = ()
+    # Alternative credentials: in each group exactly one field is given (a client secret or a certificate).
+    one_of: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
     @classmethod
     def public_origins(cls, endpoint: str | None = None) -> EndpointAllowList:

@@ -94,6 +94,7 @@ class EntraConnection(ConnectionSettings):
     """Connection block of an `entra` directory: the app registration and the cloud's endpoints."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("client_secret", "certificate")
+    one_of: ClassVar[tuple[tuple[str, ...], ...]] = (("client_secret", "certificate"),)
     # Microsoft's own clouds: global, US Government (L4 and DoD) and China (21Vianet).
     public_endpoints: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "authority_url": (
@@ -121,16 +122,16 @@ class EntraConnection(ConnectionSettings):
     client_secret: str | None = Field(
         default=None,
         repr=False,
-        title="Client secret — or a certificate below",
-        description="A client secret value of the app registration (Certificates & secrets). Required unless "
-        "a certificate is given below: give exactly one of the two.",
+        title="Client secret",
+        description="A client secret's Value (not its Secret ID) from the app registration's Certificates & "
+        "secrets page.",
     )
     certificate: str | None = Field(
         default=None,
         repr=False,
-        title="Certificate (PEM private key and certificate)",
-        description="The private key and its certificate in one PEM file, when the app registration "
-        "authenticates with a certificate. Required unless a client secret is given: give exactly one of the two.",
+        title="Certificate",
+        description="When the app registration authenticates with a certificate: its private key and the "
+        "certificate, both in PEM (-----BEGIN PRIVATE KEY----- … -----BEGIN CERTIFICATE----- …).",
         json_schema_extra={"kind": "multiline_secret"},
     )
     authority_url: str = Field(
@@ -189,8 +190,10 @@ class EntraConnection(ConnectionSettings):
     @model_validator(mode="after")
     def _one_credential(self) -> EntraConnection:
         if bool(self.client_secret) == bool(self.certificate):
+            which = "not both" if self.client_secret else "one of the two is required"
             raise ConfigurationError(
-                "give exactly one credential: client_secret or certificate (PEM private key and certificate)",
+                f"give exactly one credential, a client secret or a certificate (PEM private key and certificate): "
+                f"{which}",
                 field="connection.client_secret" if not self.client_secret else "connection.certificate",
             )
         return self

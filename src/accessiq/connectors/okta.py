@@ -74,6 +74,7 @@ class OktaConnection(ConnectionSettings):
     """Connection block of an `okta` directory: the org and one credential."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("api_token", "private_key")
+    one_of: ClassVar[tuple[tuple[str, ...], ...]] = (("api_token", "private_key"),)
     public_endpoints: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "org_url": ("https://*.okta.com", "https://*.oktapreview.com", "https://*.okta-emea.com"),
     }
@@ -166,7 +167,7 @@ class OktaConnection(ConnectionSettings):
             )
         if not self.api_token and not oauth:
             raise ConfigurationError(
-                "give an API token, or a service app's client_id and private_key", field="connection.api_token"
+                "give an API token, or a service app's client ID and private key", field="connection.api_token"
             )
         if oauth and not self.client_id:
             raise ConfigurationError("the private key needs the service app's client ID", field="connection.client_id")

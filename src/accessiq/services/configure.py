@@ -8,9 +8,10 @@ the document again, so every edit passes the same validation as
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,12 +20,13 @@ from accessiq.connectors.base import UserUpserted
 from accessiq.errors import AccessIQError, ConfigurationError, ConflictError, ConnectorError
 from accessiq.services import directories as dirs
 from accessiq.services import tenants
-from accessiq.services.input_policy import InputPolicy
+from accessiq.services.input_policy import InputPolicy, StoredConnection
 from accessiq.services.providers import ConnectionField, get_provider
 from accessiq.store.crypto import SecretBox
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, SourceObject
-from accessiq.sync.document import configuration_error, validate_document
+from accessiq.sync.document import configuration_error, validate_connection, validate_document
+from accessiq.sync.frequency import describe_frequency, frequency_problem
 from accessiq.sync.mapping import CompiledMapping, MappingError, effective_mapping
 from accessiq.sync.settings import GroupMappingSpec, SyncSettings
 
@@ -44,9 +46,73 @@ def default_mapping(provider: str) -> dict[str, str]:
     return dict(connector_class(provider).default_mapping)
 
 
+def frequency_words(frequency: str) -> str:
+    """A sync frequency in words: "every 15 minutes", "hourly", "daily at 02:00 UTC", or "cron: …"."""
+    return describe_frequency(frequency)
+
+
+def frequency_check(frequency: str) -> str | None:
+    """Why `frequency` is not a valid sync frequency, in plain words; None when it is."""
+    return frequency_problem(frequency)
+
+
 def stored_secrets(box: SecretBox, directory: Directory) -> frozenset[str]:
     """Names of the directory's secret fields that hold a value, inline or as a reference; never the values."""
-    return frozenset(box.open(directory.secrets)) | frozenset(directory.secret_refs or {})
+    inline = {name for name, value in box.open(directory.secrets).items() if value not in (None, "")}
+    return frozenset(inline) | frozenset(name for name, ref in (directory.secret_refs or {}).items() if ref)
+
+
+_GROUP_MAPPING = re.compile(r"group_mappings\[(\d+)\]\.?(.*)")
+
+
+def field_label(field: str, provider: str | None = None) -> str:
+    """What a form calls a document field (`settings.frequency` -> "Sync frequency"), for messages a person reads.
+
+    Labels come from the models' own titles and the provider's connection form; a field
+    without one is named by its last part in words.
+    """
+    head, _, rest = field.partition(".")
+    if head == "connection" and provider is not None:
+        for candidate in connection_fields(provider):
+            if candidate.name == rest:
+                return candidate.label
+    if head == "settings":
+        if rest.startswith("attribute_mapping."):
+            return f"Attribute mapping of {rest.removeprefix('attribute_mapping.')}"
+        return _title(SyncSettings, rest.split("."))
+    mapping = _GROUP_MAPPING.fullmatch(field)
+    if mapping:
+        number, part = int(mapping.group(1)) + 1, mapping.group(2)
+        return f"{_title(GroupMappingSpec, [part])} of group mapping {number}" if part else f"Group mapping {number}"
+    return {"name": "Name", "provider": "Provider"}.get(field, _words(field.rsplit(".", 1)[-1]))
+
+
+def with_labels(text: str, provider: str) -> str:
+    """`text` with the provider's connection keys (`connection.client_secret`, `client_secret`) as their labels.
+
+    Connectors name fields by key for documents; a form's reader knows them by label. A bare
+    key is replaced only when it has an underscore, so words such as "path" stay words.
+    """
+    for candidate in connection_fields(provider):
+        text = text.replace(f"connection.{candidate.name}", candidate.label)
+        if "_" in candidate.name:
+            text = re.sub(rf"\b{re.escape(candidate.name)}\b", candidate.label, text)
+    return text
+
+
+def _title(model: type[BaseModel], path: list[str]) -> str:
+    current: Any = model
+    title = None
+    for part in path:
+        info = getattr(current, "model_fields", {}).get(part)
+        if info is None:
+            return _words(path[-1])
+        title, current = info.title, info.annotation
+    return title or _words(path[-1])
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ").capitalize()
 
 
 def _document(session: Session, directory: Directory) -> dict[str, Any]:
@@ -118,6 +184,11 @@ def update_connection(
     session: Session, box: SecretBox, directory: Directory, values: dict[str, Any], *, policy: InputPolicy
 ) -> Directory:
     """Change connection fields; a secret given empty or not at all keeps its stored value."""
+    return _apply(session, box, _edited_connection(session, directory, values), policy)
+
+
+def _edited_connection(session: Session, directory: Directory, values: dict[str, Any]) -> dict[str, Any]:
+    """The directory's document with `values` as its connection; secrets given empty keep their stored value."""
     document = _document(session, directory)
     hidden = set(secret_fields(directory.provider))
     for key, value in values.items():
@@ -127,7 +198,78 @@ def update_connection(
             document["connection"].pop(key, None)
         else:
             document["connection"][key] = value
-    return _apply(session, box, document, policy)
+    return document
+
+
+def check_connection_values(
+    store: Store, ref: str | int, values: dict[str, Any], *, policy: InputPolicy
+) -> dict[str, Any]:
+    """Test the connection as an edit form shows it, saving nothing: `check_connection`'s answer and `unsaved`.
+
+    Secrets given empty are tested with their stored value. Values that cannot be
+    accepted raise the ConfigurationError that saving them would raise.
+    """
+    with store.transaction() as session:
+        directory = dirs.get_directory(session, ref)
+        document = validate_document(_edited_connection(session, directory, values))
+        stored = StoredConnection(
+            dict(directory.connection or {}), store.secrets.open(directory.secrets), dict(directory.secret_refs or {})
+        )
+        admitted = policy.admit(directory.provider, document.connection, stored)
+        # Never added to the session: a directory as it would be, for the connector alone.
+        candidate = Directory(
+            id=directory.id,
+            name=directory.name,
+            provider=directory.provider,
+            connection=dict(admitted.connection),
+            secrets=store.secrets.seal(dict(admitted.secrets)),
+            secret_refs=dict(admitted.secret_refs),
+            settings=dict(directory.settings or {}),
+            group_pins=dict(directory.group_pins or {}),
+        )
+        references = dirs.group_references(session, directory)
+        unsaved = _effective(directory.provider, admitted) != _effective(directory.provider, stored)
+    return {**_test(store, candidate, references), "unsaved": unsaved}
+
+
+def _effective(provider: str, connection: StoredConnection) -> dict[str, Any]:
+    return validate_connection(provider, {**connection.connection, **connection.secrets}).model_dump()
+
+
+def pending_owner(name: str, provider: str) -> str:
+    """Whose pending secrets a new directory's form carries, before it has an id."""
+    return f"new:{provider}:{name.casefold()}"
+
+
+def seal_pending_secrets(
+    box: SecretBox, owner: int | str, values: dict[str, Any], provider: str
+) -> dict[str, str]:
+    """Secrets typed into a form that was not saved, sealed so the page can carry them back without showing them.
+
+    `owner` is the directory's id, or `pending_owner` for one being added; a sealed secret
+    opens only for the same owner and field (`open_pending_secrets`).
+    """
+    sealed: dict[str, str] = {}
+    for name in secret_fields(provider):
+        value = values.get(name)
+        if isinstance(value, str) and value:
+            token = box.seal({"directory": owner, "field": name, "value": value})
+            if token is not None:
+                sealed[name] = token.decode("ascii")
+    return sealed
+
+
+def open_pending_secrets(box: SecretBox, owner: int | str, tokens: dict[str, str]) -> dict[str, str]:
+    """The secrets `seal_pending_secrets` sealed for this owner; a token that does not open is ignored."""
+    opened: dict[str, str] = {}
+    for name, token in tokens.items():
+        try:
+            content = box.open(token.encode("ascii"))
+        except (ConfigurationError, UnicodeEncodeError, ValueError):
+            continue
+        if content.get("directory") == owner and content.get("field") == name:
+            opened[name] = str(content.get("value") or "")
+    return opened
 
 
 def update_settings(
@@ -174,6 +316,10 @@ def check_connection(store: Store, ref: str | int) -> dict[str, Any]:
     with store.transaction() as session:
         directory = dirs.get_directory(session, ref)
         references = dirs.group_references(session, directory)
+    return _test(store, directory, references)
+
+
+def _test(store: Store, directory: Directory, references: list[tuple[str, str]]) -> dict[str, Any]:
     try:
         result = dirs.test_directory(store.secrets, directory, references)
     except (ConnectorError, ConfigurationError) as exc:
@@ -191,8 +337,9 @@ def _same_source(store: Store, directory: Directory) -> list[dict[str, Any]]:
         sample = [external_id for external_id, _ in _live_samples(store.secrets, directory, SAME_SOURCE_SAMPLE)]
     except AccessIQError:
         sample = []  # the tenant fields still tell
-    with store.transaction() as session:
-        return tenants.same_source(session, dirs.get_directory(session, directory.id), sample)
+    with store.read() as session:
+        # The directory as given: the Connection tab tests values not saved yet.
+        return tenants.same_source(session, directory, sample)
 
 
 def source_groups(store: Store, ref: str | int) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from importlib import import_module
 from typing import Any, Literal
@@ -38,6 +38,8 @@ class ConnectionField:
     required: bool
     default: Any
     choices: tuple[str, ...] = ()
+    # Labels of the fields that may be given instead of this one (one of them is required).
+    alternatives: tuple[str, ...] = ()
 
     @property
     def secret(self) -> bool:
@@ -115,8 +117,13 @@ def available_names() -> list[str]:
 
 
 def connection_fields(model: type[ConnectionSettings]) -> tuple[ConnectionField, ...]:
-    """The form of a connection model: label, help, kind, required, default and choices of each field."""
-    return tuple(_field(model, name, info) for name, info in model.model_fields.items())
+    """The form of a connection model: label, help, kind, required, default, choices and alternatives."""
+    fields = [_field(model, name, info) for name, info in model.model_fields.items()]
+    labels = {f.name: f.label for f in fields}
+    return tuple(
+        replace(f, alternatives=tuple(labels[o] for g in model.one_of if f.name in g for o in g if o != f.name))
+        for f in fields
+    )
 
 
 def _describe(name: str) -> Provider:

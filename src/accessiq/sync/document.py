@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from accessiq.connectors import connector_class
 from accessiq.connectors.base import ConnectionSettings
-from accessiq.errors import ConfigurationError
+from accessiq.errors import ConfigurationError, FieldProblem
 from accessiq.sync.settings import GroupMappingSpec, SyncSettings
 
 
@@ -56,27 +56,66 @@ def validate_document(raw: dict[str, Any]) -> DirectoryDocument:
 
 
 def configuration_error(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigurationError:
-    """The first validation problem as a ConfigurationError naming the field, with a did-you-mean."""
+    """Every validation problem, each naming its field in plain words, as one ConfigurationError.
+
+    The error's own message and field are those of the first problem (a misspelled field first).
+    """
     errors = exc.errors()
     # A misspelled field shows up as both "unknown" and "missing": the unknown one says more.
-    problem = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    location = [str(part) for part in problem["loc"]]
-    field = ".".join(([prefix] if prefix else []) + location)
-    if problem["type"] == "extra_forbidden":
+    ordered = sorted(errors, key=lambda e: e["type"] != "extra_forbidden")
+    problems: list[FieldProblem] = []
+    hints: list[str | None] = []
+    for problem in ordered:
+        location = [str(part) for part in problem["loc"]]
+        field = _path(([prefix] if prefix else []) + location)
+        message, hint = _plain(problem, model, location)
+        if any(p.field == field for p in problems):
+            continue
+        problems.append(FieldProblem(field, f"{message} ({hint})" if hint else message))
+        hints.append(hint)
+    first = problems[0]
+    message = first.message.removesuffix(f" ({hints[0]})") if hints[0] else first.message
+    return ConfigurationError(message, field=first.field, hint=hints[0], problems=problems)
+
+
+def _path(parts: list[str]) -> str:
+    """`group_mappings.0.organization` as `group_mappings[0].organization`."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if part.isdigit() else (f".{part}" if text else part)
+    return text
+
+
+def _plain(problem: Any, model: type[BaseModel], location: list[str]) -> tuple[str, str | None]:
+    """(message, hint) for one pydantic problem, in words rather than pydantic's."""
+    kind = problem["type"]
+    context = problem.get("ctx") or {}
+    if kind == "extra_forbidden":
         known = _known_fields(model, location[:-1])
         close = difflib.get_close_matches(location[-1], known, n=1)
-        hint = (
-            f"did you mean {close[0]}?" if close else (f"known fields: {', '.join(known)}" if known else None)
-        )
-        return ConfigurationError("unknown field", field=field, hint=hint)
-    if problem["type"] == "missing":
-        return ConfigurationError("is required", field=field)
-    message = problem["msg"]
+        hint = f"did you mean {close[0]}?" if close else (f"known fields: {', '.join(known)}" if known else None)
+        return "unknown field", hint
+    if kind == "missing":
+        return "is required", None
+    if kind in ("int_parsing", "int_from_float", "int_type"):
+        return f"{problem.get('input')!r} is not a whole number", None
+    if kind in ("float_parsing", "float_type"):
+        return f"{problem.get('input')!r} is not a number", None
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"must be at least {_number(context.get('ge', context.get('gt')))}", None
+    if kind in ("less_than_equal", "less_than"):
+        return f"must be at most {_number(context.get('le', context.get('lt')))}", None
+    if kind == "string_too_short":
+        return "is required", None
     # Our validators raise ConfigurationError inside pydantic; keep their own text.
-    cause = problem.get("ctx", {}).get("error")
+    cause = context.get("error")
     if isinstance(cause, ConfigurationError):
-        return cause
-    return ConfigurationError(message.removeprefix("Value error, "), field=field)
+        return cause.problems[0].message, None
+    return str(problem["msg"]).removeprefix("Value error, "), None
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _known_fields(model: type[BaseModel], path: list[str]) -> list[str]:

@@ -15,6 +15,7 @@ from jinja2 import ChainableUndefined, TemplateError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from accessiq.errors import ConfigurationError
+from accessiq.sync.expression_errors import explain_syntax_error
 
 CORE_FIELDS = ("email", "username", "given_name", "family_name", "display_name")
 _TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -51,7 +52,8 @@ def _compile(target: str, source: str) -> Callable[[Mapping[str, Any]], Any]:
             template = _ENV.from_string(source)
         except TemplateError as exc:
             raise ConfigurationError(
-                f"template does not parse: {exc}", field=f"settings.attribute_mapping.{target}"
+                f"template does not parse: {explain_syntax_error(exc, source, condition=False)}",
+                field=f"settings.attribute_mapping.{target}",
             ) from None
 
         def render(record: Mapping[str, Any]) -> Any:
@@ -86,7 +88,8 @@ def check_condition(expression: str) -> None:
         _ENV.compile_expression(expression)
     except TemplateError as exc:
         raise ConfigurationError(
-            f"condition does not parse: {exc}", field="settings.user_filter.condition"
+            f"is not valid: {explain_syntax_error(exc, expression, condition=True)}",
+            field="settings.user_filter.condition",
         ) from None
 
 

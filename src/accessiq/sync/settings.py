@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
 from typing import Literal
 
-from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from accessiq.errors import ConfigurationError
+from accessiq.sync.frequency import frequency_problem, is_cron, parse_interval
 from accessiq.sync.mapping import check_condition, check_mapping
 
-_INTERVAL = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_interval(text: str) -> timedelta:
-    """`90s`, `15m`, `1h30m`, `24h`, `7d` -> timedelta; ValueError for anything else."""
-    compact = text.replace(" ", "")
-    parts = _INTERVAL.findall(compact)
-    if not parts or "".join(n + u for n, u in parts).lower() != compact.lower():
-        raise ValueError(f"{text!r} is not an interval like 15m, 1h or 24h")
-    delta = timedelta()
-    for number, unit in parts:
-        delta += timedelta(**{_UNITS[unit.lower()]: int(number)})
-    if delta <= timedelta(0):
-        raise ValueError("an interval must be longer than zero")
-    return delta
-
-
-def is_cron(text: str) -> bool:
-    return len(text.split()) in (5, 6) and croniter.is_valid(text)
-
+__all__ = ["GroupMappingSpec", "Safety", "SyncSettings", "UserFilter", "is_cron", "parse_interval"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -40,54 +19,65 @@ class _Strict(BaseModel):
 class UserFilter(_Strict):
     """Who is in scope. Each criterion given must hold; within one, any listed item will do."""
 
-    groups: list[str] = Field(default_factory=list, description="members of any of these groups, nested")
+    groups: list[str] = Field(
+        default_factory=list, title="Only members of these groups", description="members of any of these groups, nested"
+    )
     org_units: list[str] = Field(
-        default_factory=list, description="LDAP base DNs or Google OU paths, children included"
+        default_factory=list,
+        title="Organizational units",
+        description="LDAP base DNs or Google OU paths, children included",
     )
     condition: str | None = Field(
-        default=None, description="sandboxed expression on source fields, e.g. department == 'Sales'"
+        default=None,
+        title="Attribute condition",
+        description="sandboxed expression on source fields, e.g. department == 'Sales'",
     )
 
     @field_validator("condition")
     @classmethod
     def _condition_parses(cls, value: str | None) -> str | None:
         if value is not None:
-            check_condition(value)
+            try:
+                check_condition(value)
+            except ConfigurationError as exc:
+                # As a ValueError pydantic reports it together with the other settings' problems.
+                raise ValueError(exc.problems[0].message) from None
         return value
 
 
 class Safety(_Strict):
     """Thresholds that block a run before it deactivates too many users."""
 
-    max_deactivations: int = Field(default=500, ge=0)
-    max_deactivation_percent: float = Field(default=20, ge=0, le=100)
+    max_deactivations: int = Field(default=500, ge=0, title="At most this many deactivations")
+    max_deactivation_percent: float = Field(
+        default=20, ge=0, le=100, title="At most this percentage of the directory's users"
+    )
 
 
 class SyncSettings(_Strict):
-    frequency: str = "1h"
-    schedule_enabled: bool = False
-    user_filter: UserFilter = Field(default_factory=UserFilter)
+    frequency: str = Field(default="1h", title="Sync frequency")
+    schedule_enabled: bool = Field(default=False, title="Automatic sync")
+    user_filter: UserFilter = Field(default_factory=UserFilter, title="User filter")
     # AccessIQ attribute <- field path or template; null removes a provider default.
-    attribute_mapping: dict[str, str | None] = Field(default_factory=dict)
-    default_organization: str | None = None
-    default_role: str = "member"
-    deactivation: Literal["deactivate", "ignore"] = "deactivate"
-    link_existing_users: Literal["by_email", "never"] = "by_email"
-    safety: Safety = Field(default_factory=Safety)
-    full_sync_interval: str = "24h"
+    attribute_mapping: dict[str, str | None] = Field(default_factory=dict, title="Attribute mapping")
+    default_organization: str | None = Field(default=None, title="Default organization")
+    default_role: str = Field(default="member", title="Default role")
+    deactivation: Literal["deactivate", "ignore"] = Field(
+        default="deactivate", title="When a user leaves the directory"
+    )
+    link_existing_users: Literal["by_email", "never"] = Field(
+        default="by_email", title="Existing AccessIQ users with the same email"
+    )
+    safety: Safety = Field(default_factory=Safety, title="Safety thresholds")
+    full_sync_interval: str = Field(default="24h", title="Full reconciliation every")
 
     @field_validator("frequency")
     @classmethod
     def _frequency(cls, value: str) -> str:
         value = value.strip()
-        if is_cron(value):
-            return value
-        try:
-            parse_interval(value)
-        except ValueError:
-            raise ValueError(
-                f"{value!r} is neither an interval (15m, 1h, 24h) nor a cron expression ('0 * * * *')"
-            ) from None
+        problem = frequency_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("full_sync_interval")
@@ -105,6 +95,6 @@ class SyncSettings(_Strict):
 class GroupMappingSpec(_Strict):
     """Members of `source_group` (nested included) get `role` in `organization`."""
 
-    source_group: str = Field(min_length=1)
-    organization: str = Field(min_length=1)
-    role: str = "member"
+    source_group: str = Field(min_length=1, title="Source group")
+    organization: str = Field(min_length=1, title="Organization")
+    role: str = Field(default="member", title="Role")

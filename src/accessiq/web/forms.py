@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from starlette.datastructures import FormData, UploadFile
 
-from accessiq.errors import ConfigurationError
+from accessiq.errors import AccessIQError, ConfigurationError, FieldProblem
+from accessiq.services import configure
 from accessiq.services.providers import ConnectionField
 from accessiq.sync.settings import GroupMappingSpec
 
@@ -56,6 +59,16 @@ def connection_values(form: FormData, fields: Sequence[ConnectionField]) -> dict
     return values
 
 
+# A sealed secret carried back by a page (services.configure.seal_pending_secrets): a few KiB at most.
+MAX_PENDING_TOKEN = 4 * MAX_KEY_FILE
+
+
+def pending_tokens(form: FormData, fields: Sequence[ConnectionField]) -> dict[str, str]:
+    """The sealed secrets a refused or unconfirmed connection form carried back, by field."""
+    tokens = {f.name: text(form, f"connection.{f.name}.pending") for f in fields if f.secret}
+    return {name: token for name, token in tokens.items() if token and len(token) <= MAX_PENDING_TOKEN}
+
+
 def _key_file(form: FormData, name: str, field: str) -> str:
     upload = form.get(name)
     if not isinstance(upload, UploadFile):
@@ -69,20 +82,118 @@ def _key_file(form: FormData, name: str, field: str) -> str:
         raise ConfigurationError("the file is not text (PEM or JSON)", field=f"connection.{field}") from None
 
 
-def _number(form: FormData, name: str, field: str, kind: type[int] | type[float]) -> int | float | None:
+# The settings form's inputs by the document field they set; a refused field's message shows beside its input.
+SETTINGS_INPUTS = {
+    "settings.frequency": "frequency",
+    "settings.schedule_enabled": "schedule_enabled",
+    "settings.default_organization": "default_organization",
+    "settings.default_role": "default_role",
+    "settings.deactivation": "deactivation",
+    "settings.link_existing_users": "link_existing_users",
+    "settings.user_filter.groups": "filter_groups",
+    "settings.user_filter.org_units": "filter_org_units",
+    "settings.user_filter.condition": "filter_condition",
+    "settings.safety.max_deactivations": "max_deactivations",
+    "settings.safety.max_deactivation_percent": "max_deactivation_percent",
+    "settings.full_sync_interval": "full_sync_interval",
+}
+# The frequency choices every form offers, besides a custom interval or cron expression.
+FREQUENCY_PRESETS = ("15m", "1h", "24h")
+CUSTOM_FREQUENCY = "custom"
+
+
+@dataclass(frozen=True)
+class FormErrors:
+    """Why a form was refused: every problem, each by its field's label, and beside its input where it has one."""
+
+    listed: tuple[str, ...]
+    by_input: Mapping[str, str] = dataclass_field(default_factory=dict)
+
+    def get(self, name: str) -> str | None:
+        return self.by_input.get(name)
+
+    def __str__(self) -> str:
+        return " ".join(self.listed)
+
+
+def form_errors(exc: AccessIQError, provider: str | None = None) -> FormErrors:
+    """A service's refusal in a form's words: field labels, never document keys; each problem by its input."""
+    if not isinstance(exc, ConfigurationError):
+        return FormErrors((str(exc),))
+    listed: list[str] = []
+    by_input: dict[str, str] = {}
+    for problem in exc.problems:
+        if provider is not None:
+            problem = FieldProblem(problem.field, configure.with_labels(problem.message, provider))
+        listed.append(_labelled(problem, provider))
+        name = _input_of(problem.field)
+        if name is not None and name not in by_input:
+            by_input[name] = _beside_input(problem.message)
+    return FormErrors(tuple(listed), by_input)
+
+
+def labelled_result(result: dict[str, Any], provider: str) -> dict[str, Any]:
+    """A connection test's answer with connection keys in its lines said as the fields' labels."""
+    return {
+        **result,
+        "details": [configure.with_labels(line, provider) for line in result["details"]],
+        "problems": [configure.with_labels(line, provider) for line in result["problems"]],
+    }
+
+
+def _input_of(field_name: str | None) -> str | None:
+    if field_name is None:
+        return None
+    if field_name.startswith("connection."):
+        return field_name
+    return SETTINGS_INPUTS.get(field_name)
+
+
+def _labelled(problem: FieldProblem, provider: str | None) -> str:
+    message = problem.message
+    if problem.field is None:
+        return _sentence(message)
+    label = configure.field_label(problem.field, provider)
+    joined = f"{label} {message}" if message.startswith(_VERBS) else f"{label}: {message}"
+    return _sentence(joined)
+
+
+_VERBS = ("is ", "must ", "does ")
+
+
+def _beside_input(message: str) -> str:
+    """A problem as said next to its input: "This must be at least 0."."""
+    return _sentence(f"this {message}" if message.startswith(_VERBS) else message)
+
+
+def _sentence(message: str) -> str:
+    text = message[:1].upper() + message[1:]
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def _number(form: FormData, name: str, kind: type[int] | type[float]) -> int | float | str | None:
+    """A number as typed; text that is no number goes on as it is, for validation to name it."""
     raw = text(form, name)
     if raw == "":
         return None
     try:
         return kind(raw)
     except ValueError:
-        raise ConfigurationError(f"{raw!r} is not a number", field=field) from None
+        return raw
+
+
+def frequency(form: FormData) -> str:
+    """The frequency chosen: a preset, or the custom interval or cron typed beside "Custom"."""
+    choice = text(form, "frequency")
+    if choice == CUSTOM_FREQUENCY:
+        return text(form, "frequency_custom")
+    return choice or text(form, "frequency_custom") or "1h"
 
 
 def settings_patch(form: FormData, *, schedule: bool = False) -> dict[str, Any]:
     """The settings form as a settings patch (SPEC §3 names)."""
     patch: dict[str, Any] = {
-        "frequency": text(form, "frequency") or "1h",
+        "frequency": frequency(form),
         "default_organization": text(form, "default_organization") or None,
         "default_role": text(form, "default_role") or "member",
         "deactivation": text(form, "deactivation") or "deactivate",
@@ -94,8 +205,8 @@ def settings_patch(form: FormData, *, schedule: bool = False) -> dict[str, Any]:
         },
     }
     safety: dict[str, Any] = {}
-    count = _number(form, "max_deactivations", "settings.safety.max_deactivations", int)
-    percent = _number(form, "max_deactivation_percent", "settings.safety.max_deactivation_percent", float)
+    count = _number(form, "max_deactivations", int)
+    percent = _number(form, "max_deactivation_percent", float)
     if count is not None:
         safety["max_deactivations"] = count
     if percent is not None:
@@ -112,14 +223,19 @@ def group_mappings(form: FormData) -> list[GroupMappingSpec]:
     """Rows of (source group, organization, role); rows left blank are skipped."""
     rows = zip(texts(form, "source_group"), texts(form, "organization"), texts(form, "role"), strict=False)
     mappings = []
+    problems: list[FieldProblem] = []
     for index, (group, org, role) in enumerate(rows):
         if not group and not org:
             continue
         if not group:
-            raise ConfigurationError("choose a source group", field=f"group_mappings[{index}].source_group")
+            problems.append(FieldProblem(f"group_mappings[{index}].source_group", "choose a source group"))
         if not org:
-            raise ConfigurationError("choose an organization", field=f"group_mappings[{index}].organization")
-        mappings.append(GroupMappingSpec(source_group=group, organization=org, role=role or "member"))
+            problems.append(FieldProblem(f"group_mappings[{index}].organization", "choose an organization"))
+        if group and org:
+            mappings.append(GroupMappingSpec(source_group=group, organization=org, role=role or "member"))
+    if problems:
+        first = problems[0]
+        raise ConfigurationError(first.message, field=first.field, problems=problems)
     return mappings
 
 

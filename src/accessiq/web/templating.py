@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from accessiq.services.configure import frequency_words
 from accessiq.web import STATIC
 from accessiq.web.security import FLASH_COOKIE, clear_cookie, set_cookie
 
@@ -86,6 +87,11 @@ def trigger(run: dict[str, Any]) -> str:
     return f"{run['trigger']} · {run['mode']}"
 
 
+def upper_first(text: str) -> str:
+    """The text with its first letter capitalized and the rest as it is ("Daily at 02:00 UTC")."""
+    return text[:1].upper() + text[1:]
+
+
 def status_label(status: str | None) -> str:
     return (status or "").replace("_", " ")
 
@@ -104,7 +110,14 @@ def show_value(value: Any) -> str:
 
 
 templates.env.filters.update(
-    when=when, ago=ago, duration=duration, trigger=trigger, status_label=status_label, show=show_value
+    when=when,
+    ago=ago,
+    duration=duration,
+    trigger=trigger,
+    status_label=status_label,
+    show=show_value,
+    frequency_words=frequency_words,
+    upper_first=upper_first,
 )
 templates.env.globals["tone"] = lambda status: STATUS_TONES.get(status or "", "muted")
 

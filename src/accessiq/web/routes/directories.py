@@ -37,7 +37,8 @@ WIZARD_STEPS = (
     ("preview", "Preview"),
     ("schedule", "Apply & schedule"),
 )
-FREQUENCIES = ("15m", "1h", "6h", "24h")
+# The frequency presets of the settings form and the wizard, with their words ("every 15 minutes", "hourly").
+FREQUENCY_PRESETS = tuple((value, configure.frequency_words(value)) for value in forms.FREQUENCY_PRESETS)
 
 
 def _provider_titles() -> dict[str, str]:
@@ -89,6 +90,16 @@ def directory_list(request: Request, store: StoreDep, admin: AdminDep) -> Respon
             "setup_labels": dict(WIZARD_STEPS),
             "section": "directories",
         },
+    )
+
+
+@router.get("/frequency-words")
+def frequency_words(request: Request, admin: AdminDep, frequency_custom: str = Query("", max_length=200)) -> Response:
+    """The words for a frequency being typed (htmx), or what is wrong with it."""
+    return render(
+        request,
+        "directories/_frequency_words.html",
+        {"frequency": frequency_custom, "frequency_problem": configure.frequency_check(frequency_custom)},
     )
 
 
@@ -161,8 +172,10 @@ def wizard_credentials_save(
     name, provider = forms.text(form, "name"), forms.text(form, "provider")
     if provider not in providers.available_names():
         return redirect(request, "/directories/new")
+    owner = configure.pending_owner(name, provider)
+    values: dict[str, Any] = {}
     try:
-        values = forms.connection_values(form, configure.connection_fields(provider))
+        values = _posted_connection(store, owner, provider, form)
         connection = {k: v for k, v in values.items() if v not in ("", None)}
         with store.transaction() as session:
             directory = configure.create_directory(
@@ -172,7 +185,9 @@ def wizard_credentials_save(
             directory_id = directory.id
     except AccessIQError as exc:
         shown = _shown_values(form, provider)
-        return _credentials_page(request, name=name, provider=provider, values=shown, error=str(exc))
+        error = forms.form_errors(exc, provider)
+        pending = configure.seal_pending_secrets(store.secrets, owner, values, provider)
+        return _credentials_page(request, name=name, provider=provider, values=shown, error=error, pending=pending)
     return redirect(request, f"/directories/{directory_id}/setup/test")
 
 
@@ -192,13 +207,15 @@ def wizard_edit_credentials(request: Request, directory_id: DirectoryId, store: 
 def wizard_edit_credentials_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_connection(store, directory_id, form, policy)
+    provider = _provider_of(store, directory_id)
+    values, error = _save_connection(store, directory_id, provider, form, policy)
     if error:
         with store.transaction() as session:
             directory, data = _directory(session, directory_id)
             stored = configure.stored_secrets(store.secrets, directory)
-        values = _shown_values(form, data["provider"])
-        return _credentials_page(request, data, values=values, stored=stored, error=error)
+        shown = _shown_values(form, provider)
+        pending = configure.seal_pending_secrets(store.secrets, directory_id, values, provider)
+        return _credentials_page(request, data, values=shown, stored=stored, error=error, pending=pending)
     return redirect(request, f"/directories/{directory_id}/setup/test")
 
 
@@ -210,7 +227,8 @@ def _credentials_page(
     stored: frozenset[str] = frozenset(),
     name: str = "",
     provider: str = "",
-    error: str | None = None,
+    error: forms.FormErrors | None = None,
+    pending: dict[str, str] | None = None,
 ) -> Response:
     """The credentials step, for a new directory (name and provider) or a saved one (`directory`)."""
     if directory is not None:
@@ -227,20 +245,52 @@ def _credentials_page(
             fields=configure.connection_fields(provider),
             values=values,
             stored=stored,
+            pending=pending or {},
             error=error,
         ),
         status_code=422 if error else 200,
     )
 
 
-def _save_connection(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> str | None:
+def _provider_of(store: Store, directory_id: int) -> str:
+    with store.transaction() as session:
+        return dirs.get_directory(session, directory_id).provider
+
+
+def _posted_connection(store: Store, owner: int | str, provider: str, form: Any) -> dict[str, Any]:
+    """The connection as the form has it: a secret left empty takes the one the page carried back, if any.
+
+    `owner` is the directory's id, or `configure.pending_owner` for a directory being added.
+    """
+    fields = configure.connection_fields(provider)
+    values = forms.connection_values(form, fields)
+    carried = configure.open_pending_secrets(store.secrets, owner, forms.pending_tokens(form, fields))
+    for name, secret in carried.items():
+        if not values.get(name):
+            values[name] = secret
+    return values
+
+
+def _save_connection(
+    store: Store, directory_id: int, provider: str, form: Any, policy: InputPolicy
+) -> tuple[dict[str, Any], forms.FormErrors | None]:
+    """(the connection posted, why it was refused or None when it is saved)."""
+    try:
+        values = _posted_connection(store, directory_id, provider, form)
+    except AccessIQError as exc:
+        return {}, forms.form_errors(exc, provider)
+    return values, _store_connection(store, directory_id, provider, values, policy)
+
+
+def _store_connection(
+    store: Store, directory_id: int, provider: str, values: dict[str, Any], policy: InputPolicy
+) -> forms.FormErrors | None:
     try:
         with store.transaction() as session:
             directory = dirs.get_directory(session, directory_id)
-            values = forms.connection_values(form, configure.connection_fields(directory.provider))
             configure.update_connection(session, store.secrets, directory, values, policy=policy)
     except AccessIQError as exc:
-        return str(exc)
+        return forms.form_errors(exc, provider)
     return None
 
 
@@ -250,6 +300,7 @@ def wizard_test(request: Request, directory_id: DirectoryId, store: StoreDep, ad
     result = configure.check_connection(store, directory_id)
     with store.transaction() as session:
         _, data = _directory(session, directory_id)
+    result = forms.labelled_result(result, data["provider"])
     return render(request, "directories/wizard_test.html", _wizard("test", data, result=result))
 
 
@@ -278,7 +329,7 @@ def _form_context(store: Store, directory_id: int, **extra: Any) -> dict[str, An
         "mappings": data["group_mappings"],
         "source_groups": groups,
         "groups_error": groups_error,
-        "frequencies": FREQUENCIES,
+        "frequency_presets": FREQUENCY_PRESETS,
         **choices,
         **extra,
     }
@@ -295,25 +346,40 @@ def _source_groups(store: Store, directory_id: int) -> tuple[list[dict[str, Any]
 def wizard_settings_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_settings(store, directory_id, policy, forms.settings_patch, form)
+    patch = forms.settings_patch(form)
+    error = _save_settings(store, directory_id, policy, patch)
     if error:
-        context = _form_context(store, directory_id, error=error)
+        context = _refused_settings_context(store, directory_id, patch, error)
         return render(request, "directories/wizard_settings.html", _wizard("settings", **context), status_code=422)
     return redirect(request, f"/directories/{directory_id}/setup/mappings")
 
 
 def _save_settings(
-    store: Store, directory_id: int, policy: InputPolicy, parse: Any, form: Any, **options: Any
-) -> str | None:
+    store: Store, directory_id: int, policy: InputPolicy, patch: dict[str, Any], *, finish_setup: bool = False
+) -> forms.FormErrors | None:
+    """Save a settings patch (and with `finish_setup`, mark the wizard done); the form's errors when refused."""
     try:
-        patch = parse(form, **options)
         with store.transaction() as session:
-            configure.update_settings(
-                session, store.secrets, dirs.get_directory(session, directory_id), patch, policy=policy
-            )
+            directory = dirs.get_directory(session, directory_id)
+            configure.update_settings(session, store.secrets, directory, patch, policy=policy)
+            if finish_setup:
+                configure.finish_setup(directory)
     except AccessIQError as exc:
-        return str(exc)
+        return forms.form_errors(exc)
     return None
+
+
+def _refused_settings_context(
+    store: Store, directory_id: int, patch: dict[str, Any], error: forms.FormErrors
+) -> dict[str, Any]:
+    """The settings form again with what was typed, not the saved values, and every problem beside its field."""
+    context = _form_context(store, directory_id, error=error)
+    saved = context["settings"]
+    shown = {**saved, **patch}
+    for part in ("safety", "user_filter"):
+        shown[part] = {**saved[part], **(patch.get(part) or {})}
+    context["settings"] = shown
+    return context
 
 
 @router.get("/{directory_id}/setup/mappings")
@@ -352,7 +418,7 @@ def _posted_mappings(form: Any) -> list[dict[str, str]]:
     ]
 
 
-def _save_mappings(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> str | None:
+def _save_mappings(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> forms.FormErrors | None:
     try:
         mappings = forms.group_mappings(form)
         with store.transaction() as session:
@@ -360,7 +426,7 @@ def _save_mappings(store: Store, directory_id: int, form: Any, policy: InputPoli
                 session, store.secrets, dirs.get_directory(session, directory_id), mappings, policy=policy
             )
     except AccessIQError as exc:
-        return str(exc)
+        return forms.form_errors(exc)
     return None
 
 
@@ -426,15 +492,29 @@ def wizard_schedule(
     with store.transaction() as session:
         _, data = _directory(session, directory_id)
         shown = runs.run_json(session, runs.get_run(session, run)) if run else None
+    return _schedule_page(request, data, run=shown, frequency=data["settings"]["frequency"])
+
+
+def _schedule_page(
+    request: Request,
+    directory: dict[str, Any],
+    *,
+    frequency: str,
+    run: dict[str, Any] | None = None,
+    error: forms.FormErrors | None = None,
+) -> Response:
     return render(
         request,
         "directories/wizard_schedule.html",
         _wizard(
             "schedule",
-            data,
-            run=shown,
-            frequencies=FREQUENCIES,
+            directory,
+            run=run,
+            frequency=frequency,
+            frequency_presets=FREQUENCY_PRESETS,
+            error=error,
         ),
+        status_code=422 if error else 200,
     )
 
 
@@ -443,16 +523,16 @@ def wizard_schedule_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
     enabled = form.get("schedule_enabled") == "on"
-    patch = {"frequency": forms.text(form, "frequency") or "1h", "schedule_enabled": enabled}
-    try:
+    frequency = forms.frequency(form)
+    error = _save_settings(
+        store, directory_id, policy, {"frequency": frequency, "schedule_enabled": enabled}, finish_setup=True
+    )
+    if error:
         with store.transaction() as session:
-            directory = dirs.get_directory(session, directory_id)
-            configure.update_settings(session, store.secrets, directory, patch, policy=policy)
-            configure.finish_setup(directory)
-    except AccessIQError as exc:
-        return redirect(request, f"/directories/{directory_id}/setup/schedule", str(exc), "error")
+            _, data = _directory(session, directory_id)
+        return _schedule_page(request, data, frequency=frequency, error=error)
     message = (
-        f"Setup complete. Automatic sync every {patch['frequency']} is on."
+        f"Setup complete. Automatic sync is on: {configure.frequency_words(frequency)}."
         if enabled
         else "Setup complete. Automatic sync is off; use Sync Now or enable it in Settings."
     )
@@ -551,9 +631,16 @@ def connection_page(request: Request, directory_id: DirectoryId, store: StoreDep
 
 
 def _connection_page(
-    request: Request, store: Store, directory_id: int, form: Any = None, error: str | None = None
+    request: Request,
+    store: Store,
+    directory_id: int,
+    form: Any = None,
+    error: forms.FormErrors | None = None,
+    *,
+    result: dict[str, Any] | None = None,
+    pending: dict[str, str] | None = None,
 ) -> Response:
-    """The Connection tab: the saved connection, or a refused `form` again with its `error`."""
+    """The Connection tab: the saved connection, or a posted `form` again with its `error` or failed test `result`."""
     with store.transaction() as session:
         directory, data = _directory(session, directory_id)
         stored = configure.stored_secrets(store.secrets, directory)
@@ -567,10 +654,12 @@ def _connection_page(
             "fields": configure.connection_fields(data["provider"]),
             "values": data["connection"] if form is None else _shown_values(form, data["provider"]),
             "stored": stored,
+            "pending": pending or {},
             "provider_title": providers.get_provider(data["provider"]).title,
             "error": error,
+            "result": result,
         },
-        status_code=422 if error else 200,
+        status_code=422 if error or result else 200,
     )
 
 
@@ -578,16 +667,49 @@ def _connection_page(
 def connection_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_connection(store, directory_id, form, policy)
+    """Save the connection after testing it; a connection whose test fails is saved only once confirmed."""
+    provider = _provider_of(store, directory_id)
+    values: dict[str, Any] = {}
+    try:
+        values = _posted_connection(store, directory_id, provider, form)
+        result = forms.labelled_result(
+            configure.check_connection_values(store, directory_id, values, policy=policy), provider
+        )
+    except AccessIQError as exc:
+        pending = configure.seal_pending_secrets(store.secrets, directory_id, values, provider)
+        return _connection_page(request, store, directory_id, form, forms.form_errors(exc, provider), pending=pending)
+    if not result["ok"] and form.get("confirm_failing") != "1":
+        pending = configure.seal_pending_secrets(store.secrets, directory_id, values, provider)
+        return _connection_page(request, store, directory_id, form, result=result, pending=pending)
+    error = _store_connection(store, directory_id, provider, values, policy)
     if error:
-        return _connection_page(request, store, directory_id, form, error)
-    return redirect(request, f"/directories/{directory_id}/connection", "Connection saved.")
+        pending = configure.seal_pending_secrets(store.secrets, directory_id, values, provider)
+        return _connection_page(request, store, directory_id, form, error, pending=pending)
+    if not result["ok"]:
+        return redirect(
+            request,
+            f"/directories/{directory_id}/connection",
+            "Connection saved although its test failed: syncs will fail until it works.",
+            "error",
+        )
+    return redirect(request, f"/directories/{directory_id}/connection", "Connection saved and tested.")
 
 
 @router.post("/{directory_id}/test")
-def connection_test(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
-    """The connection test as a fragment (htmx) for the connection page."""
-    return render(request, "directories/_test_result.html", {"result": configure.check_connection(store, directory_id)})
+def connection_test(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
+) -> Response:
+    """The connection test as a fragment (htmx): the values on the page, saved or not; nothing is saved."""
+    provider = _provider_of(store, directory_id)
+    try:
+        values = _posted_connection(store, directory_id, provider, form)
+        result = forms.labelled_result(
+            configure.check_connection_values(store, directory_id, values, policy=policy), provider
+        )
+    except AccessIQError as exc:
+        problems = list(forms.form_errors(exc, provider).listed)
+        result = {"ok": False, "details": [], "problems": problems, "kind": "configuration", "unsaved": True}
+    return render(request, "directories/_test_result.html", {"result": result})
 
 
 @router.get("/{directory_id}/settings")
@@ -607,7 +729,8 @@ def settings_page(request: Request, directory_id: DirectoryId, store: StoreDep, 
 def settings_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_settings(store, directory_id, policy, forms.settings_patch, form, schedule=True)
+    patch = forms.settings_patch(form, schedule=True)
+    error = _save_settings(store, directory_id, policy, patch)
     if error:
         return render(
             request,
@@ -615,7 +738,7 @@ def settings_save(
             {
                 "section": "directories",
                 "tab": "settings",
-                **_form_context(store, directory_id, error=error),
+                **_refused_settings_context(store, directory_id, patch, error),
             },
             status_code=422,
         )
@@ -727,7 +850,7 @@ def attributes_save(
                 "directory": data,
                 "rows": rows,
                 "removed": [],
-                "error": str(exc),
+                "error": forms.form_errors(exc),
             },
             status_code=422,
         )

@@ -55,6 +55,14 @@
     reader.readAsText(file);
   });
 
+  // Typing in a box that belongs to a choice selects that choice: <input data-selects="RADIO-ID">.
+  document.addEventListener("input", function (event) {
+    var input = event.target;
+    var id = input.getAttribute && input.getAttribute("data-selects");
+    var choice = id ? document.getElementById(id) : null;
+    if (choice && input.value.trim() !== "") choice.checked = true;
+  });
+
   // Auto-submit filter forms when a select changes.
   document.addEventListener("change", function (event) {
     var select = event.target;
