@@ -104,3 +104,35 @@ def connected_directory(store: Store, snapshot: Any) -> int:
         directory_id, run_id = directory.id, run.id
     runs.run_now(store, run_id)
     return directory_id
+
+
+def start_wizard(page: Any, name: str, provider: str) -> None:
+    """Add directory: name it, choose the provider, and land on the credentials step."""
+    page.click("#add-directory")
+    page.fill("#name", name)
+    page.locator("label.choice", has_text=provider).click()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/directories/new/credentials*")
+
+
+def save_and_test(page: Any) -> str:
+    """Save the credentials and test them; the test step's result text."""
+    page.get_by_role("button", name="Save and test connection").click()
+    page.wait_for_url("**/setup/test")
+    return str(page.inner_text("#test-result"))
+
+
+def preview_apply_finish(page: Any, users_created: int, groups: int, screenshot: str | None = None) -> None:
+    """From the preview step: dry run, apply it, finish, and check the dashboard shows that run."""
+    page.wait_for_url("**/setup/preview")
+    page.click("#run-preview")
+    page.locator("#apply-preview").wait_for()
+    assert page.inner_text("[data-count=users_created]") == str(users_created)
+    if screenshot:
+        shot(page, screenshot)
+    page.click("#apply-preview")
+    page.wait_for_url("**/setup/schedule*")
+    page.click("#finish")
+    page.wait_for_url("**/directories/1")
+    assert page.inner_text("[data-count=users_created]") == str(users_created)
+    assert page.inner_text("[data-count=groups_processed]") == str(groups)
