@@ -8,6 +8,7 @@ runs do not apply.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from .test_ldap_sync import incremental_changes, sync, users_by_external_id
 pytestmark = pytest.mark.xdist_group("samba-ad")
 
 
-def connect(store: Store, ad: AdKit, **settings: Any) -> int:
+def connect(store: Store, ad: AdKit, connection: dict[str, Any] | None = None, **settings: Any) -> int:
     with store.transaction() as session:
         identity.create_organization(session, "acme")
         document = {
@@ -38,6 +39,7 @@ def connect(store: Store, ad: AdKit, **settings: Any) -> int:
                 "bind_password": ADMIN_PASSWORD,
                 "base_dn": ad.base,
                 "flavor": "active_directory",
+                **(connection or {}),
             },
             "settings": {
                 "default_organization": "acme",
@@ -141,3 +143,19 @@ def test_the_cursor_moves_only_when_a_run_applies(sqlite_store: Store, ad: AdKit
     assert users[ad.users["person000"].guid]["status"] == "deactivated"
     assert users[ad.users["person001"].guid]["attributes"]["title"] == "Chief Tester"
     assert incremental_changes(sqlite_store, directory) == {}
+
+
+@pytest.mark.parametrize(
+    ("connection", "expected"),
+    [
+        ({"bind_password": "wrong"}, r"refused the bind DN .* \(invalid credentials\).*connection.bind_password"),
+        ({"base_dn": "OU=Gone,{base}"}, r"OU=Gone,OU=k\d+,DC=example,DC=test does not exist.*namingContexts"),
+    ],
+)
+def test_each_error_case_fails_the_run_with_what_to_do(
+    sqlite_store: Store, ad: AdKit, connection: dict[str, str], expected: str
+) -> None:
+    values = {k: v.format(base=ad.base) for k, v in connection.items()}
+    run = sync(sqlite_store, connect(sqlite_store, ad, connection=values))
+    assert run["status"] == "failed", run
+    assert re.search(expected, run["message"], re.DOTALL), run["message"]

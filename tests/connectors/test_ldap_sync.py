@@ -7,11 +7,13 @@ exactly those; and the error cases ending as failed runs with an actionable mess
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from accessiq.sandbox import free_port
 from accessiq.sandbox.ldap import SERVICE_ACCOUNTS
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
@@ -127,3 +129,21 @@ def test_a_full_sync_then_an_incremental_sync_of_ten_changes(sqlite_store: Store
         assert teams[3].id in load_mirror(session, directory)[("group", teams[2].id)]["groups"]
 
     assert incremental_changes(sqlite_store, directory, "succeeded_with_errors") == {}
+
+
+@pytest.mark.parametrize(
+    ("connection", "expected"),
+    [
+        ({"bind_password": "wrong"}, r"refused the bind DN .* \(invalid credentials\).*connection.bind_password"),
+        ({"base_dn": "dc=nowhere,dc=com"}, r"dc=nowhere,dc=com does not exist.*namingContexts"),
+        ({"url": "ldap://127.0.0.1:{free}", "timeout": 3}, r"cannot reach the LDAP server.*check connection.url"),
+    ],
+)
+def test_each_error_case_fails_the_run_with_what_to_do(
+    sqlite_store: Store, ldap_kit: LdapKit, connection: dict[str, Any], expected: str
+) -> None:
+    values = {k: v.format(free=free_port()) if isinstance(v, str) else v for k, v in connection.items()}
+    run = sync(sqlite_store, connect(sqlite_store, ldap_kit, **values))
+    assert run["status"] == "failed", run
+    assert re.search(expected, run["message"], re.DOTALL), run["message"]
+    assert run["counts"]["users_created"] == 0
