@@ -136,3 +136,21 @@ def preview_apply_finish(page: Any, users_created: int, groups: int, screenshot:
     page.wait_for_url("**/directories/1")
     assert page.inner_text("[data-count=users_created]") == str(users_created)
     assert page.inner_text("[data-count=groups_processed]") == str(groups)
+
+
+def map_one_group(page: Any, organization: str, group_label: str) -> list[str]:
+    """Settings step with `organization` as default, then one mapping of the group shown as `group_label`.
+
+    Returns the group picker's options (after its placeholder); the mappings step stays open.
+    """
+    page.wait_for_url("**/setup/settings")
+    page.select_option("#default_organization", organization)
+    page.get_by_role("button", name="Save and continue").click()
+    page.wait_for_url("**/setup/mappings")
+    page.click("#add-mapping")
+    row = page.locator("#mapping-rows tr").last
+    names = row.locator("select[name=source_group] option").all_inner_texts()
+    assert group_label in names, names
+    row.locator("select[name=source_group]").select_option(label=group_label)
+    row.locator("select[name=organization]").select_option(organization)
+    return list(names[1:])

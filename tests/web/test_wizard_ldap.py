@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_steps import Server, create_admin, preview_apply_finish, save_and_test, shot, sign_in, start_wizard
+from browser_steps import (
+    Server,
+    create_admin,
+    map_one_group,
+    preview_apply_finish,
+    save_and_test,
+    shot,
+    sign_in,
+    start_wizard,
+)
 from sqlalchemy import select
 from tests.connectors.ldap_kit import require_slapd
 
@@ -74,20 +83,10 @@ def test_ldap_wizard_against_a_private_slapd(page: Any, server: Server, slapd: S
     shot(page, "72-ldap-wizard-test-ok")
     page.click("#continue")
 
-    page.wait_for_url("**/setup/settings")
-    page.select_option("#default_organization", "acme")
-    page.get_by_role("button", name="Save and continue").click()
-    page.wait_for_url("**/setup/mappings")
-    page.click("#add-mapping")
-    row = page.locator("#mapping-rows tr").last
-    names = row.locator("select[name=source_group] option").all_inner_texts()
-    assert len(names) - 1 == groups, names
-    assert f"{hostile} — ou=Groups,{slapd.suffix}" in names and page.locator("img[src=x]").count() == 0
     # Picked by DN: a name can repeat in other org units. The option says where the group is.
-    label = f"{team.name} — ou=Groups,{slapd.suffix}"
-    assert label in names, names
-    row.locator("select[name=source_group]").select_option(label=label)
-    row.locator("select[name=organization]").select_option("acme")
+    names = map_one_group(page, "acme", f"{team.name} — ou=Groups,{slapd.suffix}")
+    assert len(names) == groups, names
+    assert f"{hostile} — ou=Groups,{slapd.suffix}" in names and page.locator("img[src=x]").count() == 0
     shot(page, "73-ldap-wizard-group-picker")
     page.get_by_role("button", name="Save and continue").click()
 
