@@ -263,9 +263,9 @@ class AdKit:
         ous = ("Sales", "Legal", "Finance")
         for n in range(users):
             self.add_user(f"person{n:03d}", ou=ous[n % 3], active=n % 7 != 3)
-        logins = sorted(self.users)
+        names = sorted(self.users)
         for g in range(groups):
-            members = logins[g::groups] + logins[: 2 + g]
+            members = names[g::groups] + names[: 2 + g]
             self.add_group(f"Team {g}", users=sorted(set(members)))
         if groups >= 3:
             self.change_members("Team 0", add_groups=["Team 1"])
@@ -364,24 +364,24 @@ class AdKit:
         target.users -= {self.users[u].guid for u in remove}
         target.groups |= {self.groups[g].guid for g in add_groups}
 
-    def set_primary_group(self, login: str, group: str) -> None:
+    def set_primary_group(self, name: str, group: str) -> None:
         """Make `group` the user's primary group: AD then drops the user from the group's member list."""
         import ldap
 
-        user, target = self.users[login], self.groups[group]
+        user, target = self.users[name], self.groups[group]
         if user.guid not in target.users:
-            self.change_members(group, add=[login])
+            self.change_members(group, add=[name])
         self.conn.modify_s(user.dn, [(ldap.MOD_REPLACE, "primaryGroupID", [str(target.rid).encode()])])
 
-    def update_user(self, login: str, **attributes: str) -> None:
+    def update_user(self, name: str, **attributes: str) -> None:
         import ldap
 
-        changes = [(ldap.MOD_REPLACE, name, [value.encode()]) for name, value in attributes.items()]
-        self.conn.modify_s(self.users[login].dn, changes)
+        changes = [(ldap.MOD_REPLACE, attribute, [value.encode()]) for attribute, value in attributes.items()]
+        self.conn.modify_s(self.users[name].dn, changes)
 
-    def disable(self, login: str) -> None:
-        self.update_user(login, userAccountControl=str(DISABLED))
-        self.users[login].active = False
+    def disable(self, name: str) -> None:
+        self.update_user(name, userAccountControl=str(DISABLED))
+        self.users[name].active = False
 
     def rename(self, name: str, new_name: str) -> None:
         """A new CN (so a new DN) and a new sAMAccountName: the same objectGUID."""
@@ -393,14 +393,14 @@ class AdKit:
         self.users[new_name] = user
         self.update_user(new_name, sAMAccountName=login, userPrincipalName=f"{login}@example.test")
 
-    def move(self, login: str, ou: str) -> None:
-        user = self.users[login]
+    def move(self, name: str, ou: str) -> None:
+        user = self.users[name]
         rdn = user.dn.split(",", 1)[0]
         self.conn.rename_s(user.dn, rdn, f"OU={ou},{self.base}")
         user.dn = f"{rdn},OU={ou},{self.base}"
 
-    def delete(self, login: str) -> None:
-        user = self.users.pop(login)
+    def delete(self, name: str) -> None:
+        user = self.users.pop(name)
         self.conn.delete_s(user.dn)
         for group in self.groups.values():
             group.users.discard(user.guid)
