@@ -14,15 +14,14 @@ from typing import Any
 import pytest
 
 from accessiq.services import directories as dirs
-from accessiq.services import identity, runs
+from accessiq.services import identity
 from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
-from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
-from accessiq.sync.state import load_cursor, load_mirror
+from accessiq.sync.state import load_mirror
 
 from .ad_kit import ADMIN, ADMIN_PASSWORD, URL, AdKit
-from .test_ldap_sync import incremental_changes, sync, users_by_external_id
+from .test_ldap_sync import cursor_stays_until_a_run_applies, incremental_changes, sync, users_by_external_id
 
 pytestmark = pytest.mark.xdist_group("samba-ad")
 
@@ -115,34 +114,14 @@ def test_a_full_sync_then_an_incremental_sync_of_ten_changes(sqlite_store: Store
 
 
 def test_the_cursor_moves_only_when_a_run_applies(sqlite_store: Store, ad: AdKit) -> None:
+    def change() -> None:
+        ad.disable("person000")
+        ad.update_user("person001", title="Chief Tester")
+
     directory = connect(sqlite_store, ad, safety={"max_deactivations": 0})
-    assert sync(sqlite_store, directory)["status"] == "succeeded"
-    with sqlite_store.transaction() as session:
-        stored = load_cursor(session, directory)
-        assert stored is not None
-        cursor = stored.value
-    ad.disable("person000")
-    ad.update_user("person001", title="Chief Tester")
-    # Neither a dry run nor a run the safety guard stops applies: the cursor stays.
-    with sqlite_store.transaction() as session:
-        run, _ = runs.request_sync(session, session.get_one(Directory, directory), dry_run=True)
-        dry_id = run.id
-    runs.run_now(sqlite_store, dry_id)
-    blocked = sync(sqlite_store, directory)
-    assert blocked["status"] == "blocked" and "max_deactivations" in blocked["message"]
-    with sqlite_store.transaction() as session:
-        assert runs.run_json(session, runs.get_run(session, dry_id))["counts"]["users_deactivated"] == 1
-        stored = load_cursor(session, directory)
-        assert stored is not None and stored.value == cursor
-    # Approved, the stored plan applies; the next incremental run finds nothing left to do.
-    runs.approve(sqlite_store, blocked["id"])
-    with sqlite_store.transaction() as session:
-        stored = load_cursor(session, directory)
-        assert stored is not None and stored.value != cursor
-    users = users_by_external_id(sqlite_store)
-    assert users[ad.users["person000"].guid]["status"] == "deactivated"
-    assert users[ad.users["person001"].guid]["attributes"]["title"] == "Chief Tester"
-    assert incremental_changes(sqlite_store, directory) == {}
+    cursor_stays_until_a_run_applies(
+        sqlite_store, directory, change, ad.users["person000"].guid, ad.users["person001"].guid
+    )
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ exactly those; and the error cases ending as failed runs with an actionable mess
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
-from accessiq.sync.state import load_mirror
+from accessiq.sync.state import load_cursor, load_mirror
 
 from .ldap_kit import LdapKit, slapd
 
@@ -35,7 +35,7 @@ def ldap_kit() -> Iterator[LdapKit]:
         yield kit
 
 
-def connect(store: Store, kit: LdapKit, **connection: Any) -> int:
+def connect(store: Store, kit: LdapKit, settings: dict[str, Any] | None = None, **connection: Any) -> int:
     with store.transaction() as session:
         identity.create_organization(session, "acme")
         document = {
@@ -48,7 +48,11 @@ def connect(store: Store, kit: LdapKit, **connection: Any) -> int:
                 "base_dn": kit.sandbox.suffix,
                 **connection,
             },
-            "settings": {"default_organization": "acme", "attribute_mapping": {"title": "title", "dn": "dn"}},
+            "settings": {
+                "default_organization": "acme",
+                "attribute_mapping": {"title": "title", "dn": "dn"},
+                **(settings or {}),
+            },
         }
         directory, _ = dirs.apply_document(
             session, store.secrets, validate_document(document), policy=InputPolicy.operator()
@@ -71,6 +75,41 @@ def incremental_changes(store: Store, directory_id: int, status: str = "succeede
     assert run["status"] == status, run
     assert run["mode"] == "incremental"
     return {k: v for k, v in run["counts"].items() if v and k not in QUIET}
+
+
+def cursor_stays_until_a_run_applies(
+    store: Store, directory: int, change: Callable[[], None], disabled: str, retitled: str, status: str = "succeeded"
+) -> None:
+    """`change` disables one user and retitles another; the directory blocks any deactivation.
+
+    Neither a dry run nor a run the safety guard stops applies, so neither moves the
+    cursor; approved, the stored plan applies and the cursor moves with it.
+    """
+    assert sync(store, directory)["status"] == status
+    with store.transaction() as session:
+        stored = load_cursor(session, directory)
+        assert stored is not None
+        cursor = stored.value
+    change()
+    with store.transaction() as session:
+        run, _ = runs.request_sync(session, session.get_one(Directory, directory), dry_run=True)
+        dry_id = run.id
+    runs.run_now(store, dry_id)
+    blocked = sync(store, directory)
+    assert blocked["status"] == "blocked" and "max_deactivations" in blocked["message"]
+    with store.transaction() as session:
+        assert runs.run_json(session, runs.get_run(session, dry_id))["counts"]["users_deactivated"] == 1
+        stored = load_cursor(session, directory)
+        assert stored is not None and stored.value == cursor
+    runs.approve(store, blocked["id"])
+    with store.transaction() as session:
+        stored = load_cursor(session, directory)
+        assert stored is not None and stored.value != cursor
+    users = users_by_external_id(store)
+    assert users[disabled]["status"] == "deactivated"
+    assert users[retitled]["attributes"]["title"] == "Chief Tester"
+    # The next incremental run finds nothing left to do.
+    assert incremental_changes(store, directory, status) == {}
 
 
 def users_by_external_id(store: Store) -> dict[str, dict[str, Any]]:
@@ -129,6 +168,20 @@ def test_a_full_sync_then_an_incremental_sync_of_ten_changes(sqlite_store: Store
         assert teams[3].id in load_mirror(session, directory)[("group", teams[2].id)]["groups"]
 
     assert incremental_changes(sqlite_store, directory, "succeeded_with_errors") == {}
+
+
+def test_the_cursor_moves_only_when_a_run_applies(sqlite_store: Store, ldap_kit: LdapKit) -> None:
+    sandbox = ldap_kit.sandbox
+    disabled, retitled = [p for p in sandbox.population.people if p.active and p.email][:2]
+
+    def change() -> None:
+        sandbox.disable_user(disabled.username)
+        sandbox.update_user(retitled.username, {"title": ["Chief Tester"]})
+
+    directory = connect(sqlite_store, ldap_kit, settings={"safety": {"max_deactivations": 0}})
+    cursor_stays_until_a_run_applies(
+        sqlite_store, directory, change, disabled.id, retitled.id, status="succeeded_with_errors"
+    )
 
 
 @pytest.mark.parametrize(
