@@ -1,4 +1,4 @@
-"""Shared fixtures: a migrated store on SQLite and on PostgreSQL, and snapshot helpers.
+"""Shared fixtures: a migrated store on SQLite and on PostgreSQL, snapshot helpers, a Samba AD DC.
 
 Every test that takes `store` runs once per backend. PostgreSQL is at
 ACCESSIQ_TEST_POSTGRES (default postgresql://postgres@127.0.0.1:5432/test); each
@@ -20,6 +20,8 @@ from sqlalchemy import create_engine, delete, text
 from accessiq.config import Settings
 from accessiq.store.database import Store, open_store
 from accessiq.store.tables import Base, Role
+
+from .connectors.ad_kit import AdKit, SambaDC, samba_dc
 
 POSTGRES_ADMIN_URL = os.environ.get("ACCESSIQ_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -159,3 +161,20 @@ class Snapshot:
 @pytest.fixture
 def snapshot(tmp_path: Path) -> Snapshot:
     return Snapshot(tmp_path / "snapshot.json")
+
+
+@pytest.fixture(scope="session")
+def samba_dc_session() -> Iterator[SambaDC]:
+    """One Samba AD DC for the whole session (port 389 is fixed), under a lock shared by all workers."""
+    with samba_dc() as dc:
+        yield dc
+
+
+@pytest.fixture
+def ad(samba_dc_session: SambaDC) -> Iterator[AdKit]:
+    """An organizational unit of this test's own on the DC, seeded with a few users and groups."""
+    kit = AdKit(samba_dc_session).seed()
+    try:
+        yield kit
+    finally:
+        kit.close()

@@ -7,11 +7,13 @@ exactly those; and the error cases ending as failed runs with an actionable mess
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from accessiq.sandbox import free_port
 from accessiq.sandbox.ldap import SERVICE_ACCOUNTS
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
@@ -19,6 +21,7 @@ from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
+from accessiq.sync.state import load_cursor, load_mirror
 
 from .ldap_kit import LdapKit, slapd
 
@@ -32,7 +35,7 @@ def ldap_kit() -> Iterator[LdapKit]:
         yield kit
 
 
-def connect(store: Store, kit: LdapKit, **connection: Any) -> int:
+def connect(store: Store, kit: LdapKit, settings: dict[str, Any] | None = None, **connection: Any) -> int:
     with store.transaction() as session:
         identity.create_organization(session, "acme")
         document = {
@@ -45,7 +48,11 @@ def connect(store: Store, kit: LdapKit, **connection: Any) -> int:
                 "base_dn": kit.sandbox.suffix,
                 **connection,
             },
-            "settings": {"default_organization": "acme", "attribute_mapping": {"title": "title", "dn": "dn"}},
+            "settings": {
+                "default_organization": "acme",
+                "attribute_mapping": {"title": "title", "dn": "dn"},
+                **(settings or {}),
+            },
         }
         directory, _ = dirs.apply_document(
             session, store.secrets, validate_document(document), policy=InputPolicy.operator()
@@ -60,6 +67,49 @@ def sync(store: Store, directory_id: int, *, full: bool = False) -> dict[str, An
     runs.run_now(store, run_id)
     with store.transaction() as session:
         return runs.run_json(session, runs.get_run(session, run_id))
+
+
+def incremental_changes(store: Store, directory_id: int, status: str = "succeeded") -> dict[str, int]:
+    """Run an incremental sync; what it changed (counts that are not zero and not QUIET)."""
+    run = sync(store, directory_id)
+    assert run["status"] == status, run
+    assert run["mode"] == "incremental"
+    return {k: v for k, v in run["counts"].items() if v and k not in QUIET}
+
+
+def cursor_stays_until_a_run_applies(
+    store: Store, directory: int, change: Callable[[], None], disabled: str, retitled: str, status: str = "succeeded"
+) -> None:
+    """`change` disables one user and retitles another; the directory blocks any deactivation.
+
+    Neither a dry run nor a run the safety guard stops applies, so neither moves the
+    cursor; approved, the stored plan applies and the cursor moves with it.
+    """
+    assert sync(store, directory)["status"] == status
+    with store.transaction() as session:
+        stored = load_cursor(session, directory)
+        assert stored is not None
+        cursor = stored.value
+    change()
+    with store.transaction() as session:
+        run, _ = runs.request_sync(session, session.get_one(Directory, directory), dry_run=True)
+        dry_id = run.id
+    runs.run_now(store, dry_id)
+    blocked = sync(store, directory)
+    assert blocked["status"] == "blocked" and "max_deactivations" in blocked["message"]
+    with store.transaction() as session:
+        assert runs.run_json(session, runs.get_run(session, dry_id))["counts"]["users_deactivated"] == 1
+        stored = load_cursor(session, directory)
+        assert stored is not None and stored.value == cursor
+    runs.approve(store, blocked["id"])
+    with store.transaction() as session:
+        stored = load_cursor(session, directory)
+        assert stored is not None and stored.value != cursor
+    users = users_by_external_id(store)
+    assert users[disabled]["status"] == "deactivated"
+    assert users[retitled]["attributes"]["title"] == "Chief Tester"
+    # The next incremental run finds nothing left to do.
+    assert incremental_changes(store, directory, status) == {}
 
 
 def users_by_external_id(store: Store) -> dict[str, dict[str, Any]]:
@@ -95,27 +145,62 @@ def test_a_full_sync_then_an_incremental_sync_of_ten_changes(sqlite_store: Store
     sandbox.change_members(teams[2].name, add=[teams[3].name])  # 9 nested group added
     sandbox.rename(teams[4].name, "Renamed Team", groups=True)  # 10 group renamed
 
-    second = sync(sqlite_store, directory)
-    assert second["status"] == "succeeded_with_errors", second
-    assert second["mode"] == "incremental"
-    changes = {k: v for k, v in second["counts"].items() if v and k not in QUIET}
+    changes = incremental_changes(sqlite_store, directory, "succeeded_with_errors")
     # Users: the hire; the rename, the move and the new title; the disable and the delete.
-    # Groups: the renamed team. Memberships: the hire's and the nested group's come in; the
-    # removed member's goes, and the deactivated and deleted users lose theirs (two each).
+    # Groups: the renamed team. Memberships (people's groups and organizations): the hire's group
+    # and organization come in; the removed member's group goes, and the deactivated and deleted
+    # users lose theirs (group and organization, two each). The nested group is checked below.
     assert changes == {
         "users_created": 1,
         "users_updated": 3,
         "users_deactivated": 2,
         "groups_updated": 1,
         "memberships_added": 2,
+        "group_memberships_added": 1,
+        "org_memberships_granted": 1,
         "memberships_removed": 5,
+        "group_memberships_removed": 3,
+        "org_memberships_revoked": 2,
     }
     after = users_by_external_id(sqlite_store)
     assert after[renamed.id]["id"] == before[renamed.id]["id"] and after[renamed.id]["username"] == "renamed.person"
     assert after[moved.id]["id"] == before[moved.id]["id"]
     assert after[disabled.id]["status"] == "deactivated" and after[deleted.id]["status"] == "deactivated"
     assert after[hire["entryUUID"]]["status"] == "active"
+    with sqlite_store.transaction() as session:
+        # A group in a group is kept with the source's groups, not as a person's membership.
+        assert teams[3].id in load_mirror(session, directory)[("group", teams[2].id)]["groups"]
 
-    third = sync(sqlite_store, directory)
-    assert third["mode"] == "incremental"
-    assert {k: v for k, v in third["counts"].items() if v and k not in QUIET} == {}
+    assert incremental_changes(sqlite_store, directory, "succeeded_with_errors") == {}
+
+
+def test_the_cursor_moves_only_when_a_run_applies(sqlite_store: Store, ldap_kit: LdapKit) -> None:
+    sandbox = ldap_kit.sandbox
+    disabled, retitled = [p for p in sandbox.population.people if p.active and p.email][:2]
+
+    def change() -> None:
+        sandbox.disable_user(disabled.username)
+        sandbox.update_user(retitled.username, {"title": ["Chief Tester"]})
+
+    directory = connect(sqlite_store, ldap_kit, settings={"safety": {"max_deactivations": 0}})
+    cursor_stays_until_a_run_applies(
+        sqlite_store, directory, change, disabled.id, retitled.id, status="succeeded_with_errors"
+    )
+
+
+@pytest.mark.parametrize(
+    ("connection", "expected"),
+    [
+        ({"bind_password": "wrong"}, r"refused the bind DN .* \(invalid credentials\).*connection.bind_password"),
+        ({"base_dn": "dc=nowhere,dc=com"}, r"dc=nowhere,dc=com does not exist.*namingContexts"),
+        ({"url": "ldap://127.0.0.1:{free}", "timeout": 3}, r"cannot reach the LDAP server.*check connection.url"),
+    ],
+)
+def test_each_error_case_fails_the_run_with_what_to_do(
+    sqlite_store: Store, ldap_kit: LdapKit, connection: dict[str, Any], expected: str
+) -> None:
+    values = {k: v.format(free=free_port()) if isinstance(v, str) else v for k, v in connection.items()}
+    run = sync(sqlite_store, connect(sqlite_store, ldap_kit, **values))
+    assert run["status"] == "failed", run
+    assert re.search(expected, run["message"], re.DOTALL), run["message"]
+    assert run["counts"]["users_created"] == 0

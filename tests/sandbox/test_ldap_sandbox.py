@@ -35,27 +35,19 @@ def invoke(kit: LdapKit, *args: str) -> str:
     return result.output
 
 
+def serve_command(port: int, *, users: int, groups: int) -> list[str]:
+    """`accessiq sandbox ldap` serving on `port`, as a process of its own."""
+    command = [sys.executable, "-m", "accessiq", "sandbox", "ldap", "--users", str(users), "--groups", str(groups)]
+    return [*command, "--port", str(port)]
+
+
 def test_serving_prints_a_directory_document_that_reads_it() -> None:
     from ..connectors.ldap_kit import require_slapd
 
     require_slapd()
     port = free_port()
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "accessiq",
-            "sandbox",
-            "ldap",
-            "--users",
-            "12",
-            "--groups",
-            "3",
-            "--port",
-            str(port),
-            "--serve-seconds",
-            "0",
-        ],
+        [*serve_command(port, users=12, groups=3), "--serve-seconds", "0"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -104,3 +96,31 @@ def test_the_sandbox_spec_offers_a_demo(kit: LdapKit) -> None:
         assert LdapConnector(LdapConnection(**demo.document["connection"])).check().ok
     finally:
         demo.server.stop()
+
+
+def test_sigterm_stops_slapd_too() -> None:
+    """`kill PID` of the serving command leaves no slapd behind on the port."""
+    from ..connectors.ldap_kit import require_slapd
+
+    require_slapd()
+    port = free_port()
+    command = serve_command(port, users=5, groups=2)
+    serving = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert serving.stdout is not None
+        assert "LDAP sandbox (slapd) on" in serving.stdout.readline()
+        assert _listening(port)
+        serving.terminate()
+        assert serving.wait(timeout=30) == 0
+        assert not _listening(port)
+    finally:
+        if serving.poll() is None:
+            serving.kill()
+            serving.wait()
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0

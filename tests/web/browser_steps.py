@@ -139,3 +139,44 @@ def connected_directory(store: Store, snapshot: Any) -> int:
         directory_id, run_id = directory.id, run.id
     runs.run_now(store, run_id)
     return directory_id
+
+
+def save_and_test(page: Any) -> str:
+    """Save the credentials and test them; the test step's result text."""
+    page.get_by_role("button", name="Save and test connection").click()
+    page.wait_for_url("**/setup/test")
+    return str(page.inner_text("#test-result"))
+
+
+def preview_apply_finish(page: Any, users_created: int, groups: int, screenshot: str | None = None) -> None:
+    """From the preview step: dry run, apply it, finish, and check the dashboard shows that run."""
+    page.wait_for_url("**/setup/preview")
+    page.click("#run-preview")
+    page.locator("#apply-preview").wait_for()
+    assert page.inner_text("[data-count=users_created]") == str(users_created)
+    if screenshot:
+        shot(page, screenshot)
+    page.click("#apply-preview")
+    page.wait_for_url("**/setup/schedule*")
+    page.click("#finish")
+    page.wait_for_url("**/directories/1")
+    assert page.inner_text("[data-count=users_created]") == str(users_created)
+    assert page.inner_text("[data-count=groups_processed]") == str(groups)
+
+
+def map_one_group(page: Any, organization: str, group_label: str) -> list[str]:
+    """Settings step with `organization` as default, then one mapping of the group shown as `group_label`.
+
+    Returns the group picker's options (after its placeholder); the mappings step stays open.
+    """
+    page.wait_for_url("**/setup/settings")
+    page.select_option("#default_organization", organization)
+    page.get_by_role("button", name="Save and continue").click()
+    page.wait_for_url("**/setup/mappings")
+    page.click("#add-mapping")
+    row = page.locator("#mapping-rows tr").last
+    names = row.locator("select[name=source_group] option").all_inner_texts()
+    assert group_label in names, names
+    row.locator("select[name=source_group]").select_option(label=group_label)
+    row.locator("select[name=organization]").select_option(organization)
+    return list(names[1:])

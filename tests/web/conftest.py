@@ -63,10 +63,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def allowed_endpoints() -> list[str]:
+    """The operator's ACCESSIQ_ALLOWED_ENDPOINTS: sandboxes on loopback ports the OS picks.
+
+    A test module overrides this fixture to allow more (an LDAP server, say).
+    """
+    return ["http://127.0.0.1:*"]
+
+
+@pytest.fixture
+def server(tmp_path: Path, allowed_endpoints: list[str]) -> Iterator[Server]:
     # The wizard connects snapshots in tmp_path and Graph sandboxes on loopback ports the OS picks.
     settings = Settings(
-        data_dir=tmp_path, secret_key=TEST_KEY, snapshot_dir=tmp_path, allowed_endpoints=["http://127.0.0.1:*"]
+        data_dir=tmp_path, secret_key=TEST_KEY, snapshot_dir=tmp_path, allowed_endpoints=allowed_endpoints
     )
     store = open_store(settings)
     app = create_app(store, settings=settings, inline_worker=True)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_steps import Server, create_admin, shot, sign_in
+from browser_steps import Server, create_admin, preview_apply_finish, shot, sign_in
 
 from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.entra import EntraSandbox, create_app
@@ -61,15 +61,5 @@ def test_entra_wizard_against_the_graph_sandbox(page: Any, server: Server, graph
     page.locator("#mapping-rows tr").last.locator("button", has_text="Remove").click()
     page.get_by_role("button", name="Save and continue").click()
 
-    page.wait_for_url("**/setup/preview")
-    page.click("#run-preview")
-    page.locator("#apply-preview").wait_for()
-    assert page.inner_text("[data-count=users_created]") == str(enabled)
-    page.click("#apply-preview")
-    page.wait_for_url("**/setup/schedule*")
-    page.click("#finish")
-
-    page.wait_for_url("**/directories/1")
-    assert page.inner_text("[data-count=users_created]") == str(enabled)
-    assert page.inner_text("[data-count=groups_processed]") == str(len(sandbox.snapshot()["groups"]))
+    preview_apply_finish(page, enabled, len(sandbox.snapshot()["groups"]))
     shot(page, "42-entra-dashboard")

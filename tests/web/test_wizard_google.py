@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_steps import Server, create_admin, shot, sign_in, start_wizard
+from browser_steps import Server, create_admin, preview_apply_finish, shot, sign_in, start_wizard
 
 from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.google import GoogleSandbox
@@ -68,15 +68,5 @@ def test_google_wizard_against_the_google_sandbox(
     page.locator("#mapping-rows tr").last.locator("button", has_text="Remove").click()
     page.get_by_role("button", name="Save and continue").click()
 
-    page.wait_for_url("**/setup/preview")
-    page.click("#run-preview")
-    page.locator("#apply-preview").wait_for()
-    assert page.inner_text("[data-count=users_created]") == str(in_sales)
-    page.click("#apply-preview")
-    page.wait_for_url("**/setup/schedule*")
-    page.click("#finish")
-
-    page.wait_for_url("**/directories/1")
-    assert page.inner_text("[data-count=users_created]") == str(in_sales)
-    assert page.inner_text("[data-count=groups_processed]") == str(len(sandbox.groups))
+    preview_apply_finish(page, in_sales, len(sandbox.groups))
     shot(page, "48-google-dashboard")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_steps import Server, create_admin, shot, sign_in
+from browser_steps import Server, create_admin, preview_apply_finish, shot, sign_in
 
 from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.okta import OktaSandbox
@@ -60,15 +60,5 @@ def test_okta_wizard_against_the_okta_sandbox(page: Any, server: Server, okta_or
     page.locator("#mapping-rows tr").last.locator("button", has_text="Remove").click()
     page.get_by_role("button", name="Save and continue").click()
 
-    page.wait_for_url("**/setup/preview")
-    page.click("#run-preview")
-    page.locator("#apply-preview").wait_for()
-    assert page.inner_text("[data-count=users_created]") == str(active)
-    page.click("#apply-preview")
-    page.wait_for_url("**/setup/schedule*")
-    page.click("#finish")
-
-    page.wait_for_url("**/directories/1")
-    assert page.inner_text("[data-count=users_created]") == str(active)
-    assert page.inner_text("[data-count=groups_processed]") == str(groups)
+    preview_apply_finish(page, active, groups)
     shot(page, "45-okta-dashboard")

@@ -20,7 +20,11 @@ USER_FILTER = "(&(objectCategory=person)(objectClass=user))"
 GROUP_FILTER = "(objectClass=group)"
 # Read for every user and group besides what the mapping asks for.
 USER_ATTRIBUTES = ("objectGUID", "userAccountControl", "primaryGroupID", "uSNChanged")
-GROUP_ATTRIBUTES = ("objectGUID", "objectSid", "member", "uSNChanged")
+# Members are asked for by range, as AD serves them past 1,500 values anyway: then every DC,
+# Samba included, answers with a range (`member;range=0-*` when that is all) and the rest is
+# read by complete_ranges.
+MEMBER_RANGE = "member;range=0-1499"
+GROUP_ATTRIBUTES = ("objectGUID", "objectSid", MEMBER_RANGE, "uSNChanged")
 
 _RANGE = re.compile(r"^(?P<name>[^;]+);range=(?P<low>\d+)-(?P<high>\d+|\*)$", re.IGNORECASE)
 

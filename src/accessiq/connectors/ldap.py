@@ -316,8 +316,9 @@ class LdapConnector(Connector):
 
     def _group_attributes(self) -> list[str]:
         s = self.settings
-        extra = list(ad.GROUP_ATTRIBUTES) if s.flavor == "active_directory" else [s.id_attribute, "modifyTimestamp"]
-        return [*GROUP_ATTRIBUTES, *extra]
+        if s.flavor == "active_directory":
+            return [*(a for a in GROUP_ATTRIBUTES if a != "member"), *ad.GROUP_ATTRIBUTES]
+        return [*GROUP_ATTRIBUTES, s.id_attribute, "modifyTimestamp"]
 
     def _external_id(self, entry: Mapping[str, list[bytes]]) -> str | None:
         values = get_values(entry, self.settings.id_attribute)
@@ -796,7 +797,7 @@ class LdapConnector(Connector):
         ldap = _ldap()
         try:
             msgid = self.conn.search_ext(
-                f"CN=Deleted Objects,{self.settings.base_dn}",
+                f"CN=Deleted Objects,{self._naming_context()}",
                 ldap.SCOPE_SUBTREE,
                 f"(&(isDeleted=TRUE){condition})",
                 ["objectGUID"],
@@ -812,6 +813,13 @@ class LdapConnector(Connector):
         # Entries that moved out of the org units changed too but match no search: the full
         # reconciliation (full_sync_interval) finds them.
         return self._change_events(users, groups, deleted, new_cursor)
+
+    def _naming_context(self) -> str:
+        """The naming context that holds the base DN: its Deleted Objects container keeps the tombstones."""
+        base = normalize_dn(self.settings.base_dn)
+        contexts = [c.decode() for c in get_values(self._root_dse("namingContexts"), "namingContexts")]
+        holding = [c for c in contexts if base == normalize_dn(c) or base.endswith("," + normalize_dn(c))]
+        return max(holding, key=len, default=self.settings.base_dn)
 
 
 def _with_ancestors(dns: Iterable[str]) -> set[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from typing import Annotated, Any
 
@@ -75,6 +76,8 @@ def ldap(
         typer.echo(str(exc), err=True)
         raise typer.Exit(6) from None
     try:
+        # `kill PID` stops slapd too, as Ctrl-C does: it is a process of its own and outlives us otherwise.
+        signal.signal(signal.SIGTERM, _interrupt)
         info = sandbox.info()
         doc = document(info)
         # Plain echo: the URL and the YAML must not wrap, so they can be copied.
@@ -112,6 +115,10 @@ def ldap(
         pass
     finally:
         sandbox.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _attach(url: str, base_dn: str | None, admin_password: str | None) -> Any:

@@ -347,9 +347,24 @@ def source_groups(store: Store, ref: str | int) -> list[dict[str, Any]]:
     with store.transaction() as session:
         directory = dirs.get_directory(session, ref)
     return [
-        {"id": g.external_id, "name": g.name, "description": g.description, "email": g.email, "dn": g.dn}
+        {
+            "id": g.external_id,
+            "name": g.name,
+            "description": g.description,
+            "email": g.email,
+            "dn": g.dn,
+            "parent_dn": _parent_dn(g.dn),
+        }
         for g in dirs.source_groups(store.secrets, directory)
     ]
+
+
+def _parent_dn(dn: str | None) -> str | None:
+    """The DN above an entry's (`ou=Groups,dc=example,dc=com` for `cn=Doe\\, Jane,ou=Groups,...`)."""
+    if not dn:
+        return None
+    parts = re.split(r"(?<!\\),", dn, maxsplit=1)
+    return parts[1].strip() if len(parts) == 2 else None
 
 
 def preview_mapping(
