@@ -172,6 +172,33 @@ def test_group_mappings(api: Any, snapshot: Any) -> None:
     ]
     assert api("PUT", url, json=mappings).json() == mappings
     assert api("GET", url).json() == mappings
+    # One group in two organizations is two mappings; re-applying or saving any part adds no copy.
+    mappings.append({"source_group": "platform", "organization": "acme", "role": "member"})
+    document = {**directory_document(snapshot.path), "group_mappings": mappings}
+    directory = f"/api/v1/directories/{created['id']}"
+    for _ in range(3):
+        assert api("PUT", directory, json=document).json()["group_mappings"] == mappings
+        assert api("PUT", url, json=mappings).json() == mappings
+        assert api("PATCH", f"{directory}/settings", json={"frequency": "15m"}).status_code == 200
+    assert api("GET", f"{directory}/export").json()["group_mappings"] == mappings
+
+
+def test_one_group_mapped_twice_to_one_organization_is_refused_naming_both(api: Any, snapshot: Any) -> None:
+    twice = [
+        {"source_group": "Engineering", "organization": "acme", "role": "owner"},
+        {"source_group": "engineering", "organization": "acme", "role": "viewer"},
+    ]
+    refused = api("POST", "/api/v1/directories", json={**directory_document(seed(snapshot)), "group_mappings": twice})
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["field"] == "group_mappings[1]"
+    assert "group engineering is mapped to organization acme twice, as owner and as viewer" in error["message"]
+    assert api("GET", "/api/v1/directories").json() == []
+
+    created = _create(api, snapshot)
+    url = f"/api/v1/directories/{created['id']}/group-mappings"
+    assert api("PUT", url, json=twice).status_code == 422
+    assert api("GET", url).json() == created["group_mappings"]
 
 
 def test_connection_test_and_source_groups(api: Any, snapshot: Any) -> None:

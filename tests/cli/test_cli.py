@@ -228,3 +228,33 @@ def test_admin_unlock_lets_a_locked_out_administrator_sign_in_before_the_lockout
 
     with store.transaction() as session:
         assert sign_in.sign_in(session, "ann@example.com", "correct horse battery", address="192.0.2.1", limits=limits)
+
+
+def test_reapplying_a_document_changes_nothing(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:
+    seed(snapshot)
+    cli("orgs", "create", "acme")
+    cli("orgs", "create", "acme-eng")
+    extra = "  - {source_group: Engineering, organization: acme, role: viewer}\n"
+    path = document(tmp_path, snapshot.path, extra)
+    first = json.loads(cli("directories", "apply", str(path), "--json").stdout)
+    for _ in range(2):
+        again = json.loads(cli("directories", "apply", str(path), "--json").stdout)
+        assert again["group_mappings"] == first["group_mappings"] == [
+            {"source_group": "Engineering", "organization": "acme-eng", "role": "admin"},
+            {"source_group": "Engineering", "organization": "acme", "role": "viewer"},
+        ]
+
+
+def test_one_group_mapped_twice_to_one_organization_is_refused(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:
+    seed(snapshot)
+    cli("orgs", "create", "acme")
+    cli("orgs", "create", "acme-eng")
+    extra = "  - {source_group: Engineering, organization: acme-eng, role: viewer}\n"
+    result = cli("directories", "apply", str(document(tmp_path, snapshot.path, extra)), ok=False)
+    assert result.returncode == 2
+    assert (
+        "group_mappings[1]: group Engineering is mapped to organization acme-eng twice, as admin and as viewer"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert "Corp" not in cli("directories", "list").stdout

@@ -108,3 +108,8 @@ class GroupMappingSpec(_Strict):
     source_group: str = Field(min_length=1)
     organization: str = Field(min_length=1)
     role: str = "member"
+
+
+def mapping_key(source_group: str, organization: int | str) -> tuple[str, int | str]:
+    """What makes two group mappings the same: the group reference (case-insensitive) and the organization."""
+    return source_group.strip().casefold(), organization
