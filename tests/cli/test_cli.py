@@ -258,3 +258,23 @@ def test_one_group_mapped_twice_to_one_organization_is_refused(cli: Any, tmp_pat
     )
     assert "Traceback" not in result.stderr
     assert "Corp" not in cli("directories", "list").stdout
+
+
+def test_a_mapping_field_the_provider_lacks_is_refused_with_a_did_you_mean(cli: Any, tmp_path: Path) -> None:
+    path = tmp_path / "okta.yaml"
+    path.write_text("""\
+name: Acme Okta
+provider: okta
+connection: {org_url: "https://acme.okta.com", api_token: inline-token}
+settings:
+  attribute_mapping: {department: profile.department, given_name: firstName}
+""")
+    result = cli("directories", "apply", str(path), ok=False)
+    assert result.returncode == 2
+    assert (
+        "settings.attribute_mapping.given_name: Okta users have no field firstName (did you mean profile.firstName?)"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    path.write_text(path.read_text().replace("given_name: firstName", "given_name: profile.firstName"))
+    assert "created directory 1 Acme Okta" in cli("directories", "apply", str(path)).stdout

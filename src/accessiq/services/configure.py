@@ -23,8 +23,8 @@ from accessiq.services.providers import ConnectionField, get_provider
 from accessiq.store.crypto import SecretBox
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, SourceObject
-from accessiq.sync.document import configuration_error, validate_document
-from accessiq.sync.mapping import CompiledMapping, MappingError, effective_mapping
+from accessiq.sync.document import check_provider_fields, configuration_error, validate_document
+from accessiq.sync.mapping import CompiledMapping, MappingError, effective_mapping, is_template
 from accessiq.sync.settings import GroupMappingSpec, SyncSettings
 
 
@@ -41,6 +41,26 @@ def connection_fields(provider: str) -> tuple[ConnectionField, ...]:
 def default_mapping(provider: str) -> dict[str, str]:
     """The provider's default attribute mapping: AccessIQ attribute <- source field path or template."""
     return dict(connector_class(provider).default_mapping)
+
+
+def mapping_examples(provider: str) -> dict[str, list[str]]:
+    """What the attribute-mapping page shows as examples: field paths and templates of this provider.
+
+    The templates are built from the provider's own defaults, so each one works as written.
+    """
+    cls = connector_class(provider)
+    defaults = cls.default_mapping
+    names = [defaults[t] for t in ("given_name", "family_name") if t in defaults and not is_template(defaults[t])]
+    templates = [" ".join("{{ " + name + " }}" for name in names)] if names else []
+    email = defaults.get("email")
+    if email:
+        templates.append(email if is_template(email) else "{{ " + email + " | lower }}")
+    return {"fields": list(cls.example_fields), "templates": templates}
+
+
+def checks_user_fields(provider: str) -> bool:
+    """True when the provider has a fixed user schema, so a mapping naming another field is refused."""
+    return connector_class(provider).user_fields is not None
 
 
 def stored_secrets(box: SecretBox, directory: Directory) -> frozenset[str]:
@@ -189,12 +209,13 @@ def preview_mapping(
         directory = dirs.get_directory(session, ref)
         records = _mirror_samples(session, directory.id, limit)
     cls = connector_class(directory.provider)
+    check_provider_fields(directory.provider, overrides)
     mapping = CompiledMapping.build(cls.default_mapping, overrides)
     note = None
     if not records:
         try:
             policy.check_readable(directory.provider, directory.connection or {})
-            records = _live_samples(store.secrets, directory, limit)
+            records = _live_samples(store.secrets, directory, overrides, limit)
         except AccessIQError as exc:
             note = f"no sample users: {exc}"
     if not records and note is None:
@@ -241,8 +262,12 @@ def _mirror_samples(session: Session, directory_id: int, limit: int) -> list[tup
     return [(ext, dict(data.get("data") or {})) for ext, data in rows]
 
 
-def _live_samples(box: SecretBox, directory: Directory, limit: int) -> list[tuple[str, dict[str, Any]]]:
-    connector = dirs.build_connector(box, directory)
+def _live_samples(
+    box: SecretBox, directory: Directory, overrides: dict[str, str | None], limit: int
+) -> list[tuple[str, dict[str, Any]]]:
+    # Read the fields the mapping being edited uses, not only those of the saved one.
+    settings = dirs.settings_of(directory).model_copy(update={"attribute_mapping": overrides})
+    connector = dirs.build_connector(box, directory, settings)
     samples: list[tuple[str, dict[str, Any]]] = []
     try:
         for event in connector.read(None):

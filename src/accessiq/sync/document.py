@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from accessiq.connectors import connector_class
 from accessiq.connectors.base import ConnectionSettings
 from accessiq.errors import ConfigurationError
+from accessiq.sync.mapping import check_fields
 from accessiq.sync.settings import GroupMappingSpec, SyncSettings, mapping_key
 
 
@@ -39,6 +40,22 @@ class DirectoryDocument(BaseModel):
                     hint="keep one of the two rows, with the role its members should have there",
                 )
         return self
+
+    @model_validator(mode="after")
+    def _mapping_reads_fields_the_provider_has(self) -> DirectoryDocument:
+        # An unknown provider is reported when the document is applied, naming the known ones.
+        try:
+            connector_class(self.provider)
+        except ConfigurationError:
+            return self
+        check_provider_fields(self.provider, self.settings.attribute_mapping, self.settings.user_filter.condition)
+        return self
+
+
+def check_provider_fields(provider: str, mapping: dict[str, str | None], condition: str | None = None) -> None:
+    """Refuse mapping entries (and a filter condition) that read a field `provider`'s users do not have."""
+    cls = connector_class(provider)
+    check_fields(cls.user_fields, cls.title, mapping, condition, aliases=cls.default_mapping)
 
 
 def load_document(path: Path) -> DirectoryDocument:

@@ -661,8 +661,17 @@ def attributes_page(request: Request, directory_id: DirectoryId, store: StoreDep
             "directory": data,
             "rows": _attribute_rows(data["provider"], data["settings"]["attribute_mapping"]),
             "removed": sorted(t for t, s in data["settings"]["attribute_mapping"].items() if s is None),
+            **_mapping_help(data["provider"]),
         },
     )
+
+
+def _mapping_help(provider: str) -> dict[str, Any]:
+    return {
+        "examples": configure.mapping_examples(provider),
+        "provider_title": providers.get_provider(provider).title,
+        "user_fields_checked": configure.checks_user_fields(provider),
+    }
 
 
 def _posted_overrides(provider: str, form: Any) -> dict[str, str | None]:
@@ -700,6 +709,7 @@ def attributes_save(
                 "rows": rows,
                 "removed": [],
                 "error": str(exc),
+                **_mapping_help(data["provider"]),
             },
             status_code=422,
         )
