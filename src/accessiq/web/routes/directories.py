@@ -328,6 +328,33 @@ def wizard_mappings_save(
     return redirect(request, f"/directories/{directory_id}/setup/preview")
 
 
+@router.post("/{directory_id}/setup/mappings/organization")
+def wizard_mappings_new_organization(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    context, status = _new_organization(store, directory_id, form)
+    return render(request, "directories/wizard_mappings.html", _wizard("mappings", **context), status_code=status)
+
+
+def _new_organization(store: Store, directory_id: int, form: Any) -> tuple[dict[str, Any], int]:
+    """Create the organization typed below the mapping rows; the rows come back as posted, unsaved.
+
+    A row that names a group but no organization yet gets the new one chosen.
+    """
+    slug, name = forms.text(form, "new_org_slug"), forms.text(form, "new_org_name")
+    rows = _posted_mappings(form)
+    try:
+        with store.transaction() as session:
+            identity.create_organization(session, slug, name or None)
+    except AccessIQError as exc:
+        return _form_context(store, directory_id, mappings=rows, org_error=str(exc), org_slug=slug, org_name=name), 422
+    waiting = next((row for row in rows if row["source_group"] and not row["organization"]), None)
+    if waiting is not None:
+        waiting["organization"] = slug
+    message = f"Organization {slug} created. The mappings below are not saved yet."
+    return _form_context(store, directory_id, mappings=rows, flash={"kind": "success", "message": message}), 200
+
+
 def _posted_mappings(form: Any) -> list[dict[str, str]]:
     return [
         {"source_group": g, "organization": o, "role": r}
@@ -626,6 +653,15 @@ def mappings_save(
     return redirect(
         request, f"/directories/{directory_id}/mappings", "Group mappings saved. They take effect at the next sync."
     )
+
+
+@router.post("/{directory_id}/mappings/organization")
+def mappings_new_organization(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    context, status = _new_organization(store, directory_id, form)
+    page = {"section": "directories", "tab": "mappings", **context}
+    return render(request, "directories/mappings.html", page, status_code=status)
 
 
 def _attribute_rows(provider: str, overrides: dict[str, Any]) -> list[dict[str, Any]]:
