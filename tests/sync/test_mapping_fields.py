@@ -74,6 +74,13 @@ def test_custom_attributes_and_open_schemas_are_accepted(provider: str, source: 
     check_provider_fields(provider, {"x": source})
 
 
+def test_a_template_that_does_not_parse_is_reported_as_such() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        validate_document({"name": "C", "provider": "entra", "settings": {"attribute_mapping": {"x": "{{ mail "}}})
+    assert "template does not parse" in str(refused.value)
+    assert source_paths("{{ mail ") == []
+
+
 def test_the_user_filter_condition_is_checked_too() -> None:
     with pytest.raises(ConfigurationError) as refused:
         validate_document(

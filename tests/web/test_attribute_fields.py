@@ -77,6 +77,8 @@ def test_entra_mapping_examples_work_and_an_unknown_field_is_shown_and_refused(
     shot(page, "62-entra-attribute-mapping-examples")
 
     display = page.locator("input[aria-label='Source for display_name']")
+    display.fill("{{ givenName ")
+    expect(page.locator("#preview .notice.error")).to_contain_text("template does not parse")
     display.fill("{{ given_name }} {{ family_name }}")
     preview_error = page.locator("#preview .notice.error")
     expect(preview_error).to_contain_text("Microsoft Entra ID users have no field given_name (did you mean givenName?)")

@@ -209,8 +209,8 @@ def preview_mapping(
         directory = dirs.get_directory(session, ref)
         records = _mirror_samples(session, directory.id, limit)
     cls = connector_class(directory.provider)
-    check_provider_fields(directory.provider, overrides)
     mapping = CompiledMapping.build(cls.default_mapping, overrides)
+    check_provider_fields(directory.provider, overrides)
     note = None
     if not records:
         try:

@@ -113,7 +113,10 @@ def source_paths(source: str) -> list[str]:
     """
     if not is_template(source):
         return [source.strip()]
-    tree = _ENV.parse(source)
+    try:
+        tree = _ENV.parse(source)
+    except TemplateError:
+        return []  # compiling the mapping reports it, naming the attribute
     return list(dict.fromkeys(_paths(tree, meta.find_undeclared_variables(tree))))
 
 
