@@ -148,7 +148,8 @@ def test_upgrading_folds_copies_into_the_highest_role(orgs: Store) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.downgrade(config, "0004")
-    # What earlier versions left behind: one pair stored three times, and a second pair once.
+    # What earlier versions left behind: one pair stored three times (once as a reference in
+    # another case), and a second pair once.
     with orgs.transaction() as session:
         directory = dirs.get_directory(session, "Acme HR")
         acme = session.scalar(select(Organization.id).where(Organization.slug == "acme"))
@@ -157,12 +158,12 @@ def test_upgrading_folds_copies_into_the_highest_role(orgs: Store) -> None:
             [
                 GroupMapping(
                     directory_id=directory.id,
-                    source_group="Engineering",
+                    source_group=group,
                     organization_id=acme,
                     role_id=role[name],
                     position=1,
                 )
-                for name in ("viewer", "owner", "viewer")
+                for group, name in (("Engineering", "viewer"), ("engineering", "owner"), ("Engineering", "viewer"))
             ]
         )
     orgs.migrate()
@@ -171,7 +172,7 @@ def test_upgrading_folds_copies_into_the_highest_role(orgs: Store) -> None:
         exported = dirs.export_document(session, dirs.get_directory(session, "Acme HR"))
     assert exported["group_mappings"] == [
         {"source_group": "Sales", "organization": "acme", "role": "member"},
-        {"source_group": "Engineering", "organization": "acme", "role": "owner"},
+        {"source_group": "engineering", "organization": "acme", "role": "owner"},
     ]
     # The folded document saves as it is, and saving it again changes nothing.
     assert _apply(orgs, exported) == _apply(orgs, exported)

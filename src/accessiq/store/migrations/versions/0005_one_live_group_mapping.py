@@ -1,7 +1,8 @@
 """one live group mapping per directory, group and organization
 
 Earlier versions could store the same (group, organization) pair several times
-for one directory, and every re-apply added copies. The copies are folded into
+for one directory (also as references differing only in case), and every re-apply
+added copies. The copies are folded into
 the one with the highest role (a user already got the highest role among them),
 the others marked removed so the next sync revokes what they granted.
 
@@ -43,7 +44,8 @@ def upgrade() -> None:
     kept: set[tuple[int, str, int]] = set()
     copies: list[int] = []
     for mapping_id, directory_id, source_group, organization_id in rows:
-        key = (directory_id, source_group, organization_id)
+        # Group references are compared as the document check compares them: case-insensitively.
+        key = (directory_id, source_group.strip().casefold(), organization_id)
         if key in kept:
             copies.append(mapping_id)
         kept.add(key)
