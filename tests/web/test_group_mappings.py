@@ -26,25 +26,36 @@ def _rows(page: Any) -> list[tuple[str, str, str]]:
 def test_a_group_mapped_twice_to_one_organization_is_refused_and_saves_never_multiply(
     page: Any, server: Server, snapshot: Any
 ) -> None:
+    from playwright.sync_api import expect  # the browser fixture checks that it is installed
+
     directory = connected_directory(server.store, snapshot)
     create_admin(server.store)
     sign_in(page)
 
     page.goto(f"/directories/{directory}/mappings")
     _add_row(page, "Engineering", "acme", "owner")
+    page.click("#add-mapping")
     _add_row(page, "Engineering", "acme", "viewer")
     page.get_by_role("button", name="Save mappings").click()
     notice = page.locator(".notice.error")
     notice.wait_for()
-    assert "group Engineering is mapped to organization acme twice, as owner and as viewer" in notice.inner_text()
+    # Told by the row on the page, after a blank row the administrator added and left.
+    assert notice.inner_text() == (
+        "Row 4: group Engineering is mapped to organization acme twice, as owner and as viewer "
+        "(keep one of the two rows, with the role its members should have there)"
+    )
     # The refused rows stay on the page to be corrected.
     assert _rows(page) == [
         ("Engineering", "acme-eng", "admin"),
         ("Engineering", "acme", "owner"),
+        ("", "", "member"),
         ("Engineering", "acme", "viewer"),
     ]
     shot(page, "60-group-mappings-pair-twice-refused")
 
+    page.locator("#mapping-rows tr").last.locator("select[name=organization]").select_option("")
+    page.get_by_role("button", name="Save mappings").click()
+    expect(notice).to_have_text("Row 4: choose an organization")
     page.locator("#mapping-rows tr").last.get_by_role("button", name="Remove").click()
     page.get_by_role("button", name="Save mappings").click()
     page.get_by_text("Group mappings saved.").wait_for()

@@ -108,18 +108,18 @@ def settings_patch(form: FormData, *, schedule: bool = False) -> dict[str, Any]:
     return patch
 
 
-def group_mappings(form: FormData) -> list[GroupMappingSpec]:
-    """Rows of (source group, organization, role); rows left blank are skipped."""
+def group_mappings(form: FormData) -> list[tuple[int, GroupMappingSpec]]:
+    """Rows of (source group, organization, role) with their row number on the page; blank rows are skipped."""
     rows = zip(texts(form, "source_group"), texts(form, "organization"), texts(form, "role"), strict=False)
     mappings = []
-    for index, (group, org, role) in enumerate(rows):
+    for number, (group, org, role) in enumerate(rows, start=1):
         if not group and not org:
             continue
         if not group:
-            raise ConfigurationError("choose a source group", field=f"group_mappings[{index}].source_group")
+            raise ConfigurationError(f"Row {number}: choose a directory group")
         if not org:
-            raise ConfigurationError("choose an organization", field=f"group_mappings[{index}].organization")
-        mappings.append(GroupMappingSpec(source_group=group, organization=org, role=role or "member"))
+            raise ConfigurationError(f"Row {number}: choose an organization")
+        mappings.append((number, GroupMappingSpec(source_group=group, organization=org, role=role or "member")))
     return mappings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
@@ -10,7 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from accessiq.dependencies import LauncherDep, PolicyDep, StoreDep
-from accessiq.errors import AccessIQError
+from accessiq.errors import AccessIQError, ConfigurationError
 from accessiq.services import Store, configure, identity, providers, runs
 from accessiq.services import directories as dirs
 from accessiq.services.input_policy import InputPolicy
@@ -368,15 +369,30 @@ def _posted_mappings(form: Any) -> list[dict[str, str]]:
 
 
 def _save_mappings(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> str | None:
+    rows: list[tuple[int, Any]] = []
     try:
-        mappings = forms.group_mappings(form)
+        rows = forms.group_mappings(form)
         with store.transaction() as session:
             configure.replace_group_mappings(
-                session, store.secrets, dirs.get_directory(session, directory_id), mappings, policy=policy
+                session, store.secrets, dirs.get_directory(session, directory_id), [m for _, m in rows], policy=policy
             )
+    except ConfigurationError as exc:
+        return _row_error(exc, [number for number, _ in rows])
     except AccessIQError as exc:
         return str(exc)
     return None
+
+
+_MAPPING_FIELD = re.compile(r"group_mappings\[(\d+)\](?:\.\w+)?")
+
+
+def _row_error(error: ConfigurationError, rows: list[int]) -> str:
+    """An error about the n-th mapping, told as the row the administrator sees it on."""
+    found = _MAPPING_FIELD.fullmatch(error.field or "")
+    if found is None or int(found[1]) >= len(rows):
+        return str(error)
+    text = f"Row {rows[int(found[1])]}: {error.message.removeprefix(f'{error.field}: ')}"
+    return f"{text} ({error.hint})" if error.hint else text
 
 
 @router.get("/{directory_id}/setup/preview")
