@@ -98,3 +98,15 @@ def test_entra_mapping_examples_work_and_an_unknown_field_is_shown_and_refused(
         run, _ = runs.request_sync(session, dirs.get_directory(session, directory))
         run_id = run.id
     assert runs.run_now(server.store, run_id).status == "succeeded"
+
+    # After the sync the preview shows users from the store, and reads afresh a field it did not select.
+    page.goto(f"/directories/{directory}/attributes")
+    page.locator("[data-sample-head]").first.wait_for()
+    page.click("#add-attribute")
+    row = page.locator("#attribute-rows tr").last
+    row.locator("input[name=target]").fill("office")
+    row.locator("input[name=source]").fill("officeLocation")
+    first = page.locator("[data-sample-head]").first.get_attribute("data-sample-head")
+    expect(page.locator(f"[data-sample='{first}'] [data-attr=office]")).to_have_text(
+        sandbox.snapshot()["users"][first]["officeLocation"]
+    )

@@ -24,7 +24,7 @@ from accessiq.store.crypto import SecretBox
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, SourceObject
 from accessiq.sync.document import check_provider_fields, configuration_error, validate_document
-from accessiq.sync.mapping import CompiledMapping, MappingError, effective_mapping, is_template
+from accessiq.sync.mapping import CompiledMapping, MappingError, effective_mapping, is_template, referenced_fields
 from accessiq.sync.settings import GroupMappingSpec, SyncSettings
 
 
@@ -201,23 +201,32 @@ def preview_mapping(
     """Apply the provider defaults overlaid with `overrides` to sample users.
 
     Samples come from the directory's stored mirror of the source; before a first
-    applied sync, from the first users the connector reads, when `policy` lets this
-    face read the directory's files. A mapping that fails for one user is that
-    user's error, as in a sync.
+    applied sync, or when the mapping reads fields the saved one does not (a
+    provider may send only the fields asked for), from the first users the
+    connector reads, when `policy` lets this face read the directory's files. A
+    mapping that fails for one user is that user's error, as in a sync.
     """
     with store.transaction() as session:
         directory = dirs.get_directory(session, ref)
         records = _mirror_samples(session, directory.id, limit)
+        saved = dirs.settings_of(directory).attribute_mapping
     cls = connector_class(directory.provider)
     mapping = CompiledMapping.build(cls.default_mapping, overrides)
     check_provider_fields(directory.provider, overrides)
     note = None
-    if not records:
+    unread = referenced_fields(list(mapping.sources)) - referenced_fields(
+        list(effective_mapping(cls.default_mapping, saved).values())
+    )
+    if not records or unread:
         try:
             policy.check_readable(directory.provider, directory.connection or {})
-            records = _live_samples(store.secrets, directory, overrides, limit)
+            records = _live_samples(store.secrets, directory, overrides, limit) or records
         except AccessIQError as exc:
-            note = f"no sample users: {exc}"
+            note = (
+                f"no sample users: {exc}"
+                if not records
+                else f"users as of the last sync, which did not read {', '.join(sorted(unread))}: {exc}"
+            )
     if not records and note is None:
         note = "the directory has no users to preview"
     labels = _sample_labels(cls.default_mapping)
