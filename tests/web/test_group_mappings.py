@@ -113,6 +113,8 @@ def test_creating_an_organization_keeps_the_unsaved_rows(page: Any, server: Serv
     _create_organization(page, "<b>bold</b>", "x")
     expect(page.locator("#new-org .notice.error")).to_contain_text("'<b>bold</b>' is not a slug")
     assert page.locator("#new-org b").count() == 0
+    _create_organization(page, "acme-long", "x" * 201)
+    expect(page.locator("#new-org .notice.error")).to_contain_text("name: an organization's name has at most 200")
     assert _rows(page) == [("Engineering", "acme-eng", "owner"), ("Sales", "", "viewer")]
 
     # Enter in the name field creates the organization, as its button does.
