@@ -173,6 +173,60 @@ def test_group_mappings(api: Any, snapshot: Any) -> None:
     ]
     assert api("PUT", url, json=mappings).json() == mappings
     assert api("GET", url).json() == mappings
+    # One group in two organizations is two mappings; re-applying or saving any part adds no copy.
+    mappings.append({"source_group": "platform", "organization": "acme", "role": "member"})
+    document = {**directory_document(snapshot.path), "group_mappings": mappings}
+    directory = f"/api/v1/directories/{created['id']}"
+    for _ in range(3):
+        assert api("PUT", directory, json=document).json()["group_mappings"] == mappings
+        assert api("PUT", url, json=mappings).json() == mappings
+        assert api("PATCH", f"{directory}/settings", json={"frequency": "15m"}).status_code == 200
+    assert api("GET", f"{directory}/export").json()["group_mappings"] == mappings
+
+
+def test_one_group_mapped_twice_to_one_organization_is_refused_naming_both(api: Any, snapshot: Any) -> None:
+    twice = [
+        {"source_group": "Engineering", "organization": "acme", "role": "owner"},
+        {"source_group": "engineering", "organization": "acme", "role": "viewer"},
+    ]
+    refused = api("POST", "/api/v1/directories", json={**directory_document(seed(snapshot)), "group_mappings": twice})
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["field"] == "group_mappings[1]"
+    assert "group engineering is mapped to organization acme twice, as owner and as viewer" in error["message"]
+    assert api("GET", "/api/v1/directories").json() == []
+
+    created = _create(api, snapshot)
+    url = f"/api/v1/directories/{created['id']}/group-mappings"
+    assert api("PUT", url, json=twice).status_code == 422
+    assert api("GET", url).json() == created["group_mappings"]
+
+
+def test_a_mapping_that_names_a_field_the_provider_lacks_is_refused(api: Any) -> None:
+    contoso = {
+        "name": "Contoso",
+        "provider": "entra",
+        "connection": {"tenant_id": "contoso.onmicrosoft.com", "client_id": "app", "client_secret": "s3cret"},
+        "settings": {"attribute_mapping": {"display_name": "{{ given_name }} {{ family_name }}"}},
+    }
+    refused = api("POST", "/api/v1/directories", json=contoso)
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["field"] == "settings.attribute_mapping.display_name"
+    assert "Microsoft Entra ID users have no field given_name" in error["message"]
+    assert error["hint"] == "did you mean givenName?"
+
+    contoso["settings"] = {"attribute_mapping": {"display_name": "{{ givenName }} {{ surname }}"}}
+    created = api("POST", "/api/v1/directories", json=contoso)
+    assert created.status_code == 201, created.text
+    url = f"/api/v1/directories/{created.json()['id']}"
+    patched = api("PATCH", f"{url}/settings", json={"attribute_mapping": {"cost_center": "costCenter"}})
+    assert patched.status_code == 422
+    assert patched.json()["error"]["field"] == "settings.attribute_mapping.cost_center"
+    preview = api("POST", f"{url}/mapping-preview", json={"attribute_mapping": {"department": "departmnt"}})
+    assert preview.status_code == 422
+    assert preview.json()["error"]["hint"] == "did you mean department?"
+    assert api("GET", f"{url}/settings").json()["attribute_mapping"] == contoso["settings"]["attribute_mapping"]
 
 
 def test_connection_test_and_source_groups(api: Any, snapshot: Any) -> None:

@@ -293,3 +293,53 @@ def test_admin_unlock_lets_a_locked_out_administrator_sign_in_before_the_lockout
 
     with store.transaction() as session:
         assert sign_in.sign_in(session, "ann@example.com", "correct horse battery", address="192.0.2.1", limits=limits)
+
+
+def test_reapplying_a_document_changes_nothing(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:
+    seed(snapshot)
+    cli("orgs", "create", "acme")
+    cli("orgs", "create", "acme-eng")
+    extra = "  - {source_group: Engineering, organization: acme, role: viewer}\n"
+    path = document(tmp_path, snapshot.path, extra)
+    first = json.loads(cli("directories", "apply", str(path), "--json").stdout)
+    for _ in range(2):
+        again = json.loads(cli("directories", "apply", str(path), "--json").stdout)
+        assert again["group_mappings"] == first["group_mappings"] == [
+            {"source_group": "Engineering", "organization": "acme-eng", "role": "admin"},
+            {"source_group": "Engineering", "organization": "acme", "role": "viewer"},
+        ]
+
+
+def test_one_group_mapped_twice_to_one_organization_is_refused(cli: Any, tmp_path: Path, snapshot: Snapshot) -> None:
+    seed(snapshot)
+    cli("orgs", "create", "acme")
+    cli("orgs", "create", "acme-eng")
+    extra = "  - {source_group: Engineering, organization: acme-eng, role: viewer}\n"
+    result = cli("directories", "apply", str(document(tmp_path, snapshot.path, extra)), ok=False)
+    assert result.returncode == 2
+    assert (
+        "group_mappings[1]: group Engineering is mapped to organization acme-eng twice, as admin and as viewer"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert "Corp" not in cli("directories", "list").stdout
+
+
+def test_a_mapping_field_the_provider_lacks_is_refused_with_a_did_you_mean(cli: Any, tmp_path: Path) -> None:
+    path = tmp_path / "okta.yaml"
+    path.write_text("""\
+name: Acme Okta
+provider: okta
+connection: {org_url: "https://acme.okta.com", api_token: inline-token}
+settings:
+  attribute_mapping: {department: profile.department, given_name: firstName}
+""")
+    result = cli("directories", "apply", str(path), ok=False)
+    assert result.returncode == 2
+    assert (
+        "settings.attribute_mapping.given_name: Okta users have no field firstName (did you mean profile.firstName?)"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    path.write_text(path.read_text().replace("given_name: firstName", "given_name: profile.firstName"))
+    assert "created directory 1 Acme Okta" in cli("directories", "apply", str(path)).stdout

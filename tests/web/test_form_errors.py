@@ -24,8 +24,8 @@ def test_every_group_mapping_row_problem_is_named_by_its_row() -> None:
     with pytest.raises(ConfigurationError) as refused:
         forms.group_mappings(posted)
     assert forms.form_errors(refused.value).listed == (
-        "Organization of group mapping 1: choose an organization.",
-        "Source group of group mapping 2: choose a source group.",
+        "Organization in row 1: choose an organization.",
+        "Source group in row 2: choose a source group.",
     )
 
 

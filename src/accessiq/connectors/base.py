@@ -134,6 +134,27 @@ class ConnectionSettings(BaseModel):
         return EndpointAllowList.parse(entry for name in names for entry in cls.public_endpoints.get(name, ()))
 
 
+@dataclass(frozen=True)
+class UserFields:
+    """The fields a provider's user records have, so a mapping naming another is refused when saved.
+
+    `known` are field paths (`mail`, `name.givenName`); a path inside a known one
+    (`onPremisesExtensionAttributes.extensionAttribute1`) is accepted as well.
+    `open_prefixes` begin names that each tenant defines (Okta `profile.`, Google
+    `customSchemas.`, Graph `extension_`), which are accepted unseen.
+    """
+
+    known: frozenset[str]
+    open_prefixes: tuple[str, ...] = ()
+    # Fields the users have but a sync cannot read (Graph lists no `birthday`): field -> why.
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+
+    def has(self, path: str) -> bool:
+        if path.startswith(self.open_prefixes):
+            return True
+        return any(path == k or path.startswith(k + ".") or k.startswith(path + ".") for k in self.known)
+
+
 class Connector(ABC):
     """A directory provider. Subclasses set `provider`, `settings_model` and implement the reads."""
 
@@ -161,6 +182,11 @@ class Connector(ABC):
     # Notes of an ordinary read (a first full read, a source without a change feed): information
     # for the run log, not warnings; any other note of a read is a warning.
     ordinary_notes: ClassVar[tuple[str, ...]] = ()
+    # The user fields the provider's records have; None when they are the directory's own
+    # schema (LDAP, file snapshots), where any field name may exist.
+    user_fields: ClassVar[UserFields | None] = None
+    # Field paths the attribute-mapping page offers as examples of what else can be mapped.
+    example_fields: ClassVar[tuple[str, ...]] = ("department", "title")
     # The user filter's organizational units (Google OU paths, LDAP base DNs), children included,
     # set by the engine: a connector whose source can filter by them may read only those users.
     # The planner scopes again either way, so a connector that ignores them stays correct.

@@ -36,6 +36,7 @@ from accessiq.connectors.base import (
     SourceEvent,
     SourceGroup,
     SourceUser,
+    UserFields,
     UserRemoved,
     UserUpserted,
 )
@@ -71,6 +72,30 @@ NON_COLLECTION_USER_FIELDS = frozenset(
         "skills",
         "mailboxSettings",
     }
+)
+# The Graph user properties `$select` accepts (v1.0); any other name fails every read with a 400.
+USER_PROPERTIES = UserFields(
+    frozenset(
+        {
+            "accountEnabled", "ageGroup", "assignedLicenses", "businessPhones", "city", "companyName", "country",
+            "createdDateTime", "creationType", "deletedDateTime", "department", "displayName", "employeeHireDate",
+            "employeeId", "employeeLeaveDateTime", "employeeOrgData", "employeeType", "externalUserState",
+            "faxNumber", "givenName", "id", "identities", "imAddresses", "isResourceAccount", "jobTitle",
+            "lastPasswordChangeDateTime", "legalAgeGroupClassification", "mail", "mailNickname", "mobilePhone",
+            "officeLocation", "onPremisesDistinguishedName", "onPremisesDomainName",
+            "onPremisesExtensionAttributes", "onPremisesImmutableId", "onPremisesLastSyncDateTime",
+            "onPremisesSamAccountName", "onPremisesSecurityIdentifier", "onPremisesSyncEnabled",
+            "onPremisesUserPrincipalName", "otherMails", "passwordPolicies", "postalCode", "preferredDataLocation",
+            "preferredLanguage", "proxyAddresses", "securityIdentifier", "showInAddressList",
+            "signInSessionsValidFromDateTime", "state", "streetAddress", "surname", "usageLocation",
+            "userPrincipalName", "userType",
+        }
+    ),
+    # Directory extensions: extension_{app id}_{name}.
+    open_prefixes=("extension_",),
+    unreadable=dict.fromkeys(
+        NON_COLLECTION_USER_FIELDS, "Microsoft Graph returns it for one user at a time, never in the lists a sync reads"
+    ),
 )
 USER_PERMISSION = "User.Read.All"
 GROUP_PERMISSION = "GroupMember.Read.All"
@@ -234,6 +259,8 @@ class EntraConnector(Connector):
         "family_name": "surname",
         "display_name": "displayName",
     }
+    example_fields = ("department", "employeeOrgData.costCenter")
+    user_fields = USER_PROPERTIES
 
     settings: EntraConnection
 

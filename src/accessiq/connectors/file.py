@@ -55,6 +55,7 @@ class FileConnector(Connector):
         "family_name": "family_name",
         "display_name": "display_name",
     }
+    example_fields = ("department", "location.city")
 
     settings: FileConnection
 

@@ -34,6 +34,7 @@ from accessiq.connectors.base import (
     SourceEvent,
     SourceGroup,
     SourceUser,
+    UserFields,
     UserUpserted,
 )
 from accessiq.connectors.http import HttpClient, HttpOptions, RetryPolicy
@@ -61,6 +62,24 @@ MEMBER_WORKERS = 8
 GOOGLE_RETRY = RetryPolicy(attempts=7, backoff_base=1.0, backoff_max=32.0)
 # Multi-valued user fields whose primary entry a mapping names as `organizations[primary].department`.
 PRIMARY_LISTS = ("organizations", "emails", "phones", "addresses", "relations", "externalIds", "locations", "ims")
+# The Directory API user resource, plus `NAME[primary]` for each list above (see _user_record).
+# Custom schemas are the customer's own, so `customSchemas.` is open.
+USER_FIELDS = UserFields(
+    frozenset(
+        {
+            "kind", "id", "etag", "primaryEmail", "name.givenName", "name.familyName", "name.fullName",
+            "name.displayName", "isAdmin", "isDelegatedAdmin", "lastLoginTime", "creationTime", "agreedToTerms",
+            "suspended", "suspensionReason", "archived", "changePasswordAtNextLogin", "ipWhitelisted", "emails",
+            "externalIds", "relations", "addresses", "organizations", "phones", "languages", "aliases",
+            "nonEditableAliases", "customerId", "orgUnitPath", "isMailboxSetup", "isEnrolledIn2Sv",
+            "isEnforcedIn2Sv", "includeInGlobalAddressList", "thumbnailPhotoUrl", "thumbnailPhotoEtag",
+            "customSchemas", "locations", "keywords", "gender", "posixAccounts", "sshPublicKeys", "notes",
+            "websites", "ims", "recoveryEmail", "recoveryPhone", "deletionTime",
+        }
+        | {f"{name}[primary]" for name in PRIMARY_LISTS}
+    ),
+    open_prefixes=("customSchemas.",),
+)
 FULL_READ_NOTE = "Google has no change feed for users: every run reads all users and groups (full read)"
 _KEY_FIELD = "connection.service_account"
 _KEY_HELP = "paste the whole JSON key file (IAM & Admin > Service accounts > Keys > Add key > Create new key > JSON)"
@@ -220,6 +239,8 @@ class GoogleConnector(Connector):
         "family_name": "name.familyName",
         "display_name": "name.fullName",
     }
+    example_fields = ("orgUnitPath", "organizations[primary].department")
+    user_fields = USER_FIELDS
 
     settings: GoogleConnection
 

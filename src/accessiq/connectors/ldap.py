@@ -149,6 +149,7 @@ class LdapConnector(Connector):
         "family_name": "sn",
         "display_name": "{{ displayName or cn }}",
     }
+    example_fields = ("title", "departmentNumber")
 
     settings: LdapConnection
 

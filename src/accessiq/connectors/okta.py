@@ -38,6 +38,7 @@ from accessiq.connectors.base import (
     SourceEvent,
     SourceGroup,
     SourceUser,
+    UserFields,
     UserRemoved,
     UserUpserted,
 )
@@ -55,6 +56,25 @@ from accessiq.errors import (
 log = structlog.get_logger(__name__)
 
 # Statuses of a user who may sign in, or is on the way to (§2.2); SUSPENDED and DEPROVISIONED are not.
+# A user as the connector passes it on (credentials and links left out). Profile attributes are
+# Okta's base profile plus any custom attributes the org defines, so `profile.` is open.
+USER_FIELDS = UserFields(
+    frozenset(
+        {"id", "status", "created", "activated", "statusChanged", "lastLogin", "lastUpdated", "passwordChanged",
+         "type", "transitioningToStatus", "realmId"}
+        | {
+            f"profile.{name}"
+            for name in (
+                "login", "email", "secondEmail", "firstName", "lastName", "middleName", "honorificPrefix",
+                "honorificSuffix", "title", "displayName", "nickName", "profileUrl", "primaryPhone", "mobilePhone",
+                "streetAddress", "city", "state", "zipCode", "countryCode", "postalAddress", "preferredLanguage",
+                "locale", "timezone", "userType", "employeeNumber", "costCenter", "organization", "division",
+                "department", "managerId", "manager",
+            )
+        }
+    ),
+    open_prefixes=("profile.",),
+)
 ACTIVE_STATUSES = frozenset({"ACTIVE", "PROVISIONED", "STAGED", "RECOVERY", "PASSWORD_EXPIRED", "LOCKED_OUT"})
 SYNCED_GROUP_TYPES = ("OKTA_GROUP", "APP_GROUP")
 REQUIRED_SCOPES = ("okta.users.read", "okta.groups.read")
@@ -218,6 +238,8 @@ class OktaConnector(Connector):
         "family_name": "profile.lastName",
         "display_name": "{{ profile.displayName or ((profile.firstName or '') ~ ' ' ~ (profile.lastName or '')) }}",
     }
+    example_fields = ("profile.department", "profile.costCenter")
+    user_fields = USER_FIELDS
 
     settings: OktaConnection
 

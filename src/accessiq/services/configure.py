@@ -25,9 +25,9 @@ from accessiq.services.providers import ConnectionField, get_provider
 from accessiq.store.crypto import SecretBox
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, SourceObject
-from accessiq.sync.document import configuration_error, validate_connection, validate_document
+from accessiq.sync.document import check_provider_fields, configuration_error, validate_connection, validate_document
 from accessiq.sync.frequency import describe_frequency, frequency_problem
-from accessiq.sync.mapping import CompiledMapping, MappingError, effective_mapping
+from accessiq.sync.mapping import CompiledMapping, MappingError, effective_mapping, is_template, referenced_fields
 from accessiq.sync.settings import GroupMappingSpec, SyncSettings
 
 
@@ -54,6 +54,26 @@ def frequency_words(frequency: str) -> str:
 def frequency_check(frequency: str) -> str | None:
     """Why `frequency` is not a valid sync frequency, in plain words; None when it is."""
     return frequency_problem(frequency)
+
+
+def mapping_examples(provider: str) -> dict[str, list[str]]:
+    """What the attribute-mapping page shows as examples: field paths and templates of this provider.
+
+    The templates are built from the provider's own defaults, so each one works as written.
+    """
+    cls = connector_class(provider)
+    defaults = cls.default_mapping
+    names = [defaults[t] for t in ("given_name", "family_name") if t in defaults and not is_template(defaults[t])]
+    templates = [" ".join("{{ " + name + " }}" for name in names)] if names else []
+    email = defaults.get("email")
+    if email:
+        templates.append(email if is_template(email) else "{{ " + email + " | lower }}")
+    return {"fields": list(cls.example_fields), "templates": templates}
+
+
+def checks_user_fields(provider: str) -> bool:
+    """True when the provider has a fixed user schema, so a mapping naming another field is refused."""
+    return connector_class(provider).user_fields is not None
 
 
 def stored_secrets(box: SecretBox, directory: Directory) -> frozenset[str]:
@@ -83,7 +103,8 @@ def field_label(field: str, provider: str | None = None) -> str:
     mapping = _GROUP_MAPPING.fullmatch(field)
     if mapping:
         number, part = int(mapping.group(1)) + 1, mapping.group(2)
-        return f"{_title(GroupMappingSpec, [part])} of group mapping {number}" if part else f"Group mapping {number}"
+        # Told by the row the page shows the mapping on (forms number them so).
+        return f"{_title(GroupMappingSpec, [part])} in row {number}" if part else f"Row {number}"
     return {"name": "Name", "provider": "Provider"}.get(field, _words(field.rsplit(".", 1)[-1]))
 
 
@@ -241,9 +262,7 @@ def pending_owner(name: str, provider: str) -> str:
     return f"new:{provider}:{name.casefold()}"
 
 
-def seal_pending_secrets(
-    box: SecretBox, owner: int | str, values: dict[str, Any], provider: str
-) -> dict[str, str]:
+def seal_pending_secrets(box: SecretBox, owner: int | str, values: dict[str, Any], provider: str) -> dict[str, str]:
     """Secrets typed into a form that was not saved, sealed so the page can carry them back without showing them.
 
     `owner` is the directory's id, or `pending_owner` for one being added; a sealed secret
@@ -334,7 +353,12 @@ SAME_SOURCE_SAMPLE = 20
 def _same_source(store: Store, directory: Directory) -> list[dict[str, Any]]:
     """Other directories that already sync this one's tenant, by its connection and a sample of its users."""
     try:
-        sample = [external_id for external_id, _ in _live_samples(store.secrets, directory, SAME_SOURCE_SAMPLE)]
+        sample = [
+            external_id
+            for external_id, _ in _live_samples(
+                store.secrets, directory, dict(dirs.settings_of(directory).attribute_mapping), SAME_SOURCE_SAMPLE
+            )
+        ]
     except AccessIQError:
         sample = []  # the tenant fields still tell
     with store.read() as session:
@@ -373,22 +397,32 @@ def preview_mapping(
     """Apply the provider defaults overlaid with `overrides` to sample users.
 
     Samples come from the directory's stored mirror of the source; before a first
-    applied sync, from the first users the connector reads, when `policy` lets this
-    face read the directory's files. A mapping that fails for one user is that
-    user's error, as in a sync.
+    applied sync, or when the mapping reads fields the saved one does not (a
+    provider may send only the fields asked for), from the first users the
+    connector reads, when `policy` lets this face read the directory's files. A
+    mapping that fails for one user is that user's error, as in a sync.
     """
     with store.transaction() as session:
         directory = dirs.get_directory(session, ref)
         records = _mirror_samples(session, directory.id, limit)
+        saved = dirs.settings_of(directory).attribute_mapping
     cls = connector_class(directory.provider)
     mapping = CompiledMapping.build(cls.default_mapping, overrides)
+    check_provider_fields(directory.provider, overrides)
     note = None
-    if not records:
+    unread = referenced_fields(list(mapping.sources)) - referenced_fields(
+        list(effective_mapping(cls.default_mapping, saved).values())
+    )
+    if not records or unread:
         try:
             policy.check_readable(directory.provider, directory.connection or {})
-            records = _live_samples(store.secrets, directory, limit)
+            records = _live_samples(store.secrets, directory, overrides, limit) or records
         except AccessIQError as exc:
-            note = f"no sample users: {exc}"
+            note = (
+                f"no sample users: {exc}"
+                if not records
+                else f"users as of the last sync, which did not read {', '.join(sorted(unread))}: {exc}"
+            )
     if not records and note is None:
         note = "the directory has no users to preview"
     labels = _sample_labels(cls.default_mapping)
@@ -433,8 +467,12 @@ def _mirror_samples(session: Session, directory_id: int, limit: int) -> list[tup
     return [(ext, dict(data.get("data") or {})) for ext, data in rows]
 
 
-def _live_samples(box: SecretBox, directory: Directory, limit: int) -> list[tuple[str, dict[str, Any]]]:
-    connector = dirs.build_connector(box, directory)
+def _live_samples(
+    box: SecretBox, directory: Directory, overrides: dict[str, str | None], limit: int
+) -> list[tuple[str, dict[str, Any]]]:
+    # Read the fields the mapping being edited uses, not only those of the saved one.
+    settings = dirs.settings_of(directory).model_copy(update={"attribute_mapping": overrides})
+    connector = dirs.build_connector(box, directory, settings)
     samples: list[tuple[str, dict[str, Any]]] = []
     try:
         for event in connector.read(None):

@@ -33,6 +33,7 @@ from accessiq.sync.context import (
 )
 from accessiq.sync.document import DirectoryDocument
 from accessiq.sync.scope import resolve_group_ref
+from accessiq.sync.settings import mapping_key
 from accessiq.sync.source import MirrorGroup
 
 
@@ -106,23 +107,30 @@ def apply_document(
 
 
 def _apply_mappings(session: Session, directory: Directory, resolved: list[Any]) -> None:
-    """Keep a mapping's id (and so its memberships) while its group and organization stay the same."""
-    existing = {
-        (m.source_group, m.organization_id): m
-        for m in session.scalars(
-            select(GroupMapping).where(GroupMapping.directory_id == directory.id, GroupMapping.removed.is_(False))
-        )
-    }
+    """Make the live mappings exactly the document's: one row per (group, organization).
+
+    A row keeps its id (and so the memberships it granted) while its group and
+    organization stay the same; the role and position follow the document. Rows
+    the document no longer names are marked removed, so the next sync revokes
+    what they granted. Applying the same document again changes nothing.
+    """
+    existing: dict[tuple[str, int | str], list[GroupMapping]] = {}
+    for mapping in mappings_of(session, directory):
+        existing.setdefault(mapping_key(mapping.source_group, mapping.organization_id), []).append(mapping)
     for position, (spec, org, role) in enumerate(resolved):
-        mapping = existing.pop((spec.source_group, org.id), None)
-        if mapping is None:
+        rows = existing.get(mapping_key(spec.source_group, org.id))
+        if rows:
+            mapping = rows.pop(0)
+        else:
             mapping = GroupMapping(directory_id=directory.id, source_group=spec.source_group, organization_id=org.id)
             session.add(mapping)
+        mapping.source_group = spec.source_group
         mapping.role_id = role.id
         mapping.position = position
         mapping.removed = False
-    for mapping in existing.values():
-        mapping.removed = True
+    for rows in existing.values():
+        for mapping in rows:
+            mapping.removed = True
 
 
 def export_document(session: Session, directory: Directory) -> dict[str, Any]:

@@ -286,6 +286,8 @@ def create_organization(session: Session, slug: str, name: str | None = None) ->
             f"{slug!r} is not a slug: use lowercase letters, digits and '-', starting with a letter or digit",
             field="slug",
         )
+    if name is not None and len(name) > 200:
+        raise ConfigurationError("an organization's name has at most 200 characters", field="name")
     if session.scalar(select(Organization.id).where(Organization.slug == slug)) is not None:
         raise ConflictError(f"organization {slug!r} already exists")
     org = Organization(slug=slug, name=name or slug, created_at=utcnow())

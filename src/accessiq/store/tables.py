@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -101,6 +102,19 @@ class Directory(Base):
 
 class GroupMapping(Base):
     __tablename__ = "group_mappings"
+    # One live mapping per (directory, group, organization): a user has one role there, and
+    # re-applying a directory's document must find the row it made, not add another.
+    __table_args__ = (
+        Index(
+            "uq_group_mappings_live",
+            "directory_id",
+            "source_group",
+            "organization_id",
+            unique=True,
+            sqlite_where=text("removed = 0"),
+            postgresql_where=text("removed = false"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     directory_id: Mapped[int] = mapped_column(ForeignKey("directories.id", ondelete="CASCADE"), index=True)

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from accessiq.connectors import connector_class
 from accessiq.connectors.base import ConnectionSettings
 from accessiq.errors import ConfigurationError, FieldProblem
-from accessiq.sync.settings import GroupMappingSpec, SyncSettings
+from accessiq.sync.mapping import check_fields
+from accessiq.sync.settings import GroupMappingSpec, SyncSettings, mapping_key
 
 
 class DirectoryDocument(BaseModel):
@@ -24,6 +25,37 @@ class DirectoryDocument(BaseModel):
     connection: dict[str, Any] = Field(default_factory=dict)
     settings: SyncSettings = Field(default_factory=SyncSettings)
     group_mappings: list[GroupMappingSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_mapping_per_group_and_organization(self) -> DirectoryDocument:
+        # A user has one role in an organization: two rows for one pair would be two answers.
+        seen: dict[tuple[str, int | str], GroupMappingSpec] = {}
+        for index, spec in enumerate(self.group_mappings):
+            first = seen.setdefault(mapping_key(spec.source_group, spec.organization), spec)
+            if first is not spec:
+                roles = f", as {first.role} and as {spec.role}" if first.role != spec.role else ""
+                raise ConfigurationError(
+                    f"group {spec.source_group} is mapped to organization {spec.organization} twice{roles}",
+                    field=f"group_mappings[{index}]",
+                    hint="keep one of the two rows, with the role its members should have there",
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _mapping_reads_fields_the_provider_has(self) -> DirectoryDocument:
+        # An unknown provider is reported when the document is applied, naming the known ones.
+        try:
+            connector_class(self.provider)
+        except ConfigurationError:
+            return self
+        check_provider_fields(self.provider, self.settings.attribute_mapping, self.settings.user_filter.condition)
+        return self
+
+
+def check_provider_fields(provider: str, mapping: dict[str, str | None], condition: str | None = None) -> None:
+    """Refuse mapping entries (and a filter condition) that read a field `provider`'s users do not have."""
+    cls = connector_class(provider)
+    check_fields(cls.user_fields, cls.title, mapping, condition, aliases=cls.default_mapping)
 
 
 def load_document(path: Path) -> DirectoryDocument:

@@ -6,14 +6,16 @@ filters, never touch Python internals or mutate anything.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError, meta
+from jinja2 import ChainableUndefined, TemplateError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from accessiq.connectors.base import UserFields
 from accessiq.errors import ConfigurationError
 from accessiq.sync.expression_errors import explain_syntax_error
 
@@ -104,6 +106,103 @@ def referenced_fields(sources: list[str], condition: str | None = None) -> set[s
     if condition:
         fields |= meta.find_undeclared_variables(_ENV.parse("{{ " + condition + " }}"))
     return fields
+
+
+def source_paths(source: str) -> list[str]:
+    """The field paths a mapping value reads: the path itself, or each `a.b` a template names.
+
+    A method call's name is not a field (`mail.split('@')` reads `mail`); names a
+    template sets itself (`{% set x = ... %}`, loop variables) are not either.
+    """
+    if not is_template(source):
+        return [source.strip()]
+    try:
+        tree = _ENV.parse(source)
+    except TemplateError:
+        return []  # compiling the mapping reports it, naming the attribute
+    return list(dict.fromkeys(_paths(tree, meta.find_undeclared_variables(tree))))
+
+
+def _paths(node: nodes.Node, names: set[str]) -> Iterator[str]:
+    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+        yield from _paths(node.node.node, names)
+        arguments: list[nodes.Node] = [*node.args, *node.kwargs]
+        arguments += [extra for extra in (node.dyn_args, node.dyn_kwargs) if extra is not None]
+        for argument in arguments:
+            yield from _paths(argument, names)
+        return
+    chain = _chain(node)
+    if chain is not None:
+        if chain[0] in names:
+            yield ".".join(chain)
+        return
+    for child in node.iter_child_nodes():
+        yield from _paths(child, names)
+
+
+def _chain(node: nodes.Node) -> list[str] | None:
+    """`a.b['c']` as ["a", "b", "c"]; None for anything but a name followed by constant lookups."""
+    if isinstance(node, nodes.Name):
+        return [node.name]
+    if isinstance(node, nodes.Getattr):
+        base = _chain(node.node)
+        return None if base is None else [*base, node.attr]
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str | int):
+        base = _chain(node.node)
+        return None if base is None else [*base, str(node.arg.value)]
+    return None
+
+
+def check_fields(
+    fields: UserFields | None,
+    provider_title: str,
+    mapping: Mapping[str, str | None],
+    condition: str | None = None,
+    *,
+    aliases: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse a mapping or condition that reads a field the provider's users do not have.
+
+    `aliases` suggest the provider's own field for a name another provider uses
+    (its default mapping: AccessIQ attribute -> source field).
+    """
+    if fields is None:
+        return
+    sources = [(f"settings.attribute_mapping.{t}", s) for t, s in mapping.items() if s is not None]
+    if condition:
+        sources.append(("settings.user_filter.condition", "{{ " + condition + " }}"))
+    for where, source in sources:
+        for path in source_paths(source):
+            reason = fields.unreadable.get(path.split(".")[0])
+            if reason:
+                raise ConfigurationError(
+                    f"{provider_title} cannot sync the field {path}: {reason}", field=where, hint="remove it"
+                )
+            if not fields.has(path):
+                close = _suggest(fields, path, aliases or {})
+                raise ConfigurationError(
+                    f"{provider_title} users have no field {path}",
+                    field=where,
+                    hint=f"did you mean {close}?" if close else "field names are case-sensitive; check the spelling",
+                )
+
+
+def _suggest(fields: UserFields, path: str, aliases: Mapping[str, str]) -> str | None:
+    def plain(name: str) -> str:
+        return name.casefold().replace("_", "").replace("-", "")
+
+    for target, source in aliases.items():
+        if plain(target) == plain(path) and not is_template(source):
+            return source
+    known = {plain(k): k for k in sorted(fields.known)}
+    if plain(path) in known:
+        return known[plain(path)]
+    last = plain(path.rsplit(".", 1)[-1])
+    by_last = [k for k in sorted(fields.known) if plain(k.rsplit(".", 1)[-1]) == last]
+    if by_last:
+        return by_last[0]
+    close = difflib.get_close_matches(plain(path), list(known), n=1)
+    return known[close[0]] if close else None
 
 
 def effective_mapping(defaults: Mapping[str, str], overrides: Mapping[str, str | None]) -> dict[str, str]:

@@ -98,3 +98,8 @@ class GroupMappingSpec(_Strict):
     source_group: str = Field(min_length=1, title="Source group")
     organization: str = Field(min_length=1, title="Organization")
     role: str = Field(default="member", title="Role")
+
+
+def mapping_key(source_group: str, organization: int | str) -> tuple[str, int | str]:
+    """What makes two group mappings the same: the group reference (case-insensitive) and the organization."""
+    return source_group.strip().casefold(), organization

@@ -219,8 +219,8 @@ def settings_patch(form: FormData, *, schedule: bool = False) -> dict[str, Any]:
     return patch
 
 
-def group_mappings(form: FormData) -> list[GroupMappingSpec]:
-    """Rows of (source group, organization, role); rows left blank are skipped."""
+def group_mappings(form: FormData) -> list[tuple[int, GroupMappingSpec]]:
+    """Rows of (source group, organization, role) with their row number on the page; blank rows are skipped."""
     rows = zip(texts(form, "source_group"), texts(form, "organization"), texts(form, "role"), strict=False)
     mappings = []
     problems: list[FieldProblem] = []
@@ -232,7 +232,7 @@ def group_mappings(form: FormData) -> list[GroupMappingSpec]:
         if not org:
             problems.append(FieldProblem(f"group_mappings[{index}].organization", "choose an organization"))
         if group and org:
-            mappings.append(GroupMappingSpec(source_group=group, organization=org, role=role or "member"))
+            mappings.append((index + 1, GroupMappingSpec(source_group=group, organization=org, role=role or "member")))
     if problems:
         first = problems[0]
         raise ConfigurationError(first.message, field=first.field, problems=problems)

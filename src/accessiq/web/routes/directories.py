@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
@@ -10,7 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from accessiq.dependencies import LauncherDep, PolicyDep, StoreDep
-from accessiq.errors import AccessIQError
+from accessiq.errors import AccessIQError, ConfigurationError, FieldProblem
 from accessiq.services import Store, configure, identity, providers, runs
 from accessiq.services import directories as dirs
 from accessiq.services.input_policy import InputPolicy
@@ -406,6 +407,33 @@ def wizard_mappings_save(
     return redirect(request, f"/directories/{directory_id}/setup/preview")
 
 
+@router.post("/{directory_id}/setup/mappings/organization")
+def wizard_mappings_new_organization(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    context, status = _new_organization(store, directory_id, form)
+    return render(request, "directories/wizard_mappings.html", _wizard("mappings", **context), status_code=status)
+
+
+def _new_organization(store: Store, directory_id: int, form: Any) -> tuple[dict[str, Any], int]:
+    """Create the organization typed below the mapping rows; the rows come back as posted, unsaved.
+
+    A row that names a group but no organization yet gets the new one chosen.
+    """
+    slug, name = forms.text(form, "new_org_slug"), forms.text(form, "new_org_name")
+    rows = _posted_mappings(form)
+    try:
+        with store.transaction() as session:
+            identity.create_organization(session, slug, name or None)
+    except AccessIQError as exc:
+        return _form_context(store, directory_id, mappings=rows, org_error=str(exc), org_slug=slug, org_name=name), 422
+    waiting = next((row for row in rows if row["source_group"] and not row["organization"]), None)
+    if waiting is not None:
+        waiting["organization"] = slug
+    message = f"Organization {slug} created. The mappings below are not saved yet."
+    return _form_context(store, directory_id, mappings=rows, flash={"kind": "success", "message": message}), 200
+
+
 def _posted_mappings(form: Any) -> list[dict[str, str]]:
     return [
         {"source_group": g, "organization": o, "role": r}
@@ -419,15 +447,32 @@ def _posted_mappings(form: Any) -> list[dict[str, str]]:
 
 
 def _save_mappings(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> forms.FormErrors | None:
+    rows: list[tuple[int, Any]] = []
     try:
-        mappings = forms.group_mappings(form)
+        rows = forms.group_mappings(form)
         with store.transaction() as session:
             configure.replace_group_mappings(
-                session, store.secrets, dirs.get_directory(session, directory_id), mappings, policy=policy
+                session, store.secrets, dirs.get_directory(session, directory_id), [m for _, m in rows], policy=policy
             )
+    except ConfigurationError as exc:
+        return forms.form_errors(_on_page_rows(exc, [number for number, _ in rows]))
     except AccessIQError as exc:
         return forms.form_errors(exc)
     return None
+
+
+_MAPPING_FIELD = re.compile(r"group_mappings\[(\d+)\]")
+
+
+def _on_page_rows(error: ConfigurationError, rows: list[int]) -> ConfigurationError:
+    """The refusal with each `group_mappings[i]` (the i-th mapping saved) as the row the page shows it on."""
+
+    def row(found: re.Match[str]) -> str:
+        index = int(found[1])
+        return f"group_mappings[{rows[index] - 1}]" if index < len(rows) else found[0]
+
+    problems = [FieldProblem(p.field and _MAPPING_FIELD.sub(row, p.field), p.message) for p in error.problems]
+    return ConfigurationError(problems[0].message, field=problems[0].field, problems=problems)
 
 
 @router.get("/{directory_id}/setup/preview")
@@ -779,6 +824,15 @@ def mappings_save(
     )
 
 
+@router.post("/{directory_id}/mappings/organization")
+def mappings_new_organization(
+    request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
+) -> Response:
+    context, status = _new_organization(store, directory_id, form)
+    page = {"section": "directories", "tab": "mappings", **context}
+    return render(request, "directories/mappings.html", page, status_code=status)
+
+
 def _attribute_rows(provider: str, overrides: dict[str, Any]) -> list[dict[str, Any]]:
     defaults = configure.default_mapping(provider)
     rows = []
@@ -812,8 +866,17 @@ def attributes_page(request: Request, directory_id: DirectoryId, store: StoreDep
             "directory": data,
             "rows": _attribute_rows(data["provider"], data["settings"]["attribute_mapping"]),
             "removed": sorted(t for t, s in data["settings"]["attribute_mapping"].items() if s is None),
+            **_mapping_help(data["provider"]),
         },
     )
+
+
+def _mapping_help(provider: str) -> dict[str, Any]:
+    return {
+        "examples": configure.mapping_examples(provider),
+        "provider_title": providers.get_provider(provider).title,
+        "user_fields_checked": configure.checks_user_fields(provider),
+    }
 
 
 def _posted_overrides(provider: str, form: Any) -> dict[str, str | None]:
@@ -851,6 +914,7 @@ def attributes_save(
                 "rows": rows,
                 "removed": [],
                 "error": forms.form_errors(exc),
+                **_mapping_help(data["provider"]),
             },
             status_code=422,
         )

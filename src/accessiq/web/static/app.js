@@ -28,6 +28,18 @@
     }
   });
 
+  // Enter in a field of a sub-form that shares its parent form's fields presses that sub-form's own
+  // button, not the form's first one: <div data-enter-clicks="BUTTON-ID">.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !event.target.closest) return;
+    var scope = event.target.closest("[data-enter-clicks]");
+    var button = scope && document.getElementById(scope.getAttribute("data-enter-clicks"));
+    if (button && event.target.matches("input")) {
+      event.preventDefault();
+      button.click();
+    }
+  });
+
   // Forms that ask before doing something that cannot be undone.
   document.addEventListener("submit", function (event) {
     var form = event.target;
