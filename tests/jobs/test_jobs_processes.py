@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 
 from accessiq.services import runs
 from accessiq.store.database import Store
-from accessiq.store.tables import Cursor, Directory, RunChange, SourceObject, SyncRun
+from accessiq.store.tables import Cursor, Directory, RunChange, RunError, SourceObject, SyncRun
 from accessiq.sync.settings import parse_interval
 
 MakeProcesses = Callable[[dict[str, str]], Processes]
@@ -262,7 +262,20 @@ def test_sqlite_serve_runs_the_schedule_and_the_demo(
     with store.transaction() as session:
         demo = session.scalar(select(Directory).where(Directory.name == "Demo"))
         assert demo is not None
+        sandboxes = session.scalars(select(Directory).where(Directory.name.contains("sandbox)"))).all()
     assert [r.status for r in all_runs(store, demo.id)] == ["succeeded"]
+    # Every provider's demo sandbox has people of its own: no first sync finds its users taken by
+    # another sandbox's directory (the LDAP tree's few people without mail are its own errors).
+    assert {d.provider for d in sandboxes} >= {"entra", "okta", "google", "ldap"}
+    for directory in sandboxes:
+        first = all_runs(store, directory.id)[0]
+        assert first.status in ("succeeded", "succeeded_with_errors"), (directory.name, first.message)
+        assert first.counts["users_created"] > 150 and first.counts["user_errors"] < 10, (directory.name, first.counts)
+        with store.transaction() as session:
+            clashes = session.scalars(
+                select(RunError.message).where(RunError.run_id == first.id, RunError.message.contains("directory"))
+            ).all()
+        assert clashes == [], (directory.name, clashes[:3])
     for directory_id in ids:
         history = all_runs(store, directory_id)
         slots = [r.scheduled_for for r in history]

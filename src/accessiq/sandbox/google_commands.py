@@ -381,17 +381,22 @@ def reset(url: UrlOption = DEFAULT_URL) -> None:
     typer.echo("sandbox reset to its seed")
 
 
+# Each demo sandbox has people of its own: `serve --demo` connects them all to one store.
+DEMO_DOMAIN = "fabrikam.example"
+
+
 def _start_demo() -> DemoSandbox:
     """A 200-person account on a loopback port, for `serve --demo`; the key travels inline as a secret."""
     from accessiq.sandbox.google import GoogleSandbox
     from accessiq.sandbox.google_app import create_app
+    from accessiq.sandbox.people import generate_population
 
-    sandbox = GoogleSandbox(200, 20, seed=0)
+    sandbox = GoogleSandbox(population=generate_population(200, 20, seed=0, domain=DEMO_DOMAIN))
     server = SandboxServer(create_app(sandbox)).start()
     token_url = f"{server.url}/token"
     key = json.dumps(sandbox.service_account_key(token_url))
     return DemoSandbox(
-        server, document(server.url, token_url, sandbox.admin_email, key, name="Contoso (Google sandbox)")
+        server, document(server.url, token_url, sandbox.admin_email, key, name="Fabrikam (Google sandbox)")
     )
 
 

@@ -328,12 +328,17 @@ def remove_members(
     typer.echo(f"removed {len(members)} from {dn}")
 
 
+# Each demo sandbox has people of its own: `serve --demo` connects them all to one store.
+DEMO_DOMAIN = "tailspin.example"
+
+
 def _start_demo() -> DemoSandbox:
     """A 200-person slapd on a loopback port, for `serve --demo`; the same seed gives the same tree."""
     from accessiq.sandbox.ldap import SlapdSandbox
+    from accessiq.sandbox.people import generate_population
 
-    sandbox = SlapdSandbox(users=200, groups=20, seed=0).start()
-    doc = document(sandbox.info(), "Contoso (LDAP sandbox)")
+    sandbox = SlapdSandbox(generate_population(200, 20, seed=0, domain=DEMO_DOMAIN)).start()
+    doc = document(sandbox.info(), "Tailspin (LDAP sandbox)")
     doc["settings"] = {
         "frequency": "15m",
         "default_organization": "demo",

@@ -329,15 +329,20 @@ def reset(url: UrlOption = DEFAULT_URL) -> None:
     typer.echo("sandbox reset to its seed")
 
 
+# Each demo sandbox has people of its own: `serve --demo` connects them all to one store.
+DEMO_DOMAIN = "northwind.example"
+
+
 def _start_demo() -> DemoSandbox:
     """A 200-person org on a loopback port, for `serve --demo`; the same seed gives the same org."""
     from accessiq.sandbox.okta import OktaSandbox
     from accessiq.sandbox.okta_app import create_app
+    from accessiq.sandbox.people import generate_population
 
-    sandbox = OktaSandbox(200, 20, seed=0)
+    sandbox = OktaSandbox(population=generate_population(200, 20, seed=0, domain=DEMO_DOMAIN))
     server = SandboxServer(create_app(sandbox)).start()
     document = {
-        "name": "Contoso (Okta sandbox)",
+        "name": "Northwind (Okta sandbox)",
         "provider": "okta",
         "connection": {"org_url": server.url, "api_token": sandbox.api_token},
         "settings": {
