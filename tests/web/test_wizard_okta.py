@@ -35,6 +35,13 @@ def test_okta_wizard_against_the_okta_sandbox(page: Any, server: Server, okta_or
     page.get_by_role("button", name="Continue").click()
 
     page.wait_for_url("**/directories/new/credentials*")
+    # The credentials say which are needed: a token, or a service app's client ID with its key.
+    assert page.inner_text("label[for='connection-api_token']") == (
+        "API token (this or Service app private key is required)"
+    )
+    assert page.inner_text("label[for='connection-client_id']") == (
+        "Service app client ID (required with Service app private key)"
+    )
     page.fill("#connection-org_url", url)
     page.fill("#connection-api_token", "00not-the-token")
     page.get_by_role("button", name="Save and test connection").click()

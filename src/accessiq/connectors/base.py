@@ -126,6 +126,8 @@ class ConnectionSettings(BaseModel):
     path_fields: ClassVar[tuple[str, ...]] = ()
     # Alternative credentials: in each group exactly one field is given (a client secret or a certificate).
     one_of: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    # Fields given together or not at all (an OAuth app's client ID and its private key).
+    together: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
     @classmethod
     def public_origins(cls, endpoint: str | None = None) -> EndpointAllowList:

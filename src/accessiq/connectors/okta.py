@@ -95,6 +95,7 @@ class OktaConnection(ConnectionSettings):
 
     secret_fields: ClassVar[tuple[str, ...]] = ("api_token", "private_key")
     one_of: ClassVar[tuple[tuple[str, ...], ...]] = (("api_token", "private_key"),)
+    together: ClassVar[tuple[tuple[str, ...], ...]] = (("client_id", "private_key"),)
     public_endpoints: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "org_url": ("https://*.okta.com", "https://*.oktapreview.com", "https://*.okta-emea.com"),
     }

@@ -40,6 +40,8 @@ class ConnectionField:
     choices: tuple[str, ...] = ()
     # Labels of the fields that may be given instead of this one (one of them is required).
     alternatives: tuple[str, ...] = ()
+    # Labels of the fields this one is given together with (each needs the others).
+    together_with: tuple[str, ...] = ()
 
     @property
     def secret(self) -> bool:
@@ -120,8 +122,12 @@ def connection_fields(model: type[ConnectionSettings]) -> tuple[ConnectionField,
     """The form of a connection model: label, help, kind, required, default, choices and alternatives."""
     fields = [_field(model, name, info) for name, info in model.model_fields.items()]
     labels = {f.name: f.label for f in fields}
+
+    def others(groups: tuple[tuple[str, ...], ...], name: str) -> tuple[str, ...]:
+        return tuple(labels[o] for g in groups if name in g for o in g if o != name)
+
     return tuple(
-        replace(f, alternatives=tuple(labels[o] for g in model.one_of if f.name in g for o in g if o != f.name))
+        replace(f, alternatives=others(model.one_of, f.name), together_with=others(model.together, f.name))
         for f in fields
     )
 
