@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,11 +21,10 @@ from sqlalchemy import select
 from accessiq.jobs.queue import enqueue_run
 from accessiq.services import accounts
 from accessiq.store.database import Store
-from accessiq.store.tables import ApiToken
+from accessiq.store.tables import ApiToken, Directory
 from accessiq.sync.engine import execute_run
 
 MakeProcesses = Callable[[dict[str, str]], Processes]
-
 
 
 @contextmanager
@@ -85,3 +85,20 @@ def test_api_web_ui_and_cli_answer_while_a_writer_holds_the_sqlite_lock(
             return session.scalar(select(ApiToken.last_used_at).where(ApiToken.name == "reader")) is not None
 
     wait_for(recorded, 30, "the token's use to be recorded")
+
+    # A GET that writes (a wizard step records where an unfinished setup stopped) waits for the
+    # writer and then writes, instead of failing: a read transaction cannot wait to write.
+    with store.transaction() as session:
+        session.get_one(Directory, directory_id).setup_step = "test"
+    answers: list[httpx.Response] = []
+    with httpx.Client(base_url=base, timeout=30, headers={"Cookie": f"aiq_session={cookie}"}) as wizard:
+        with write_lock_held(store):
+            asking = threading.Thread(
+                target=lambda: answers.append(wizard.get(f"/directories/{directory_id}/setup/settings"))
+            )
+            asking.start()
+            asking.join(1.0)  # let it meet the lock
+        asking.join()
+    assert [a.status_code for a in answers] == [200]
+    with store.read() as session:
+        assert session.get_one(Directory, directory_id).setup_step == "settings"

@@ -51,7 +51,7 @@ def get_caller(
 
 
 def _mark_used(store: Store, token_id: int) -> None:
-    with store.transaction() as session:
+    with store.transaction(write=True) as session:
         accounts.mark_token_used(session, token_id)
 
 

@@ -37,13 +37,14 @@ class Store:
         return self.engine.dialect.name
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, *, write: bool = False) -> Iterator[Session]:
         """A session whose work commits together at the end of the block, or not at all.
 
         On SQLite it holds the database's write lock from the start: no other writer can slip in
-        between what it reads and what it writes. Inside `reading()` it is a `read()` transaction.
+        between what it reads and what it writes. Inside `reading()` it is a `read()` transaction,
+        unless `write` says it writes: a read transaction that writes cannot wait for the lock.
         """
-        with self._session(self._readers if _READING.get() else self._sessions) as session:
+        with self._session(self._readers if _READING.get() and not write else self._sessions) as session:
             yield session
 
     @staticmethod

@@ -175,7 +175,7 @@ def _plan_and_apply(store: Store, run_id: int, prepared: _Prepared, snapshot: So
                 if not is_stale_read(exc):
                     raise
                 log.info("run.replanning", run_id=run_id, attempt=attempt + 1)
-    with store.transaction() as session:
+    with store.transaction(write=True) as session:
         return _plan_and_apply_in(session, run_id, prepared, snapshot)
 
 

@@ -61,8 +61,8 @@ def _directory(session: Session, directory_id: int) -> tuple[Directory, dict[str
 
 
 def _reach(store: Store, directory_id: int, step: str) -> None:
-    """The administrator is at this wizard step: an unfinished setup resumes here."""
-    with store.transaction() as session:
+    """The administrator is at this wizard step: an unfinished setup resumes here (written on a GET)."""
+    with store.transaction(write=True) as session:
         configure.reach_setup_step(dirs.get_directory(session, directory_id), step)
 
 
