@@ -27,7 +27,8 @@ from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
 
 
-def generate(users: int, groups: int, seed: int = 1) -> dict[str, Any]:
+def generate(users: int, groups: int, seed: int = 1, per_user: tuple[int, int] = (1, 3)) -> dict[str, Any]:
+    """A snapshot: each user in `per_user` (least, most) of the groups; every tenth group holds the next."""
     rnd = random.Random(seed)
     records = [
         {
@@ -42,9 +43,11 @@ def generate(users: int, groups: int, seed: int = 1) -> dict[str, Any]:
         }
         for i in range(users)
     ]
-    group_records = [{"id": f"g{j:04d}", "name": f"Group {j}", "members": []} for j in range(groups)]
+    group_records: list[dict[str, Any]] = [
+        {"id": f"g{j:04d}", "name": f"Group {j}", "members": []} for j in range(groups)
+    ]
     for record in records:
-        for group in rnd.sample(group_records, k=rnd.randint(1, 3)):
+        for group in rnd.sample(group_records, k=min(groups, rnd.randint(*per_user))):
             group["members"].append(record["id"])
     # Some nesting: every tenth group holds the next one.
     for j in range(0, groups - 1, 10):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import file_sync  # the snapshot generator of the 10,000-user benchmark beside this one
 from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
@@ -72,30 +72,9 @@ class Figure:
     changes: int | None
 
 
-def generate(users: int, seed: int = 1) -> dict[str, Any]:
-    rnd = random.Random(seed)
-    records = [
-        {
-            "id": f"u{i:07d}",
-            "email": f"user{i}@example.com",
-            "username": f"user{i}",
-            "given_name": f"Given{i}",
-            "family_name": f"Family{i % 997}",
-            "display_name": f"Given{i} Family{i % 997}",
-            "department": rnd.choice(["R&D", "Sales", "Support", "Finance"]),
-            "active": True,
-        }
-        for i in range(users)
-    ]
-    groups: list[dict[str, Any]] = [
-        {"id": f"g{j:05d}", "name": f"Group {j}", "members": []} for j in range(max(1, users // 50))
-    ]
-    for record in records:
-        for group in rnd.sample(groups, k=min(len(groups), rnd.randint(3, 7))):
-            group["members"].append(record["id"])
-    for j in range(0, len(groups) - 1, 10):
-        groups[j]["members"].append(groups[j + 1]["id"])
-    return {"users": records, "groups": groups}
+def generate(users: int) -> dict[str, Any]:
+    """The benchmark's data: 2 % as many groups as users, 3-7 memberships per user."""
+    return file_sync.generate(users, max(1, users // 50), per_user=(3, 7))
 
 
 # -- the limit --------------------------------------------------------------------------------

@@ -86,11 +86,29 @@ def company(snapshot: Any, users: int = 5) -> Path:
 
 def file_directory(store: Store, name: str, path: Path, **settings: Any) -> int:
     """A file directory over `path`, made from a document as the CLI makes it; returns its id."""
+    return applied_directory(
+        store, {"name": name, "provider": "file", "connection": {"path": str(path)}, "settings": settings}
+    )
+
+
+def entra_directory(store: Store, sandbox: Any, url: str, name: str = "Contoso") -> int:
+    """An Entra directory reading the Graph sandbox served at `url`; returns its id."""
+    connection = {
+        "tenant_id": sandbox.tenant_domain,
+        "client_id": sandbox.client_id,
+        "client_secret": sandbox.client_secret,
+        "authority_url": url,
+        "graph_url": url,
+    }
+    return applied_directory(store, {"name": name, "provider": "entra", "connection": connection})
+
+
+def applied_directory(store: Store, document: dict[str, Any]) -> int:
+    """A directory made from `document` as the CLI makes it (`directories apply`); returns its id."""
     from accessiq.services import directories as dirs
     from accessiq.services.input_policy import InputPolicy
     from accessiq.sync.document import validate_document
 
-    document = {"name": name, "provider": "file", "connection": {"path": str(path)}, "settings": settings}
     with store.transaction() as session:
         directory, _ = dirs.apply_document(
             session, store.secrets, validate_document(document), policy=InputPolicy.operator()

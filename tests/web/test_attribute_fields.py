@@ -7,14 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_steps import Server, create_admin, shot, sign_in
+from browser_steps import Server, create_admin, entra_directory, shot, sign_in
 
 from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.entra import EntraSandbox, create_app
 from accessiq.services import directories as dirs
 from accessiq.services import runs
-from accessiq.services.input_policy import InputPolicy
-from accessiq.sync.document import validate_document
 
 
 @pytest.fixture
@@ -24,32 +22,13 @@ def graph() -> Iterator[tuple[EntraSandbox, str]]:
         yield sandbox, served.url
 
 
-def _contoso(server: Server, sandbox: EntraSandbox, url: str) -> int:
-    document = {
-        "name": "Contoso",
-        "provider": "entra",
-        "connection": {
-            "tenant_id": sandbox.tenant_domain,
-            "client_id": sandbox.client_id,
-            "client_secret": sandbox.client_secret,
-            "authority_url": url,
-            "graph_url": url,
-        },
-    }
-    with server.store.transaction() as session:
-        directory, _ = dirs.apply_document(
-            session, server.store.secrets, validate_document(document), policy=InputPolicy.operator()
-        )
-        return directory.id
-
-
 def test_entra_mapping_examples_work_and_an_unknown_field_is_shown_and_refused(
     page: Any, server: Server, graph: tuple[EntraSandbox, str]
 ) -> None:
     from playwright.sync_api import expect  # the browser fixture checks that it is installed
 
     sandbox, url = graph
-    directory = _contoso(server, sandbox, url)
+    directory = entra_directory(server.store, sandbox, url)
     create_admin(server.store)
     sign_in(page)
     page.goto(f"/directories/{directory}/attributes")

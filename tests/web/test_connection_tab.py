@@ -8,13 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_steps import Server, create_admin, shot, sign_in
+from browser_steps import Server, applied_directory, create_admin, entra_directory, shot, sign_in
 
 from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.entra import EntraSandbox, create_app, make_certificate
 from accessiq.services import directories as dirs
-from accessiq.services.input_policy import InputPolicy
-from accessiq.sync.document import validate_document
 
 
 @pytest.fixture
@@ -22,30 +20,6 @@ def graph() -> Iterator[tuple[EntraSandbox, str]]:
     sandbox = EntraSandbox(12, 3, seed=5)
     with SandboxServer(create_app(sandbox)) as served:
         yield sandbox, served.url
-
-
-def _entra_directory(server: Server, sandbox: EntraSandbox, url: str) -> int:
-    return _apply_entra(
-        server,
-        {
-            "tenant_id": sandbox.tenant_domain,
-            "client_id": sandbox.client_id,
-            "client_secret": sandbox.client_secret,
-            "authority_url": url,
-            "graph_url": url,
-        },
-    )
-
-
-def _apply_entra(server: Server, connection: dict[str, Any]) -> int:
-    with server.store.transaction() as session:
-        directory, _ = dirs.apply_document(
-            session,
-            server.store.secrets,
-            validate_document({"name": "Contoso", "provider": "entra", "connection": connection}),
-            policy=InputPolicy.operator(),
-        )
-        return directory.id
 
 
 def _stored_secret(server: Server, directory: int) -> str:
@@ -58,7 +32,7 @@ def _stored_secret(server: Server, directory: int) -> str:
 def on_connection_tab(page: Any, server: Server, graph: tuple[EntraSandbox, str]) -> tuple[EntraSandbox, int]:
     """An Entra directory over the Graph sandbox, its Connection tab open with a wrong secret typed (unsaved)."""
     sandbox, url = graph
-    directory = _entra_directory(server, sandbox, url)
+    directory = entra_directory(server.store, sandbox, url)
     create_admin(server.store)
     sign_in(page)
     page.goto(f"/directories/{directory}/connection")
@@ -187,7 +161,7 @@ def test_a_secret_given_as_null_is_not_shown_as_stored(page: Any, server: Server
         "client_secret": "a-secret",
         "certificate": None,
     }
-    directory_id = _apply_entra(server, connection)
+    directory_id = applied_directory(server.store, {"name": "Contoso", "provider": "entra", "connection": connection})
     create_admin(server.store)
     sign_in(page)
     page.goto(f"/directories/{directory_id}/connection")

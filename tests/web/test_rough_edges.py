@@ -9,14 +9,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_steps import Server, connected_directory, create_admin, file_directory, shot, sign_in, sync
+from browser_steps import (
+    Server,
+    connected_directory,
+    create_admin,
+    entra_directory,
+    file_directory,
+    shot,
+    sign_in,
+    sync,
+)
 
 from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.entra import EntraSandbox, create_app
 from accessiq.services import directories as dirs
 from accessiq.services import runs
-from accessiq.services.input_policy import InputPolicy
-from accessiq.sync.document import validate_document
 
 TRIGGER = re.compile(r"^(manual|schedule|api|approval|push) · (full|incremental)$")
 
@@ -40,25 +47,6 @@ def laptop(browser: Any, server: Server) -> Iterator[Any]:
     yield opened
     context.close()
     assert server.console_errors == [], server.console_errors
-
-
-def _entra_directory(server: Server, sandbox: EntraSandbox, url: str) -> int:
-    document = {
-        "name": "Contoso Entra ID production tenant (West Europe)",
-        "provider": "entra",
-        "connection": {
-            "tenant_id": sandbox.tenant_domain,
-            "client_id": sandbox.client_id,
-            "client_secret": sandbox.client_secret,
-            "authority_url": url,
-            "graph_url": url,
-        },
-    }
-    with server.store.transaction() as session:
-        directory, _ = dirs.apply_document(
-            session, server.store.secrets, validate_document(document), policy=InputPolicy.operator()
-        )
-        return directory.id
 
 
 def _no_overflow(page: Any, selector: str) -> None:
@@ -128,7 +116,7 @@ def test_run_log_speaks_one_language(
     laptop: Any, server: Server, snapshot: Any, graph: tuple[EntraSandbox, str]
 ) -> None:
     sandbox, url = graph
-    directory = _entra_directory(server, sandbox, url)
+    directory = entra_directory(server.store, sandbox, url, "Contoso Entra ID production tenant (West Europe)")
     first = sync(server.store, directory)
     some = next(iter(sandbox.snapshot()["users"]))
     sandbox.update_user(some, {"jobTitle": "Chief Sandbox Officer"})
