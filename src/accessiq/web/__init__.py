@@ -11,10 +11,11 @@ STATIC = Path(__file__).parent / "static"
 
 def build_router() -> APIRouter:
     """Every page of the UI."""
-    from accessiq.web.routes import auth, directories, identity, runs, tokens
+    from accessiq.web.routes import auth, directories, directory_tabs, directory_wizard, identity, runs, tokens
 
     router = APIRouter(include_in_schema=False)
-    for module in (auth, directories, runs, identity, tokens):
+    # Routes match in order: the wizard's fixed paths (/directories/new) come before /directories/{directory_id}.
+    for module in (auth, directory_wizard, directories, directory_tabs, runs, identity, tokens):
         router.include_router(module.router)
     return router
 
