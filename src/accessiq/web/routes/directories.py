@@ -14,7 +14,7 @@ from accessiq.services import configure, providers, runs
 from accessiq.services import directories as dirs
 from accessiq.web.chart import runs_chart
 from accessiq.web.forms import FormDep
-from accessiq.web.routes.directory_forms import DirectoryId, _directory
+from accessiq.web.routes.directory_forms import DirectoryId, load_directory
 from accessiq.web.routes.directory_wizard import WIZARD_STEPS
 from accessiq.web.security import AdminDep
 from accessiq.web.templating import redirect, render
@@ -70,7 +70,7 @@ def _active_run(session: Session, directory_id: int) -> dict[str, Any] | None:
 @router.get("/{directory_id}")
 def dashboard(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
     with store.transaction() as session:
-        directory, data = _directory(session, directory_id)
+        directory, data = load_directory(session, directory_id)
         recent = [runs.run_json(session, r) for r in runs.list_runs(session, directory, limit=20)]
         # The last applied sync may be older than the recent runs (after many dry runs).
         last_applied = dirs.last_finished_run(session, directory, applied=True)

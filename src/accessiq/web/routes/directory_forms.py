@@ -26,12 +26,12 @@ DirectoryId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 FREQUENCY_PRESETS = tuple((value, configure.frequency_words(value)) for value in forms.FREQUENCY_PRESETS)
 
 
-def _shown_values(form: Any, provider: str) -> dict[str, Any]:
+def shown_values(form: Any, provider: str) -> dict[str, Any]:
     """A refused connection form's values to show again: everything but its secrets."""
     return forms.connection_values(form, [f for f in configure.connection_fields(provider) if not f.secret])
 
 
-def _directory(session: Session, directory_id: int) -> tuple[Directory, dict[str, Any]]:
+def load_directory(session: Session, directory_id: int) -> tuple[Directory, dict[str, Any]]:
     found = dirs.get_directory(session, directory_id)
     return found, configure.directory_view(session, found)
 
@@ -43,12 +43,12 @@ def _choices(session: Session) -> dict[str, Any]:
     }
 
 
-def _provider_of(store: Store, directory_id: int) -> str:
+def provider_of(store: Store, directory_id: int) -> str:
     with store.transaction() as session:
         return dirs.get_directory(session, directory_id).provider
 
 
-def _posted_connection(store: Store, owner: int | str, provider: str, form: Any) -> dict[str, Any]:
+def posted_connection(store: Store, owner: int | str, provider: str, form: Any) -> dict[str, Any]:
     """The connection as the form has it: a secret left empty takes the one the page carried back, if any.
 
     `owner` is the directory's id, or `configure.pending_owner` for a directory being added.
@@ -62,18 +62,18 @@ def _posted_connection(store: Store, owner: int | str, provider: str, form: Any)
     return values
 
 
-def _save_connection(
+def save_connection(
     store: Store, directory_id: int, provider: str, form: Any, policy: InputPolicy
 ) -> tuple[dict[str, Any], forms.FormErrors | None]:
     """(the connection posted, why it was refused or None when it is saved)."""
     try:
-        values = _posted_connection(store, directory_id, provider, form)
+        values = posted_connection(store, directory_id, provider, form)
     except AccessIQError as exc:
         return {}, forms.form_errors(exc, provider)
-    return values, _store_connection(store, directory_id, provider, values, policy)
+    return values, store_connection(store, directory_id, provider, values, policy)
 
 
-def _store_connection(
+def store_connection(
     store: Store, directory_id: int, provider: str, values: dict[str, Any], policy: InputPolicy
 ) -> forms.FormErrors | None:
     try:
@@ -85,10 +85,10 @@ def _store_connection(
     return None
 
 
-def _form_context(store: Store, directory_id: int, **extra: Any) -> dict[str, Any]:
+def form_context(store: Store, directory_id: int, **extra: Any) -> dict[str, Any]:
     """What the settings and group-mapping forms show: the directory, its source groups, the choices."""
     with store.transaction() as session:
-        _, data = _directory(session, directory_id)
+        _, data = load_directory(session, directory_id)
         choices = _choices(session)
     groups, groups_error = _source_groups(store, directory_id)
     return {
@@ -110,7 +110,7 @@ def _source_groups(store: Store, directory_id: int) -> tuple[list[dict[str, Any]
         return [], str(exc)
 
 
-def _save_settings(
+def save_settings(
     store: Store, directory_id: int, policy: InputPolicy, patch: dict[str, Any], *, finish_setup: bool = False
 ) -> forms.FormErrors | None:
     """Save a settings patch (and with `finish_setup`, mark the wizard done); the form's errors when refused."""
@@ -125,11 +125,11 @@ def _save_settings(
     return None
 
 
-def _refused_settings_context(
+def refused_settings_context(
     store: Store, directory_id: int, patch: dict[str, Any], error: forms.FormErrors
 ) -> dict[str, Any]:
     """The settings form again with what was typed, not the saved values, and every problem beside its field."""
-    context = _form_context(store, directory_id, error=error)
+    context = form_context(store, directory_id, error=error)
     saved = context["settings"]
     shown = {**saved, **patch}
     for part in ("safety", "user_filter"):
@@ -138,26 +138,26 @@ def _refused_settings_context(
     return context
 
 
-def _new_organization(store: Store, directory_id: int, form: Any) -> tuple[dict[str, Any], int]:
+def new_organization(store: Store, directory_id: int, form: Any) -> tuple[dict[str, Any], int]:
     """Create the organization typed below the mapping rows; the rows come back as posted, unsaved.
 
     A row that names a group but no organization yet gets the new one chosen.
     """
     slug, name = forms.text(form, "new_org_slug"), forms.text(form, "new_org_name")
-    rows = _posted_mappings(form)
+    rows = posted_mappings(form)
     try:
         with store.transaction() as session:
             identity.create_organization(session, slug, name or None)
     except AccessIQError as exc:
-        return _form_context(store, directory_id, mappings=rows, org_error=str(exc), org_slug=slug, org_name=name), 422
+        return form_context(store, directory_id, mappings=rows, org_error=str(exc), org_slug=slug, org_name=name), 422
     waiting = next((row for row in rows if row["source_group"] and not row["organization"]), None)
     if waiting is not None:
         waiting["organization"] = slug
     message = f"Organization {slug} created. The mappings below are not saved yet."
-    return _form_context(store, directory_id, mappings=rows, flash={"kind": "success", "message": message}), 200
+    return form_context(store, directory_id, mappings=rows, flash={"kind": "success", "message": message}), 200
 
 
-def _posted_mappings(form: Any) -> list[dict[str, str]]:
+def posted_mappings(form: Any) -> list[dict[str, str]]:
     return [
         {"source_group": g, "organization": o, "role": r}
         for g, o, r in zip(
@@ -169,7 +169,7 @@ def _posted_mappings(form: Any) -> list[dict[str, str]]:
     ]
 
 
-def _save_mappings(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> forms.FormErrors | None:
+def save_mappings(store: Store, directory_id: int, form: Any, policy: InputPolicy) -> forms.FormErrors | None:
     rows: list[tuple[int, Any]] = []
     try:
         rows = forms.group_mappings(form)

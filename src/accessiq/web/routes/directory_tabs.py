@@ -16,17 +16,17 @@ from accessiq.web import forms
 from accessiq.web.forms import FormDep
 from accessiq.web.routes.directory_forms import (
     DirectoryId,
-    _directory,
-    _form_context,
-    _new_organization,
-    _posted_connection,
-    _posted_mappings,
-    _provider_of,
-    _refused_settings_context,
-    _save_mappings,
-    _save_settings,
-    _shown_values,
-    _store_connection,
+    form_context,
+    load_directory,
+    new_organization,
+    posted_connection,
+    posted_mappings,
+    provider_of,
+    refused_settings_context,
+    save_mappings,
+    save_settings,
+    shown_values,
+    store_connection,
 )
 from accessiq.web.security import AdminDep
 from accessiq.web.templating import redirect, render
@@ -51,7 +51,7 @@ def _connection_page(
 ) -> Response:
     """The Connection tab: the saved connection, or a posted `form` again with its `error` or failed test `result`."""
     with store.transaction() as session:
-        directory, data = _directory(session, directory_id)
+        directory, data = load_directory(session, directory_id)
         stored = configure.stored_secrets(store.secrets, directory)
     return render(
         request,
@@ -61,7 +61,7 @@ def _connection_page(
             "tab": "connection",
             "directory": data,
             "fields": configure.connection_fields(data["provider"]),
-            "values": data["connection"] if form is None else _shown_values(form, data["provider"]),
+            "values": data["connection"] if form is None else shown_values(form, data["provider"]),
             "stored": stored,
             "pending": pending or {},
             "provider_title": providers.get_provider(data["provider"]).title,
@@ -77,10 +77,10 @@ def connection_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
     """Save the connection after testing it; a connection whose test fails is saved only once confirmed."""
-    provider = _provider_of(store, directory_id)
+    provider = provider_of(store, directory_id)
     values: dict[str, Any] = {}
     try:
-        values = _posted_connection(store, directory_id, provider, form)
+        values = posted_connection(store, directory_id, provider, form)
         result = forms.labelled_result(
             configure.check_connection_values(store, directory_id, values, policy=policy), provider
         )
@@ -90,7 +90,7 @@ def connection_save(
     if not result["ok"] and form.get("confirm_failing") != "1":
         pending = configure.seal_pending_secrets(store.secrets, directory_id, values, provider)
         return _connection_page(request, store, directory_id, form, result=result, pending=pending)
-    error = _store_connection(store, directory_id, provider, values, policy)
+    error = store_connection(store, directory_id, provider, values, policy)
     if error:
         pending = configure.seal_pending_secrets(store.secrets, directory_id, values, provider)
         return _connection_page(request, store, directory_id, form, error, pending=pending)
@@ -109,9 +109,9 @@ def connection_test(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
     """The connection test as a fragment (htmx): the values on the page, saved or not; nothing is saved."""
-    provider = _provider_of(store, directory_id)
+    provider = provider_of(store, directory_id)
     try:
-        values = _posted_connection(store, directory_id, provider, form)
+        values = posted_connection(store, directory_id, provider, form)
         result = forms.labelled_result(
             configure.check_connection_values(store, directory_id, values, policy=policy), provider
         )
@@ -129,7 +129,7 @@ def settings_page(request: Request, directory_id: DirectoryId, store: StoreDep, 
         {
             "section": "directories",
             "tab": "settings",
-            **_form_context(store, directory_id),
+            **form_context(store, directory_id),
         },
     )
 
@@ -139,7 +139,7 @@ def settings_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
     patch = forms.settings_patch(form, schedule=True)
-    error = _save_settings(store, directory_id, policy, patch)
+    error = save_settings(store, directory_id, policy, patch)
     if error:
         return render(
             request,
@@ -147,7 +147,7 @@ def settings_save(
             {
                 "section": "directories",
                 "tab": "settings",
-                **_refused_settings_context(store, directory_id, patch, error),
+                **refused_settings_context(store, directory_id, patch, error),
             },
             status_code=422,
         )
@@ -162,7 +162,7 @@ def mappings_page(request: Request, directory_id: DirectoryId, store: StoreDep, 
         {
             "section": "directories",
             "tab": "mappings",
-            **_form_context(store, directory_id),
+            **form_context(store, directory_id),
         },
     )
 
@@ -171,7 +171,7 @@ def mappings_page(request: Request, directory_id: DirectoryId, store: StoreDep, 
 def mappings_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_mappings(store, directory_id, form, policy)
+    error = save_mappings(store, directory_id, form, policy)
     if error:
         return render(
             request,
@@ -179,7 +179,7 @@ def mappings_save(
             {
                 "section": "directories",
                 "tab": "mappings",
-                **_form_context(store, directory_id, error=error, mappings=_posted_mappings(form)),
+                **form_context(store, directory_id, error=error, mappings=posted_mappings(form)),
             },
             status_code=422,
         )
@@ -192,7 +192,7 @@ def mappings_save(
 def mappings_new_organization(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
 ) -> Response:
-    context, status = _new_organization(store, directory_id, form)
+    context, status = new_organization(store, directory_id, form)
     page = {"section": "directories", "tab": "mappings", **context}
     return render(request, "directories/mappings.html", page, status_code=status)
 
@@ -220,7 +220,7 @@ def _attribute_rows(provider: str, overrides: dict[str, Any]) -> list[dict[str, 
 @router.get("/{directory_id}/attributes")
 def attributes_page(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
     with store.transaction() as session:
-        _, data = _directory(session, directory_id)
+        _, data = load_directory(session, directory_id)
     return render(
         request,
         "directories/attributes.html",
@@ -263,7 +263,7 @@ def attributes_save(
             )
     except AccessIQError as exc:
         with store.transaction() as session:
-            _, data = _directory(session, directory_id)
+            _, data = load_directory(session, directory_id)
         rows = [
             {"target": t, "source": s, "default": None, "core": t in CORE_FIELDS}
             for t, s in zip(forms.texts(form, "target"), forms.texts(form, "source"), strict=False)

@@ -18,17 +18,17 @@ from accessiq.web.forms import FormDep
 from accessiq.web.routes.directory_forms import (
     FREQUENCY_PRESETS,
     DirectoryId,
-    _directory,
-    _form_context,
-    _new_organization,
-    _posted_connection,
-    _posted_mappings,
-    _provider_of,
-    _refused_settings_context,
-    _save_connection,
-    _save_mappings,
-    _save_settings,
-    _shown_values,
+    form_context,
+    load_directory,
+    new_organization,
+    posted_connection,
+    posted_mappings,
+    provider_of,
+    refused_settings_context,
+    save_connection,
+    save_mappings,
+    save_settings,
+    shown_values,
 )
 from accessiq.web.security import AdminDep
 from accessiq.web.templating import redirect, render
@@ -122,7 +122,7 @@ def wizard_credentials_save(
     owner = configure.pending_owner(name, provider)
     values: dict[str, Any] = {}
     try:
-        values = _posted_connection(store, owner, provider, form)
+        values = posted_connection(store, owner, provider, form)
         connection = {k: v for k, v in values.items() if v not in ("", None)}
         with store.transaction() as session:
             directory = configure.create_directory(
@@ -131,7 +131,7 @@ def wizard_credentials_save(
             configure.reach_setup_step(directory, "test", start=True)
             directory_id = directory.id
     except AccessIQError as exc:
-        shown = _shown_values(form, provider)
+        shown = shown_values(form, provider)
         error = forms.form_errors(exc, provider)
         pending = configure.seal_pending_secrets(store.secrets, owner, values, provider)
         return _credentials_page(request, name=name, provider=provider, values=shown, error=error, pending=pending)
@@ -145,7 +145,7 @@ def wizard_credentials_save(
 def wizard_edit_credentials(request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep) -> Response:
     _reach(store, directory_id, "credentials")
     with store.transaction() as session:
-        directory, data = _directory(session, directory_id)
+        directory, data = load_directory(session, directory_id)
         stored = configure.stored_secrets(store.secrets, directory)
     return _credentials_page(request, data, values=data["connection"], stored=stored)
 
@@ -154,13 +154,13 @@ def wizard_edit_credentials(request: Request, directory_id: DirectoryId, store: 
 def wizard_edit_credentials_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    provider = _provider_of(store, directory_id)
-    values, error = _save_connection(store, directory_id, provider, form, policy)
+    provider = provider_of(store, directory_id)
+    values, error = save_connection(store, directory_id, provider, form, policy)
     if error:
         with store.transaction() as session:
-            directory, data = _directory(session, directory_id)
+            directory, data = load_directory(session, directory_id)
             stored = configure.stored_secrets(store.secrets, directory)
-        shown = _shown_values(form, provider)
+        shown = shown_values(form, provider)
         pending = configure.seal_pending_secrets(store.secrets, directory_id, values, provider)
         return _credentials_page(request, data, values=shown, stored=stored, error=error, pending=pending)
     return redirect(request, f"/directories/{directory_id}/setup/test")
@@ -204,7 +204,7 @@ def wizard_test(request: Request, directory_id: DirectoryId, store: StoreDep, ad
     _reach(store, directory_id, "test")
     result = configure.check_connection(store, directory_id)
     with store.transaction() as session:
-        _, data = _directory(session, directory_id)
+        _, data = load_directory(session, directory_id)
     result = forms.labelled_result(result, data["provider"])
     return render(request, "directories/wizard_test.html", _wizard("test", data, result=result))
 
@@ -217,7 +217,7 @@ def wizard_settings(request: Request, directory_id: DirectoryId, store: StoreDep
         "directories/wizard_settings.html",
         _wizard(
             "settings",
-            **_form_context(store, directory_id),
+            **form_context(store, directory_id),
         ),
     )
 
@@ -227,9 +227,9 @@ def wizard_settings_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
     patch = forms.settings_patch(form)
-    error = _save_settings(store, directory_id, policy, patch)
+    error = save_settings(store, directory_id, policy, patch)
     if error:
-        context = _refused_settings_context(store, directory_id, patch, error)
+        context = refused_settings_context(store, directory_id, patch, error)
         return render(request, "directories/wizard_settings.html", _wizard("settings", **context), status_code=422)
     return redirect(request, f"/directories/{directory_id}/setup/mappings")
 
@@ -242,7 +242,7 @@ def wizard_mappings(request: Request, directory_id: DirectoryId, store: StoreDep
         "directories/wizard_mappings.html",
         _wizard(
             "mappings",
-            **_form_context(store, directory_id),
+            **form_context(store, directory_id),
         ),
     )
 
@@ -251,9 +251,9 @@ def wizard_mappings(request: Request, directory_id: DirectoryId, store: StoreDep
 def wizard_mappings_save(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep, policy: PolicyDep
 ) -> Response:
-    error = _save_mappings(store, directory_id, form, policy)
+    error = save_mappings(store, directory_id, form, policy)
     if error:
-        context = _form_context(store, directory_id, error=error, mappings=_posted_mappings(form))
+        context = form_context(store, directory_id, error=error, mappings=posted_mappings(form))
         return render(request, "directories/wizard_mappings.html", _wizard("mappings", **context), status_code=422)
     return redirect(request, f"/directories/{directory_id}/setup/preview")
 
@@ -262,7 +262,7 @@ def wizard_mappings_save(
 def wizard_mappings_new_organization(
     request: Request, directory_id: DirectoryId, store: StoreDep, admin: AdminDep, form: FormDep
 ) -> Response:
-    context, status = _new_organization(store, directory_id, form)
+    context, status = new_organization(store, directory_id, form)
     return render(request, "directories/wizard_mappings.html", _wizard("mappings", **context), status_code=status)
 
 
@@ -276,7 +276,7 @@ def wizard_preview(
 ) -> Response:
     _reach(store, directory_id, "preview")
     with store.transaction() as session:
-        _, data = _directory(session, directory_id)
+        _, data = load_directory(session, directory_id)
         shown = runs.run_json(session, runs.get_run(session, run), changes=True) if run else None
     if shown is not None and shown["directory"]["id"] != directory_id:
         shown = None
@@ -326,7 +326,7 @@ def wizard_schedule(
 ) -> Response:
     _reach(store, directory_id, "schedule")
     with store.transaction() as session:
-        _, data = _directory(session, directory_id)
+        _, data = load_directory(session, directory_id)
         shown = runs.run_json(session, runs.get_run(session, run)) if run else None
     return _schedule_page(request, data, run=shown, frequency=data["settings"]["frequency"])
 
@@ -360,12 +360,12 @@ def wizard_schedule_save(
 ) -> Response:
     enabled = form.get("schedule_enabled") == "on"
     frequency = forms.frequency(form)
-    error = _save_settings(
+    error = save_settings(
         store, directory_id, policy, {"frequency": frequency, "schedule_enabled": enabled}, finish_setup=True
     )
     if error:
         with store.transaction() as session:
-            _, data = _directory(session, directory_id)
+            _, data = load_directory(session, directory_id)
         return _schedule_page(request, data, frequency=frequency, error=error)
     message = (
         f"Setup complete. Automatic sync is on: {configure.frequency_words(frequency)}."
