@@ -23,7 +23,7 @@ from accessiq.sync.document import validate_document
 from .ldap_kit import LdapKit, slapd
 
 # Counts that are not changes: what a run looked at, and the known errors.
-QUIET = ("users_unchanged", "groups_processed", "user_errors")
+QUIET = ("users_unchanged", "users_planned", "groups_processed", "user_errors")
 
 
 @pytest.fixture

@@ -144,15 +144,3 @@ class SourceSnapshot:
             }
         return rows
 
-
-def mirror_diff(
-    before: dict[MirrorKey, dict[str, Any]], after: dict[MirrorKey, dict[str, Any]], keep: set[MirrorKey]
-) -> tuple[list[tuple[str, str, dict[str, Any]]], list[tuple[str, str]]]:
-    """Rows to write and keys to delete to turn `before` into `after`; `keep` rows are left alone."""
-    upserts = [
-        (kind, ext, data)
-        for (kind, ext), data in after.items()
-        if (kind, ext) not in keep and before.get((kind, ext)) != data
-    ]
-    deletes = [key for key in before if key not in after and key not in keep]
-    return sorted(upserts, key=lambda row: (row[0], row[1])), sorted(deletes)
