@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from accessiq.services import identity
 from accessiq.store.database import Store
 from accessiq.store.tables import SourceObject
 from accessiq.sync.affected import row_hash
 
-from ..conftest import Snapshot
+from ..conftest import Snapshot, statements
 from .test_engine import company, connect, sync, users
-
-
-@contextmanager
-def statements(store: Store) -> Iterator[list[str]]:
-    """Every SQL statement the store runs meanwhile."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(store.engine, "before_cursor_execute", record)
-
 
 MAPPED = {
     "orgs": ("acme", "eng"),
@@ -47,7 +29,7 @@ def test_an_unchanged_resync_reads_no_user_rows_memberships_or_mirror_data(store
         again = sync(store, directory)
     assert again["status"] == "succeeded" and again["changes"] == []
     assert again["counts"]["users_unchanged"] == 5 and again["counts"]["users_planned"] == 0
-    loads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    loads = [s for s, _ in seen if s.lstrip().upper().startswith("SELECT")]
     assert loads, "the statement recorder saw nothing"
     for marker in ("users.email", "source_objects.data", "organization_memberships.role_id"):
         assert not [s for s in loads if marker in s], marker

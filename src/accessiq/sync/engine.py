@@ -32,7 +32,7 @@ from accessiq.sync.context import build_connector, plan_context, settings_of
 from accessiq.sync.guard import check_safety
 from accessiq.sync.planner import Plan, PlanContext, active_users, desired_emails, plan_sync
 from accessiq.sync.settings import parse_interval
-from accessiq.sync.source import SourceSnapshot
+from accessiq.sync.source import SourceSnapshot, user_from_row
 from accessiq.sync.state import (
     active_synced_users,
     fingerprint,
@@ -42,6 +42,7 @@ from accessiq.sync.state import (
     load_mirror_index,
     load_mirror_rows,
     load_store_state,
+    mirrored_users,
     store_counts,
     users_touched_since,
     users_with_emails,
@@ -117,9 +118,10 @@ def _start(store: Store, run_id: int) -> _Prepared:
         run.progress = {"phase": "reading", "users": 0, "groups": 0}
         prepared = _Prepared(directory.id, mode, cursor_row.value if cursor_row else None, {})
     if mode == "incremental":
-        # Read outside the write lock: should another run apply meanwhile, the cursor check refuses this one.
+        # Read outside the write lock: should another run apply meanwhile, the cursor check refuses
+        # this one. Only the groups: the users a run plans are loaded once it knows which.
         with store.read() as session:
-            prepared.mirror = load_mirror(session, prepared.directory_id)
+            prepared.mirror = load_mirror(session, prepared.directory_id, kind="group")
     return prepared
 
 
@@ -140,6 +142,7 @@ def _read(
         directory = session.get_one(Directory, prepared.directory_id)
         connector = build_connector(store.secrets, directory)
     snapshot = SourceSnapshot.from_mirror(prepared.mirror)
+    snapshot.users_partial = prepared.mode == "incremental"
     cursor = prepared.cursor if prepared.mode == "incremental" else None
     users = groups = 0
     last_report = time.monotonic()
@@ -213,14 +216,22 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         raise ConflictError("another run applied changes to this directory meanwhile; run the sync again")
     context = plan_context(session, directory)
     rejected = {(obj, ext) for obj, ext, _ in snapshot.rejected if ext}
-    index = load_mirror_index(session, directory.id)
+    partial = snapshot.users_partial
+    # After an incremental read only the users it touched are compared; the rest are as mirrored.
+    index = load_mirror_index(session, directory.id, set(snapshot.users) | snapshot.removed_users if partial else None)
     diff = diff_rows({key: digest for key, (digest, _) in index.items()}, snapshot.to_rows(), keep=rejected)
+    source_users = len(snapshot.users)
+    if partial:
+        added = sum(1 for ext in snapshot.users if ("user", ext) not in index)
+        gone = sum(1 for ext in snapshot.removed_users if ("user", ext) in index)
+        source_users = mirrored_users(session, directory.id) + added - gone
     basis = {
         "config": config_digest(directory.provider, directory.connection, context),
         "refs": resolved_refs(snapshot.groups, context),
     }
     scope = _affected_scope(session, cursor_row, basis, diff, snapshot, context)
     if scope is None:
+        _load_users(session, directory.id, snapshot, None)
         planned, current = snapshot, load_store_state(session, directory.id)
         active = active_users(current)
     else:
@@ -230,10 +241,13 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         active = active_synced_users(session, directory.id)
     plan = plan_sync(planned, current, context)
     # Users a run did not need to plan are in line with the source, as the last run left them.
-    plan.counts["users_unchanged"] += len(snapshot.users) - len(planned.users)
+    plan.counts["users_unchanged"] += source_users - len(planned.users)
     plan.counts["users_planned"] = len(planned.users)
-    blocked = check_safety(plan, snapshot, active, context.settings.safety)
+    blocked = check_safety(plan, source_users, active, context.settings.safety)
 
+    unindexed = {ext for ext in planned.users if ("user", ext) not in index}
+    if partial and unindexed:
+        index |= load_mirror_index(session, directory.id, unindexed)
     written = diff.changed("user")
     emails_now = {
         ext: plan.emails.get(ext)
@@ -244,12 +258,10 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
 
     run.counts = plan.counts
     run.notes = list(snapshot.notes)
-    run.progress = {"phase": "done", "users": len(snapshot.users), "groups": len(snapshot.groups)}
+    run.progress = {"phase": "done", "users": source_users, "groups": len(snapshot.groups)}
     record_log(session, run.id, plan)
     if run.dry_run or blocked:
-        # An incremental run read the mirror when it started, and the unchanged cursor proves
-        # nothing has written it since; a full run has not read it yet.
-        mirror_before = prepared.mirror if prepared.mode == "incremental" else load_mirror(session, directory.id)
+        mirror_before = load_mirror(session, directory.id)
         whole = current if scope is None else load_store_state(session, directory.id)
         run.plan = {
             "plan": plan.to_json(),
@@ -305,10 +317,27 @@ def _affected_scope(
     )
     if not users:
         return users, set()
+    _load_users(session, directory_id, snapshot, users)
     emails = set(desired_emails(restrict(snapshot, users), context).values())
     # Unplanned users mapping to one of these emails: the duplicate check needs them too.
-    users |= users_with_emails(session, directory_id, emails)
-    return users, emails
+    sharing = users_with_emails(session, directory_id, emails) - users
+    _load_users(session, directory_id, snapshot, sharing)
+    return users | sharing, emails
+
+
+def _load_users(session: Session, directory_id: int, snapshot: SourceSnapshot, users: set[str] | None) -> None:
+    """After an incremental read, bring the mirrored `users` (all with None) the read did not touch
+    into the snapshot; the snapshot holds the whole source once all are in."""
+    if not snapshot.users_partial:
+        return
+    wanted = None if users is None else users - snapshot.users.keys() - snapshot.removed_users
+    if wanted is not None and not wanted:
+        return
+    for ext, row in load_mirror_rows(session, directory_id, "user", wanted).items():
+        if ext not in snapshot.users and ext not in snapshot.removed_users:
+            snapshot.users[ext] = user_from_row(ext, row)
+    if users is None:
+        snapshot.users_partial = False
 
 
 def _outcome(plan: Plan) -> str:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from accessiq.sync.planner import Plan
 from accessiq.sync.settings import Safety
-from accessiq.sync.source import SourceSnapshot
 
 
-def check_safety(plan: Plan, source: SourceSnapshot, active: int, safety: Safety) -> str | None:
+def check_safety(plan: Plan, source_users: int, active: int, safety: Safety) -> str | None:
     """Why this plan must wait for an administrator, or None when it may apply.
 
-    `source` is the whole read; `active` counts this directory's active synced users in the store.
+    `source_users` counts the users of the complete source after the read; `active` this
+    directory's active synced users in the store.
     """
-    if source.complete and not source.users and active:
+    if not source_users and active:
         return (
             f"the directory returned no users, but {active} synced users are active here; "
             "approve the run if the directory really is empty"

@@ -186,20 +186,33 @@ def last_run_leftovers(session: Session, directory_id: int) -> set[str]:
     return {str(ext) for query in (errors, retained) for ext in session.scalars(query) if ext is not None}
 
 
-def load_mirror_index(session: Session, directory_id: int) -> dict[MirrorKey, tuple[str | None, str | None]]:
-    """(kind, external id) -> (content hash, mapped email) of every mirrored record, without its data."""
+def load_mirror_index(
+    session: Session, directory_id: int, users: Collection[str] | None = None
+) -> dict[MirrorKey, tuple[str | None, str | None]]:
+    """(kind, external id) -> (content hash, mapped email) of every mirrored group and of every
+    mirrored user (or only of `users`), without their data."""
+    columns = (SourceObject.kind, SourceObject.external_id, SourceObject.hash, SourceObject.email_key)
+    mine = SourceObject.directory_id == directory_id
+    queries = (
+        [select(*columns).where(mine)]
+        if users is None
+        else [select(*columns).where(mine, SourceObject.kind == "group")]
+        + [
+            select(*columns).where(mine, SourceObject.kind == "user", condition)
+            for condition in _in_chunks(SourceObject.external_id, users)
+        ]
+    )
     return {
         (kind, external_id): (row_hash, email_key)
-        for kind, external_id, row_hash, email_key in session.execute(
-            select(SourceObject.kind, SourceObject.external_id, SourceObject.hash, SourceObject.email_key).where(
-                SourceObject.directory_id == directory_id
-            )
-        )
+        for query in queries
+        for kind, external_id, row_hash, email_key in session.execute(query)
     }
 
 
-def load_mirror_rows(session: Session, directory_id: int, kind: str, external_ids: Collection[str]) -> dict[str, Any]:
-    """external id -> stored data of the given records of one kind."""
+def load_mirror_rows(
+    session: Session, directory_id: int, kind: str, external_ids: Collection[str] | None
+) -> dict[str, Any]:
+    """external id -> stored data of the given records of one kind (all of them with None)."""
     rows: dict[str, Any] = {}
     for condition in _in_chunks(SourceObject.external_id, external_ids):
         query = select(SourceObject.external_id, SourceObject.data).where(
@@ -223,15 +236,23 @@ def users_with_emails(session: Session, directory_id: int, emails: Collection[st
     return found
 
 
-def load_mirror(session: Session, directory_id: int) -> dict[MirrorKey, dict[str, Any]]:
-    return {
-        (kind, external_id): data
-        for kind, external_id, data in session.execute(
-            select(SourceObject.kind, SourceObject.external_id, SourceObject.data).where(
-                SourceObject.directory_id == directory_id
-            )
+def load_mirror(session: Session, directory_id: int, kind: str | None = None) -> dict[MirrorKey, dict[str, Any]]:
+    """The stored mirror, or only its records of one kind."""
+    query = select(SourceObject.kind, SourceObject.external_id, SourceObject.data).where(
+        SourceObject.directory_id == directory_id
+    )
+    if kind is not None:
+        query = query.where(SourceObject.kind == kind)
+    return {(kind, external_id): data for kind, external_id, data in session.execute(query)}
+
+
+def mirrored_users(session: Session, directory_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(SourceObject.directory_id == directory_id, SourceObject.kind == "user")
         )
-    }
+        or 0
+    )
 
 
 def load_cursor(session: Session, directory_id: int) -> Cursor | None:
