@@ -18,6 +18,7 @@ from accessiq.store.database import Store
 from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
 
+from ..conftest import statements
 from .graph_kit import GraphKit
 
 
@@ -85,9 +86,28 @@ def test_a_full_sync_then_an_incremental_sync_of_ten_changes(sqlite_store: Store
     assert sum(1 for r in sandbox.requests if r.path.startswith("/v1.0")) <= 6
 
 
-def test_expired_delta_state_falls_back_to_a_full_sync_noted_in_the_run(
-    sqlite_store: Store, graph: GraphKit
-) -> None:
+def test_an_incremental_run_loads_and_plans_only_the_users_it_touches(sqlite_store: Store, graph: GraphKit) -> None:
+    sandbox = graph.sandbox
+    directory = connect(sqlite_store, graph)
+    sync(sqlite_store, directory)
+    changed = sorted(u for u, p in sandbox.snapshot()["users"].items() if p["accountEnabled"])[0]
+    sandbox.update_user(changed, {"department": "Finance"})
+    with statements(sqlite_store) as seen:
+        second = sync(sqlite_store, directory)
+    assert (second["mode"], second["status"]) == ("incremental", "succeeded")
+    assert second["counts"]["users_updated"] == 1 and second["counts"]["users_planned"] == 1
+    # Every user the run did not plan counts as unchanged, disabled ones included.
+    assert second["counts"]["users_unchanged"] == len(sandbox.snapshot()["users"]) - 1
+    selects = [(s, p) for s, p in seen if s.lstrip().upper().startswith("SELECT") and "FROM source_objects" in s]
+    # Only mirrored groups' data is read: the read brought the one user the run plans.
+    data_reads = [p for s, p in selects if "source_objects.data" in s]
+    assert data_reads and all("group" in p for p in data_reads)
+    # Of the users' digests, only that user's.
+    digests = [p for s, p in selects if "source_objects.hash" in s and "group" not in p]
+    assert [v for p in digests for v in p if isinstance(v, str) and v != "user"] == [changed]
+
+
+def test_expired_delta_state_falls_back_to_a_full_sync_noted_in_the_run(sqlite_store: Store, graph: GraphKit) -> None:
     directory = connect(sqlite_store, graph)
     assert sync(sqlite_store, directory)["status"] == "succeeded"
     graph.sandbox.expire_delta_tokens("location")

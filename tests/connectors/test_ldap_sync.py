@@ -26,7 +26,7 @@ from accessiq.sync.state import load_cursor, load_mirror
 from .ldap_kit import LdapKit, slapd
 
 # Counts that are not changes: what a run looked at, and the known errors.
-QUIET = ("users_unchanged", "groups_processed", "user_errors")
+QUIET = ("users_unchanged", "users_planned", "groups_processed", "user_errors")
 
 
 @pytest.fixture

@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -21,8 +23,12 @@ from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
 from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store, open_store
-from accessiq.store.tables import Directory
+from accessiq.store.tables import Cursor, Directory, SyncRun, User
+from accessiq.sync.context import build_connector, plan_context
 from accessiq.sync.document import validate_document
+from accessiq.sync.planner import Plan, plan_sync
+from accessiq.sync.source import SourceSnapshot
+from accessiq.sync.state import load_store_state
 
 from ..conftest import TEST_KEY
 
@@ -90,15 +96,20 @@ class World:
             identity.create_organization(session, "acme")
             identity.create_organization(session, "eng")
 
-    def write(self, state: dict[str, Any]) -> None:
+    def write(
+        self,
+        state: dict[str, Any],
+        settings_: dict[str, Any] = SETTINGS,
+        mappings: list[dict[str, Any]] = MAPPINGS,
+    ) -> None:
         self.path.write_text(json.dumps(snapshot_json(state)))
         with self.store.transaction() as session:
             doc = {
                 "name": "Gen",
                 "provider": "file",
                 "connection": {"path": str(self.path)},
-                "settings": SETTINGS,
-                "group_mappings": MAPPINGS,
+                "settings": settings_,
+                "group_mappings": mappings,
             }
             directory, _ = dirs.apply_document(
                 session, self.store.secrets, validate_document(doc), policy=InputPolicy.operator()
@@ -165,12 +176,186 @@ def test_random_edits_converge_to_a_fresh_sync(start: dict[str, Any], edits: lis
             followed.sync()
         fresh.write(edits[-1])
         fresh.sync()
-        view_followed, view_fresh = followed.active_view(), fresh.active_view()
-        # Pins remember groups once resolved, so an edited history may pin where a fresh
-        # store finds an ambiguity; compare only what the same resolution gives.
-        if view_followed["pins"] == view_fresh["pins"]:
-            assert view_followed == view_fresh
-        else:
-            assert view_followed["groups"] == view_fresh["groups"]
+        assert_converged(followed, fresh)
         followed.store.dispose()
         fresh.store.dispose()
+
+
+def assert_converged(followed: World, fresh: World) -> None:
+    view_followed, view_fresh = followed.active_view(), fresh.active_view()
+    # Pins remember groups once resolved, so an edited history may pin where a fresh
+    # store finds an ambiguity; compare only what the same resolution gives.
+    if view_followed["pins"] == view_fresh["pins"]:
+        assert view_followed == view_fresh
+    else:
+        assert view_followed["groups"] == view_fresh["groups"]
+
+
+# --- runs that plan only what changed ---------------------------------------------------
+
+# Settings and mappings a sequence may switch between: scope groups (by id and by name), a
+# condition, a mapping that reads group membership, ignore, and mapping edits.
+CONFIGS: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
+    (SETTINGS, MAPPINGS),
+    ({**SETTINGS, "attribute_mapping": {"department": "department", "teams": "memberOf"}}, MAPPINGS),
+    ({**SETTINGS, "user_filter": {"groups": ["g1"]}}, MAPPINGS),
+    ({**SETTINGS, "user_filter": {"groups": ["Ops", "g2"]}}, MAPPINGS[:1]),
+    ({**SETTINGS, "user_filter": {"condition": "department == 'Sales'"}, "deactivation": "ignore"}, MAPPINGS),
+    (SETTINGS, [{"source_group": "g2", "organization": "eng", "role": "viewer"}, *MAPPINGS[:1]]),
+    ({**SETTINGS, "default_organization": None, "link_existing_users": "never"}, []),
+]
+
+change = st.one_of(
+    st.tuples(st.just("user"), st.sampled_from(NAMES), st.none() | user_record),
+    st.tuples(st.just("member"), st.sampled_from(GROUPS), st.sampled_from(NAMES + GROUPS), st.booleans()),
+    st.tuples(st.just("group"), st.sampled_from(GROUPS), st.none() | st.sampled_from(["Eng", "Ops", "All"])),
+    st.tuples(st.just("config"), st.integers(0, len(CONFIGS) - 1)),
+    st.tuples(st.just("admin"), st.sampled_from(NAMES), st.sampled_from(["deactivate", "activate", "delete"])),
+)
+
+
+def _drop(state: dict[str, Any], external_id: str) -> None:
+    """Remove a user or group from the source and from every group holding it."""
+    state["users"].pop(external_id, None)
+    state["groups"].pop(external_id, None)
+    for _, members in state["groups"].values():
+        members.discard(external_id)
+
+
+def edit(state: dict[str, Any], step: tuple[Any, ...]) -> None:
+    """Apply one source change to `state` in place (admin and config steps are not source changes)."""
+    kind, external_id, *rest = step
+    if kind == "user" and rest[0] is not None:
+        state["users"][external_id] = rest[0]
+    elif kind == "member" and external_id in state["groups"]:
+        members = state["groups"][external_id][1]
+        members.add(rest[0]) if rest[1] else members.discard(rest[0])
+    elif kind == "group" and rest[0] is not None:
+        state["groups"][external_id] = (rest[0], state["groups"].get(external_id, ("", set()))[1])
+    elif kind in ("user", "group") and rest[0] is None:
+        _drop(state, external_id)
+
+
+class Followed(World):
+    """A World whose settings can change, with the plan a full planning would make beside each run's."""
+
+    config = 0
+
+    def write_config(self, state: dict[str, Any], config: int) -> None:
+        """Write the source; apply the directory document only when its settings change."""
+        if config == self.config and hasattr(self, "directory_id"):
+            self.path.write_text(json.dumps(snapshot_json(state)))
+            return
+        self.config = config
+        self.write(state, *CONFIGS[config])
+
+    def admin(self, name: str, action: str) -> None:
+        with self.store.transaction() as session:
+            user = session.scalar(select(User).where(User.external_id == name))
+            if user is None:
+                return
+            if action == "activate":
+                identity.activate_user(session, user)
+            else:
+                identity.deactivate_user(session, user)
+                if action == "delete":
+                    identity.delete_user(session, user)
+
+    def full_plan(self) -> Plan:
+        """The plan of the whole directory against the whole store, as every run made it before."""
+        with self.store.read() as session:
+            directory = session.get_one(Directory, self.directory_id)
+            connector = build_connector(self.store.secrets, directory)
+            source = SourceSnapshot()
+            for _ in source.fold(connector.read(None)):
+                pass
+            connector.close()
+            return plan_sync(source, load_store_state(session, directory.id), plan_context(session, directory))
+
+    def run_plan(self) -> tuple[Plan, dict[str, int]]:
+        """The plan a dry run made (planning only what changed since the last applied run)."""
+        run = self.sync(dry_run=True)
+        with self.store.read() as session:
+            stored = session.get_one(SyncRun, run["id"]).plan
+        assert stored is not None
+        return Plan.from_json(stored["plan"]), run["counts"]
+
+
+def plan_view(plan: Plan) -> dict[str, Any]:
+    return {
+        "operations": [asdict(op) for op in plan.operations],
+        "errors": sorted(asdict(issue).items() for issue in plan.errors),
+        "retained": plan.retained,
+        "pins": plan.pins,
+    }
+
+
+def store_view(world: World) -> dict[str, Any]:
+    """Every user of the store (any status) with what sync decided for them, and the groups."""
+    with world.store.read() as session:
+        users = identity.users_json(session, identity.list_users(session))
+        groups = {(g["external_id"], g["name"], g["members"]) for g in identity.list_groups(session)}
+        pins = session.scalar(select(Directory.group_pins))
+    view = {
+        u["external_id"] or u["email"]: (
+            u["email"],
+            u["status"],
+            u["given_name"],
+            u["attributes"],
+            u["groups"],
+            sorted((m["organization"], m["role"], m["origin"]) for m in u["memberships"]),
+        )
+        for u in users
+    }
+    return {"users": view, "groups": groups, "pins": pins}
+
+
+# Settings whose outcome does not depend on history: no `ignore`, no scope group that may not
+# resolve (users outside an unresolved scope group are left as they are).
+HISTORY_FREE = {0, 1, 5, 6}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(directory_state, st.lists(st.lists(change, min_size=1, max_size=3), min_size=1, max_size=4))
+def test_planning_what_changed_equals_planning_everything(
+    start: dict[str, Any], batches: list[list[tuple[Any, ...]]]
+) -> None:
+    """Each run's plan equals the plan of the whole directory; the store ends as one whose every
+    run planned everything, and, where history cannot matter, as a fresh sync of the final source."""
+    note(repr((start, batches)))
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b, tempfile.TemporaryDirectory() as c:
+        followed, everything = Followed(Path(a)), Followed(Path(b))
+        state = copy.deepcopy(start)
+        config = 0
+        for world in (followed, everything):
+            world.write_config(state, config)
+            world.sync()
+        admin_deactivated = False
+        for batch in batches:
+            for step in batch:
+                if step[0] == "config":
+                    config = step[1]
+                elif step[0] == "admin":
+                    admin_deactivated |= step[2] == "deactivate"
+                    for world in (followed, everything):
+                        world.admin(step[1], step[2])
+                else:
+                    edit(state, step)
+            for world in (followed, everything):
+                world.write_config(state, config)
+            affected, counts = followed.run_plan()
+            assert plan_view(affected) == plan_view(followed.full_plan())
+            assert counts["users_planned"] <= len(state["users"])
+            followed.sync()
+            with everything.store.transaction() as session:
+                session.get_one(Cursor, everything.directory_id).basis = None  # plan everything
+            everything.sync()
+        assert store_view(followed) == store_view(everything)
+        if config in HISTORY_FREE and not admin_deactivated:
+            fresh = Followed(Path(c))
+            fresh.write_config(state, config)
+            fresh.sync()
+            assert_converged(followed, fresh)
+            fresh.store.dispose()
+        followed.store.dispose()
+        everything.store.dispose()

@@ -202,6 +202,11 @@ class SourceObject(Base):
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # user | group
     external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # A digest of `data`, so a full read tells unchanged records without loading them.
+    hash: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Users: the lowered email the mapping gave the record when it was last planned (None when
+    # it was out of scope or failed), so a run finds unplanned users that share an email.
+    email_key: Mapped[str | None] = mapped_column(String(320), nullable=True)
 
 
 class Cursor(Base):
@@ -213,6 +218,9 @@ class Cursor(Base):
     value: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     last_full_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # What the last applied plan was made from (settings, mappings, group references, store
+    # counts): a run plans only what changed while this still holds, everything otherwise.
+    basis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class SyncRun(Base):

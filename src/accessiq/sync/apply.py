@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, delete, insert, select, text, update
@@ -25,7 +26,9 @@ from accessiq.store.tables import (
     SourceObject,
     User,
 )
+from accessiq.sync.affected import row_hash
 from accessiq.sync.planner import USER_FIELDS, Operation, Plan
+from accessiq.sync.state import store_counts
 
 T = TypeVar("T")
 _CHUNK = 500
@@ -55,6 +58,10 @@ class MirrorChange:
     deletes: list[tuple[str, str]]
     cursor: dict[str, Any] | None
     full: bool
+    # Mapped emails (lowered, None when none) of users whose stored one changes or whose row is written.
+    emails: dict[str, str | None] = field(default_factory=dict)
+    # What the plan was made from; store counts are added once it is applied.
+    basis: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +69,8 @@ class MirrorChange:
             "deletes": [list(key) for key in self.deletes],
             "cursor": self.cursor,
             "full": self.full,
+            "emails": self.emails,
+            "basis": self.basis,
         }
 
     @classmethod
@@ -71,6 +80,8 @@ class MirrorChange:
             deletes=[(kind, ext) for kind, ext in data["deletes"]],
             cursor=data["cursor"],
             full=data["full"],
+            emails=dict(data.get("emails") or {}),
+            basis=data.get("basis"),
         )
 
 
@@ -98,6 +109,8 @@ def apply_plan(session: Session, directory_id: int, plan: Plan, mirror: MirrorCh
         )
         if left is None:
             session.delete(mapping)
+    cursor = session.get_one(Cursor, directory_id)
+    cursor.basis = None if mirror.basis is None else {**mirror.basis, "counts": store_counts(session, directory_id)}
 
 
 def _apply_mirror(session: Session, directory_id: int, mirror: MirrorChange, now: datetime) -> None:
@@ -117,10 +130,30 @@ def _apply_mirror(session: Session, directory_id: int, mirror: MirrorChange, now
         session,
         SourceObject,
         [
-            {"directory_id": directory_id, "kind": kind, "external_id": ext, "data": data}
+            {
+                "directory_id": directory_id,
+                "kind": kind,
+                "external_id": ext,
+                "data": data,
+                "hash": row_hash(data),
+                "email_key": mirror.emails.get(ext) if kind == "user" else None,
+            }
             for kind, ext, data in mirror.upserts
         ],
     )
+    written = {ext for kind, ext, _ in mirror.upserts if kind == "user"}
+    emails = [{"ext": ext, "key": key} for ext, key in mirror.emails.items() if ext not in written]
+    if emails:
+        session.connection().execute(
+            update(SourceObject)
+            .where(
+                SourceObject.directory_id == directory_id,
+                SourceObject.kind == "user",
+                SourceObject.external_id == bindparam("ext"),
+            )
+            .values(email_key=bindparam("key")),
+            emails,
+        )
     cursor = session.get(Cursor, directory_id)
     if cursor is None:
         cursor = Cursor(directory_id=directory_id)
@@ -136,8 +169,14 @@ class _Applier:
         self.session = session
         self.directory_id = directory_id
         self.now = now
-        self.user_ids = self._ids(User)
-        self.group_ids = self._ids(Group)
+
+    @cached_property
+    def user_ids(self) -> dict[str, int]:
+        return self._ids(User)
+
+    @cached_property
+    def group_ids(self) -> dict[str, int]:
+        return self._ids(Group)
 
     def _ids(self, table: type[User] | type[Group]) -> dict[str, int]:
         """external id -> row id of this directory's users or groups."""
@@ -172,7 +211,7 @@ class _Applier:
             for op in ops
         ]
         self._insert(Group, rows)
-        self.group_ids = self._ids(Group)
+        self.__dict__.pop("group_ids", None)
 
     def _group_update(self, ops: list[Operation]) -> None:
         self.session.execute(
@@ -208,7 +247,7 @@ class _Applier:
                 }
             )
         self._insert(User, rows)
-        self.user_ids = self._ids(User)
+        self.__dict__.pop("user_ids", None)
 
     def _changed_values(self, op: Operation) -> dict[str, Any]:
         values: dict[str, Any] = {"id": op.detail["user_id"], "updated_at": self.now}

@@ -17,14 +17,36 @@ from accessiq.connectors import connector_class
 from accessiq.connectors.base import GroupUpserted, UserUpserted
 from accessiq.errors import AccessIQError, ConflictError, PlanRejectedError, RunCanceledError
 from accessiq.store.database import Store, is_stale_read
-from accessiq.store.tables import Directory, SyncRun, utcnow
+from accessiq.store.tables import Cursor, Directory, SyncRun, utcnow
+from accessiq.sync.affected import (
+    MirrorDiff,
+    affected_users,
+    config_digest,
+    diff_rows,
+    old_groups,
+    resolved_refs,
+    restrict,
+)
 from accessiq.sync.apply import MirrorChange, apply_plan, record_log
 from accessiq.sync.context import build_connector, plan_context, settings_of
 from accessiq.sync.guard import check_safety
-from accessiq.sync.planner import Plan, plan_sync
+from accessiq.sync.planner import Plan, PlanContext, active_users, desired_emails, plan_sync
 from accessiq.sync.settings import parse_interval
-from accessiq.sync.source import SourceSnapshot, mirror_diff
-from accessiq.sync.state import fingerprint, load_cursor, load_mirror, load_store_state
+from accessiq.sync.source import SourceSnapshot, user_from_row
+from accessiq.sync.state import (
+    active_synced_users,
+    fingerprint,
+    last_run_leftovers,
+    load_cursor,
+    load_mirror,
+    load_mirror_index,
+    load_mirror_rows,
+    load_store_state,
+    mirrored_users,
+    store_counts,
+    users_touched_since,
+    users_with_emails,
+)
 
 log = structlog.get_logger("accessiq.sync")
 
@@ -96,9 +118,10 @@ def _start(store: Store, run_id: int) -> _Prepared:
         run.progress = {"phase": "reading", "users": 0, "groups": 0}
         prepared = _Prepared(directory.id, mode, cursor_row.value if cursor_row else None, {})
     if mode == "incremental":
-        # Read outside the write lock: should another run apply meanwhile, the cursor check refuses this one.
+        # Read outside the write lock: should another run apply meanwhile, the cursor check refuses
+        # this one. Only the groups: the users a run plans are loaded once it knows which.
         with store.read() as session:
-            prepared.mirror = load_mirror(session, prepared.directory_id)
+            prepared.mirror = load_mirror(session, prepared.directory_id, kind="group")
     return prepared
 
 
@@ -119,6 +142,7 @@ def _read(
         directory = session.get_one(Directory, prepared.directory_id)
         connector = build_connector(store.secrets, directory)
     snapshot = SourceSnapshot.from_mirror(prepared.mirror)
+    snapshot.users_partial = prepared.mode == "incremental"
     cursor = prepared.cursor if prepared.mode == "incremental" else None
     users = groups = 0
     last_report = time.monotonic()
@@ -190,27 +214,59 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     cursor_row = load_cursor(session, directory.id)
     if (cursor_row.value if cursor_row else None) != prepared.cursor and prepared.mode == "incremental":
         raise ConflictError("another run applied changes to this directory meanwhile; run the sync again")
-    # An incremental run read the mirror when it started, and the unchanged cursor proves
-    # nothing has written it since; a full run has not read it yet.
-    mirror_before = prepared.mirror if prepared.mode == "incremental" else load_mirror(session, directory.id)
-    current = load_store_state(session, directory.id)
     context = plan_context(session, directory)
-    plan = plan_sync(snapshot, current, context)
-    blocked = check_safety(plan, snapshot, current, context.settings.safety)
-
     rejected = {(obj, ext) for obj, ext, _ in snapshot.rejected if ext}
-    upserts, deletes = mirror_diff(mirror_before, snapshot.to_rows(), keep=rejected)
-    mirror = MirrorChange(upserts, deletes, snapshot.cursor, snapshot.full)
+    partial = snapshot.users_partial
+    # After an incremental read only the users it touched are compared; the rest are as mirrored.
+    index = load_mirror_index(session, directory.id, set(snapshot.users) | snapshot.removed_users if partial else None)
+    diff = diff_rows({key: digest for key, (digest, _) in index.items()}, snapshot.to_rows(), keep=rejected)
+    source_users = len(snapshot.users)
+    if partial:
+        added = sum(1 for ext in snapshot.users if ("user", ext) not in index)
+        gone = sum(1 for ext in snapshot.removed_users if ("user", ext) in index)
+        source_users = mirrored_users(session, directory.id) + added - gone
+    basis = {
+        "config": config_digest(directory.provider, directory.connection, context),
+        "refs": resolved_refs(snapshot.groups, context),
+    }
+    scope = _affected_scope(session, cursor_row, basis, diff, snapshot, context)
+    if scope is None:
+        _load_users(session, directory.id, snapshot, None)
+        planned, current = snapshot, load_store_state(session, directory.id)
+        active = active_users(current)
+    else:
+        users, emails = scope
+        planned = restrict(snapshot, users)
+        current = load_store_state(session, directory.id, users=users, emails=emails)
+        active = active_synced_users(session, directory.id)
+    plan = plan_sync(planned, current, context)
+    # Users a run did not need to plan are in line with the source, as the last run left them.
+    plan.counts["users_unchanged"] += source_users - len(planned.users)
+    plan.counts["users_planned"] = len(planned.users)
+    blocked = check_safety(plan, source_users, active, context.settings.safety)
+
+    unindexed = {ext for ext in planned.users if ("user", ext) not in index}
+    if partial and unindexed:
+        index |= load_mirror_index(session, directory.id, unindexed)
+    written = diff.changed("user")
+    emails_now = {
+        ext: plan.emails.get(ext)
+        for ext in planned.users
+        if ext in written or index.get(("user", ext), (None, None))[1] != plan.emails.get(ext)
+    }
+    mirror = MirrorChange(diff.upserts, diff.deletes, snapshot.cursor, snapshot.full, emails_now, basis)
 
     run.counts = plan.counts
     run.notes = list(snapshot.notes)
-    run.progress = {"phase": "done", "users": len(snapshot.users), "groups": len(snapshot.groups)}
+    run.progress = {"phase": "done", "users": source_users, "groups": len(snapshot.groups)}
     record_log(session, run.id, plan)
     if run.dry_run or blocked:
+        mirror_before = load_mirror(session, directory.id)
+        whole = current if scope is None else load_store_state(session, directory.id)
         run.plan = {
             "plan": plan.to_json(),
             "mirror": mirror.to_json(),
-            "fingerprint": fingerprint(current, mirror_before, cursor_row.value if cursor_row else None),
+            "fingerprint": fingerprint(whole, mirror_before, cursor_row.value if cursor_row else None),
         }
         if blocked:
             run.notes = [*run.notes, blocked]
@@ -221,6 +277,67 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         run.status = _outcome(plan)
     run.finished_at = utcnow()
     return run.status
+
+
+def _affected_scope(
+    session: Session,
+    cursor: Cursor | None,
+    basis: dict[str, Any],
+    diff: MirrorDiff,
+    snapshot: SourceSnapshot,
+    context: PlanContext,
+) -> tuple[set[str], set[str]] | None:
+    """(users to plan, the emails they map to), or None when the run must plan everything.
+
+    Everything, when no applied run left a basis or when settings, mappings, the connection, what
+    group references resolve to, or the store's own counts moved since the last applied run.
+    """
+    before = cursor.basis if cursor is not None else None
+    directory_id = context.directory_id
+    if (
+        cursor is None
+        or before is None
+        or before.get("config") != basis["config"]
+        or before.get("refs") != basis["refs"]
+        or before.get("counts") != store_counts(session, directory_id)
+    ):
+        return None
+    changed_groups = diff.changed("group")
+    groups_before = old_groups(
+        snapshot.groups, changed_groups, load_mirror_rows(session, directory_id, "group", changed_groups)
+    )
+    users = affected_users(
+        diff.changed("user"),
+        changed_groups,
+        snapshot.groups,
+        groups_before,
+        also=snapshot.rejected_users
+        | last_run_leftovers(session, directory_id)
+        | users_touched_since(session, directory_id, cursor.updated_at),
+    )
+    if not users:
+        return users, set()
+    _load_users(session, directory_id, snapshot, users)
+    emails = set(desired_emails(restrict(snapshot, users), context).values())
+    # Unplanned users mapping to one of these emails: the duplicate check needs them too.
+    sharing = users_with_emails(session, directory_id, emails) - users
+    _load_users(session, directory_id, snapshot, sharing)
+    return users | sharing, emails
+
+
+def _load_users(session: Session, directory_id: int, snapshot: SourceSnapshot, users: set[str] | None) -> None:
+    """After an incremental read, bring the mirrored `users` (all with None) the read did not touch
+    into the snapshot; the snapshot holds the whole source once all are in."""
+    if not snapshot.users_partial:
+        return
+    wanted = None if users is None else users - snapshot.users.keys() - snapshot.removed_users
+    if wanted is not None and not wanted:
+        return
+    for ext, row in load_mirror_rows(session, directory_id, "user", wanted).items():
+        if ext not in snapshot.users and ext not in snapshot.removed_users:
+            snapshot.users[ext] = user_from_row(ext, row)
+    if users is None:
+        snapshot.users_partial = False
 
 
 def _outcome(plan: Plan) -> str:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from accessiq.sync.planner import Plan, StoreState, active_users
+from accessiq.sync.planner import Plan
 from accessiq.sync.settings import Safety
-from accessiq.sync.source import SourceSnapshot
 
 
-def check_safety(plan: Plan, source: SourceSnapshot, current: StoreState, safety: Safety) -> str | None:
-    """Why this plan must wait for an administrator, or None when it may apply."""
-    active = active_users(current)
-    if source.complete and not source.users and active:
+def check_safety(plan: Plan, source_users: int, active: int, safety: Safety) -> str | None:
+    """Why this plan must wait for an administrator, or None when it may apply.
+
+    `source_users` counts the users of the complete source after the read; `active` this
+    directory's active synced users in the store.
+    """
+    if not source_users and active:
         return (
             f"the directory returned no users, but {active} synced users are active here; "
             "approve the run if the directory really is empty"

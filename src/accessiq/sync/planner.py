@@ -152,6 +152,9 @@ class Plan:
     # Group references resolved for the first time in this run: reference -> external id.
     pins: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    # Every planned source user in scope whose mapping gave an email -> that email, lowered
+    # (duplicates included): kept in the mirror so later runs find users sharing an email.
+    emails: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def empty(self) -> bool:
@@ -214,8 +217,20 @@ class DesiredUser:
 
 
 def plan_sync(source: SourceSnapshot, current: StoreState, context: PlanContext) -> Plan:
-    """Everything one sync of this directory should change, in apply order."""
+    """Everything one sync of this directory should change, in apply order.
+
+    Only the users in `source.users` are planned (with every group of the source for scope and
+    nesting); `current` needs those users, their memberships and the owners of their emails.
+    """
     return _Planner(source, current, context).run()
+
+
+def desired_emails(source: SourceSnapshot, context: PlanContext) -> dict[str, str]:
+    """The lowered email each source user in scope maps to (what `Plan.emails` will hold)."""
+    planner = _Planner(source, StoreState(), context)
+    planner.frozen_users |= source.rejected_users
+    desired, _ = planner._scope_and_map(*planner._resolve_filter_groups())
+    return {external_id: user.email.casefold() for external_id, user in desired.items()}
 
 
 class _Planner:
@@ -241,6 +256,7 @@ class _Planner:
         filter_groups, scope_certain = self._resolve_filter_groups()
         mapping_groups = self._resolve_mappings()
         desired, leaving = self._scope_and_map(filter_groups, scope_certain)
+        self.plan.emails = {external_id: user.email.casefold() for external_id, user in desired.items()}
         self._check_duplicate_emails(desired)
         targets = self._plan_users(desired, leaving)
         self._plan_groups()
@@ -354,8 +370,9 @@ class _Planner:
 
     def _member_of(self) -> dict[str, list[str]]:
         names: dict[str, list[str]] = defaultdict(list)
+        planned = self.source.users.keys()
         for entry in self.source.groups.values():
-            for user_id in entry.users:
+            for user_id in entry.users & planned:
                 names[user_id].append(entry.group.name)
         return {user_id: sorted(groups) for user_id, groups in names.items()}
 
@@ -580,7 +597,7 @@ class _Planner:
         wanted: set[tuple[str, str]] = set()
         for group_id, entry in self.source.groups.items():
             if group_id not in self.frozen_groups:
-                wanted |= {(group_id, user_id) for user_id in entry.users if user_id in targets}
+                wanted |= {(group_id, user_id) for user_id in entry.users & targets}
         emails = self._target_emails()
         deleted_groups = {op.external_id for op in self.ops if op.object == "group" and op.action == "delete"}
 

@@ -44,6 +44,10 @@ class SourceSnapshot:
     complete: bool = False
     cursor: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    # An incremental read over a mirror whose users were not loaded: `users` holds the users the
+    # read upserted, `removed_users` those it removed; every other mirrored user is as it was.
+    users_partial: bool = False
+    removed_users: set[str] = field(default_factory=set)
 
     @property
     def rejected_users(self) -> set[str]:
@@ -58,12 +62,7 @@ class SourceSnapshot:
         snapshot = cls()
         for (kind, external_id), data in rows.items():
             if kind == "user":
-                snapshot.users[external_id] = SourceUser(
-                    external_id=external_id,
-                    data=data["data"],
-                    active=data["active"],
-                    org_unit=data.get("org_unit"),
-                )
+                snapshot.users[external_id] = user_from_row(external_id, data)
             else:
                 snapshot.groups[external_id] = MirrorGroup(
                     SourceGroup(
@@ -87,10 +86,12 @@ class SourceSnapshot:
     def _apply(self, event: SourceEvent) -> None:
         if isinstance(event, UserUpserted):
             self.users[event.user.external_id] = event.user
+            self.removed_users.discard(event.user.external_id)
         elif isinstance(event, GroupUpserted):
             self._upsert_group(event)
         elif isinstance(event, UserRemoved):
             self.users.pop(event.external_id, None)
+            self.removed_users.add(event.external_id)
             for entry in self.groups.values():
                 entry.users.discard(event.external_id)
         elif isinstance(event, GroupRemoved):
@@ -104,6 +105,8 @@ class SourceSnapshot:
             if event.full:
                 self.users.clear()
                 self.groups.clear()
+                self.removed_users.clear()
+                self.users_partial = False
             if event.note:
                 self.notes.append(event.note)
         elif isinstance(event, ReadFinished):
@@ -145,14 +148,8 @@ class SourceSnapshot:
         return rows
 
 
-def mirror_diff(
-    before: dict[MirrorKey, dict[str, Any]], after: dict[MirrorKey, dict[str, Any]], keep: set[MirrorKey]
-) -> tuple[list[tuple[str, str, dict[str, Any]]], list[tuple[str, str]]]:
-    """Rows to write and keys to delete to turn `before` into `after`; `keep` rows are left alone."""
-    upserts = [
-        (kind, ext, data)
-        for (kind, ext), data in after.items()
-        if (kind, ext) not in keep and before.get((kind, ext)) != data
-    ]
-    deletes = [key for key in before if key not in after and key not in keep]
-    return sorted(upserts, key=lambda row: (row[0], row[1])), sorted(deletes)
+def user_from_row(external_id: str, data: dict[str, Any]) -> SourceUser:
+    """A source user from its mirror row."""
+    return SourceUser(
+        external_id=external_id, data=data["data"], active=data["active"], org_unit=data.get("org_unit")
+    )

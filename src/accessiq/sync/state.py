@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection, Iterator
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from accessiq.store.tables import (
@@ -16,7 +18,10 @@ from accessiq.store.tables import (
     GroupMapping,
     GroupMembership,
     OrganizationMembership,
+    RunChange,
+    RunError,
     SourceObject,
+    SyncRun,
     User,
 )
 from accessiq.sync.planner import StoredGroup, StoredUser, StoreState
@@ -45,42 +50,68 @@ def owned_origins(session: Session, directory_id: int) -> list[str]:
     return [f"directory-default:{directory_id}"] + [f"group-mapping:{i}" for i in mapping_ids]
 
 
-def load_store_state(session: Session, directory_id: int) -> StoreState:
+_IN_CHUNK = 500
+
+
+def _in_chunks(column: Any, values: Collection[str] | None) -> Iterator[ColumnElement[bool]]:
+    """`column IN (...)` a slice at a time; a single TRUE (every row) when `values` is None."""
+    if values is None:
+        yield true()
+        return
+    ordered = sorted(values)
+    for start in range(0, len(ordered), _IN_CHUNK):
+        yield column.in_(ordered[start : start + _IN_CHUNK])
+
+
+def load_store_state(
+    session: Session, directory_id: int, users: Collection[str] | None = None, emails: Collection[str] | None = None
+) -> StoreState:
+    """The store state a plan diffs against: all of it, or only what planning `users` needs.
+
+    With `users` (external ids), only those users of this directory, their group and organization
+    memberships, and the owners of `emails` (lowered) are loaded; every group of the directory is.
+    """
     state = StoreState()
+    mine = User.directory_id == directory_id
     # This directory's users and unlinked local users in full (they may be linked);
     # other directories' users only matter for their email.
-    for *values, email_key in session.execute(
-        select(*_USER_COLUMNS).where(or_(User.directory_id == directory_id, User.directory_id.is_(None)))
-    ):
-        user = StoredUser(*values)
-        if user.attributes is None:
-            user = replace(user, attributes={})
-        state.emails[email_key] = user
-        if user.directory_id == directory_id and user.external_id is not None:
-            state.users[user.external_id] = user
-    for user_id, email, email_key, other_directory, external_id, status in session.execute(
-        select(User.id, User.email, User.email_key, User.directory_id, User.external_id, User.status).where(
-            User.directory_id != directory_id
-        )
-    ):
-        state.emails[email_key] = StoredUser(
-            user_id, email, None, None, None, None, status, None, {}, other_directory, external_id
-        )
+    for condition in _in_chunks(User.email_key, None if users is None else emails):
+        query = select(*_USER_COLUMNS).where(or_(mine, User.directory_id.is_(None)))
+        for *values, email_key in session.execute(query.where(condition)):
+            user = _stored(values)
+            state.emails[email_key] = user
+            if users is None and user.directory_id == directory_id and user.external_id is not None:
+                state.users[user.external_id] = user
+        others = select(
+            User.id, User.email, User.email_key, User.directory_id, User.external_id, User.status
+        ).where(User.directory_id != directory_id)
+        for user_id, email, email_key, other_directory, external_id, status in session.execute(
+            others.where(condition)
+        ):
+            state.emails[email_key] = StoredUser(
+                user_id, email, None, None, None, None, status, None, {}, other_directory, external_id
+            )
+    if users is not None:
+        for condition in _in_chunks(User.external_id, users):
+            for *values, _ in session.execute(select(*_USER_COLUMNS).where(mine, condition)):
+                user = _stored(values)
+                state.users[str(user.external_id)] = user
     for group in session.scalars(select(Group).where(Group.directory_id == directory_id)):
         assert group.external_id is not None
         state.groups[group.external_id] = StoredGroup(group.id, group.external_id, group.name, group.description)
-    state.group_members = {
-        (str(group_ext), str(user_ext))
-        for group_ext, user_ext in session.execute(
+    origins = owned_origins(session, directory_id)
+    for condition in _in_chunks(User.external_id, users):
+        members = (
             select(Group.external_id, User.external_id)
             .join(GroupMembership, GroupMembership.group_id == Group.id)
             .join(User, User.id == GroupMembership.user_id)
-            .where(Group.directory_id == directory_id, User.directory_id == directory_id)
+            .where(Group.directory_id == directory_id, mine)
         )
-    }
-    state.org_memberships = {
-        (org_id, str(user_ext), origin): role_id
-        for org_id, user_ext, origin, role_id in session.execute(
+        state.group_members |= {
+            (str(group_ext), str(user_ext))
+            for group_ext, user_ext in session.execute(members.where(condition))
+        }
+        grants = (
             select(
                 OrganizationMembership.organization_id,
                 User.external_id,
@@ -88,24 +119,140 @@ def load_store_state(session: Session, directory_id: int) -> StoreState:
                 OrganizationMembership.role_id,
             )
             .join(User, User.id == OrganizationMembership.user_id)
-            .where(
-                User.directory_id == directory_id,
-                OrganizationMembership.origin.in_(owned_origins(session, directory_id)),
-            )
+            .where(mine, OrganizationMembership.origin.in_(origins))
         )
-    }
+        for org_id, user_ext, origin, role_id in session.execute(
+            grants.where(condition)
+        ):
+            state.org_memberships[(org_id, str(user_ext), origin)] = role_id
     return state
 
 
-def load_mirror(session: Session, directory_id: int) -> dict[MirrorKey, dict[str, Any]]:
+def _stored(values: list[Any]) -> StoredUser:
+    user = StoredUser(*values)
+    return replace(user, attributes={}) if user.attributes is None else user
+
+
+def active_synced_users(session: Session, directory_id: int) -> int:
+    return session.scalar(
+        select(func.count()).where(User.directory_id == directory_id, User.status == "active")
+    ) or 0
+
+
+def store_counts(session: Session, directory_id: int) -> dict[str, int]:
+    """Row counts of what this directory's syncs own; a change made outside a sync alters one."""
+    users = select(func.count()).where(User.directory_id == directory_id)
+    members = (
+        select(func.count())
+        .select_from(GroupMembership)
+        .join(Group, Group.id == GroupMembership.group_id)
+        .where(Group.directory_id == directory_id)
+    )
+    grants = select(func.count()).where(OrganizationMembership.origin.in_(owned_origins(session, directory_id)))
+    groups = select(func.count()).where(Group.directory_id == directory_id)
     return {
-        (kind, external_id): data
-        for kind, external_id, data in session.execute(
-            select(SourceObject.kind, SourceObject.external_id, SourceObject.data).where(
-                SourceObject.directory_id == directory_id
+        name: session.scalar(query) or 0
+        for name, query in (("users", users), ("groups", groups), ("group_members", members), ("grants", grants))
+    }
+
+
+def users_touched_since(session: Session, directory_id: int, since: datetime) -> set[str]:
+    """This directory's users changed after `since` (an administrator's (de)activation)."""
+    return {
+        str(ext)
+        for ext in session.scalars(
+            select(User.external_id).where(User.directory_id == directory_id, User.updated_at > since)
+        )
+        if ext is not None
+    }
+
+
+def last_run_leftovers(session: Session, directory_id: int) -> set[str]:
+    """Users the last applied run reported an error for or retained as they were."""
+    run_id = session.scalar(
+        select(SyncRun.id)
+        .where(
+            SyncRun.directory_id == directory_id,
+            SyncRun.dry_run.is_(False),
+            SyncRun.status.in_(("succeeded", "succeeded_with_errors")),
+        )
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+    if run_id is None:
+        return set()
+    errors = select(RunError.external_id).where(RunError.run_id == run_id, RunError.object == "user")
+    retained = select(RunChange.external_id).where(RunChange.run_id == run_id, RunChange.action == "retain")
+    return {str(ext) for query in (errors, retained) for ext in session.scalars(query) if ext is not None}
+
+
+def load_mirror_index(
+    session: Session, directory_id: int, users: Collection[str] | None = None
+) -> dict[MirrorKey, tuple[str | None, str | None]]:
+    """(kind, external id) -> (content hash, mapped email) of every mirrored group and of every
+    mirrored user (or only of `users`), without their data."""
+    columns = (SourceObject.kind, SourceObject.external_id, SourceObject.hash, SourceObject.email_key)
+    mine = SourceObject.directory_id == directory_id
+    queries = (
+        [select(*columns).where(mine)]
+        if users is None
+        else [select(*columns).where(mine, SourceObject.kind == "group")]
+        + [
+            select(*columns).where(mine, SourceObject.kind == "user", condition)
+            for condition in _in_chunks(SourceObject.external_id, users)
+        ]
+    )
+    return {
+        (kind, external_id): (row_hash, email_key)
+        for query in queries
+        for kind, external_id, row_hash, email_key in session.execute(query)
+    }
+
+
+def load_mirror_rows(
+    session: Session, directory_id: int, kind: str, external_ids: Collection[str] | None
+) -> dict[str, Any]:
+    """external id -> stored data of the given records of one kind (all of them with None)."""
+    rows: dict[str, Any] = {}
+    for condition in _in_chunks(SourceObject.external_id, external_ids):
+        query = select(SourceObject.external_id, SourceObject.data).where(
+            SourceObject.directory_id == directory_id, SourceObject.kind == kind, condition
+        )
+        rows.update((str(ext), data) for ext, data in session.execute(query))
+    return rows
+
+
+def users_with_emails(session: Session, directory_id: int, emails: Collection[str]) -> set[str]:
+    """Mirrored users whose mapped email (lowered) is one of `emails`."""
+    found: set[str] = set()
+    for condition in _in_chunks(SourceObject.email_key, emails):
+        found |= set(
+            session.scalars(
+                select(SourceObject.external_id).where(
+                    SourceObject.directory_id == directory_id, SourceObject.kind == "user", condition
+                )
             )
         )
-    }
+    return found
+
+
+def load_mirror(session: Session, directory_id: int, kind: str | None = None) -> dict[MirrorKey, dict[str, Any]]:
+    """The stored mirror, or only its records of one kind."""
+    query = select(SourceObject.kind, SourceObject.external_id, SourceObject.data).where(
+        SourceObject.directory_id == directory_id
+    )
+    if kind is not None:
+        query = query.where(SourceObject.kind == kind)
+    return {(kind, external_id): data for kind, external_id, data in session.execute(query)}
+
+
+def mirrored_users(session: Session, directory_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(SourceObject.directory_id == directory_id, SourceObject.kind == "user")
+        )
+        or 0
+    )
 
 
 def load_cursor(session: Session, directory_id: int) -> Cursor | None:

@@ -1,0 +1,118 @@
+"""Which users a run must plan, from what changed since the last applied run.
+
+Pure functions over the source and what the store says changed; nothing here reads a database.
+A run plans everything when the basis of the last applied plan no longer holds (settings, group
+mappings, connection, how group references resolve, or the store changed outside the sync);
+otherwise it plans the users that changed, the users whose groups changed (the old and the new
+members of each changed group, nested ones included, which covers every ancestor's changed
+membership), the users the last run could not bring in line (errors, retained users) and the
+users an administrator touched since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from accessiq.sync.planner import PlanContext
+from accessiq.sync.scope import resolve_group_ref, transitive_users
+from accessiq.sync.source import MirrorGroup, MirrorKey, SourceSnapshot
+
+
+def row_hash(data: Mapping[str, Any]) -> str:
+    """The digest of one mirror row; equal rows give equal digests on every backend."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def config_digest(provider: str, connection: Mapping[str, Any], context: PlanContext) -> str:
+    """Everything a plan depends on besides the source and the store: a change plans everything.
+
+    Credentials are left out: they change who reads, not what is read, and each record's own
+    digest tells what the read returned.
+    """
+    parts = {
+        "provider": provider,
+        "connection": connection,
+        "settings": context.settings.model_dump(mode="json"),
+        "mappings": [[r.id, r.source_group, r.organization_id, r.role_id, r.removed] for r in context.group_mappings],
+        "default_organization": context.default_organization,
+        "default_role": context.default_role,
+    }
+    return row_hash(parts)
+
+
+def resolved_refs(groups: Mapping[str, MirrorGroup], context: PlanContext) -> dict[str, str | None]:
+    """Every group reference of the settings and mappings -> the group it names now (or None)."""
+    refs = [*context.settings.user_filter.groups, *(r.source_group for r in context.group_mappings if not r.removed)]
+    return {ref: resolve_group_ref(ref, groups, context.pins)[0] for ref in sorted(set(refs))}
+
+
+@dataclass(frozen=True)
+class MirrorDiff:
+    """Mirror rows to write (new or changed) and keys to delete, with the keys that changed."""
+
+    upserts: list[tuple[str, str, dict[str, Any]]]
+    deletes: list[tuple[str, str]]
+
+    def changed(self, kind: str) -> set[str]:
+        return {ext for k, ext, _ in self.upserts if k == kind} | {ext for k, ext in self.deletes if k == kind}
+
+
+def diff_rows(
+    stored: Mapping[MirrorKey, str | None], rows: Mapping[MirrorKey, dict[str, Any]], keep: set[MirrorKey]
+) -> MirrorDiff:
+    """Compare each incoming row's digest with the stored one; `keep` rows are left alone."""
+    upserts = [
+        (kind, ext, data)
+        for (kind, ext), data in rows.items()
+        if (kind, ext) not in keep and stored.get((kind, ext)) != row_hash(data)
+    ]
+    deletes = [key for key in stored if key not in rows and key not in keep]
+    return MirrorDiff(sorted(upserts, key=lambda row: (row[0], row[1])), sorted(deletes))
+
+
+def old_groups(
+    groups: Mapping[str, MirrorGroup], changed: Iterable[str], before: Mapping[str, dict[str, Any]]
+) -> dict[str, MirrorGroup]:
+    """The group graph as of the last applied run: today's, with the changed groups as they were."""
+    old = dict(groups)
+    for external_id in changed:
+        row = before.get(external_id)
+        if row is None:
+            old.pop(external_id, None)
+        else:
+            old[external_id] = SourceSnapshot.from_mirror({("group", external_id): row}).groups[external_id]
+    return old
+
+
+def affected_users(
+    changed_users: set[str],
+    changed_groups: set[str],
+    groups_now: Mapping[str, MirrorGroup],
+    groups_before: Mapping[str, MirrorGroup],
+    also: Iterable[str] = (),
+) -> set[str]:
+    """Users to plan: the changed ones, every member (nested included) of a changed group before
+    or after the change, and `also`."""
+    users = set(changed_users) | set(also)
+    for external_id in changed_groups:
+        users |= transitive_users(external_id, groups_now)
+        users |= transitive_users(external_id, groups_before)
+    return users
+
+
+def restrict(snapshot: SourceSnapshot, users: set[str]) -> SourceSnapshot:
+    """The snapshot with only `users` (every group stays: scope and nesting need them all)."""
+    return SourceSnapshot(
+        users={ext: snapshot.users[ext] for ext in users if ext in snapshot.users},
+        groups=snapshot.groups,
+        rejected=snapshot.rejected,
+        full=snapshot.full,
+        complete=snapshot.complete,
+        cursor=snapshot.cursor,
+        notes=snapshot.notes,
+    )

@@ -1,0 +1,155 @@
+"""Runs that plan only what changed since the last applied run (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from accessiq.services import identity
+from accessiq.store.database import Store
+from accessiq.store.tables import SourceObject
+from accessiq.sync.affected import row_hash
+
+from ..conftest import Snapshot, statements
+from .test_engine import company, connect, sync, users
+
+MAPPED = {
+    "orgs": ("acme", "eng"),
+    "settings": {"default_organization": "acme", "attribute_mapping": {"department": "department"}},
+    "group_mappings": [{"source_group": "Engineering", "organization": "eng", "role": "admin"}],
+}
+
+
+def test_an_unchanged_resync_reads_no_user_rows_memberships_or_mirror_data(store: Store, snapshot: Snapshot) -> None:
+    company(snapshot)
+    directory = connect(store, snapshot, **MAPPED)
+    assert sync(store, directory)["counts"]["users_created"] == 5
+    with statements(store) as seen:
+        again = sync(store, directory)
+    assert again["status"] == "succeeded" and again["changes"] == []
+    assert again["counts"]["users_unchanged"] == 5 and again["counts"]["users_planned"] == 0
+    loads = [s for s, _ in seen if s.lstrip().upper().startswith("SELECT")]
+    assert loads, "the statement recorder saw nothing"
+    for marker in ("users.email", "source_objects.data", "organization_memberships.role_id"):
+        assert not [s for s in loads if marker in s], marker
+
+
+def test_mirror_rows_keep_a_hash_of_their_content_and_the_mapped_email(store: Store, snapshot: Snapshot) -> None:
+    company(snapshot)
+    snapshot.find("ann")["email"] = "Ann@Example.com"
+    directory = connect(store, snapshot)
+    sync(store, directory)
+    with store.read() as session:
+        rows = session.execute(
+            select(
+                SourceObject.kind,
+                SourceObject.external_id,
+                SourceObject.data,
+                SourceObject.hash,
+                SourceObject.email_key,
+            )
+        ).all()
+    assert len(rows) == 7
+    assert all(digest == row_hash(data) for _, _, data, digest, _ in rows)
+    emails = {ext: key for kind, ext, _, _, key in rows if kind == "user"}
+    assert emails["ann"] == "ann@example.com" and emails["bob"] == "bob@example.com"
+    assert {key for kind, _, _, _, key in rows if kind == "group"} == {None}
+
+
+def changes(run: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return sorted((c["object"], c["action"], c["external_id"]) for c in run["changes"])
+
+
+def test_a_change_in_a_nested_group_reaches_the_mapping_of_its_parent(store: Store, snapshot: Snapshot) -> None:
+    company(snapshot)
+    directory = connect(store, snapshot, **MAPPED)
+    sync(store, directory)
+    snapshot.find("g-platform")["members"].append("dan")
+    snapshot.write()
+    assert changes(sync(store, directory)) == [
+        ("group_membership", "add", "dan"),
+        ("org_membership", "grant", "dan"),
+    ]
+    dan = users(store)["dan@example.com"]
+    assert {(m["organization"], m["role"]) for m in dan["memberships"]} == {("acme", "member"), ("eng", "admin")}
+    snapshot.find("g-eng")["members"].remove("g-platform")
+    snapshot.write()
+    assert changes(sync(store, directory)) == [
+        ("org_membership", "revoke", "ann"),
+        ("org_membership", "revoke", "bob"),
+        ("org_membership", "revoke", "dan"),
+    ]
+
+
+def test_a_settings_change_replans_every_user(store: Store, snapshot: Snapshot) -> None:
+    company(snapshot)
+    directory = connect(store, snapshot)
+    sync(store, directory)
+    connect(store, snapshot, settings={"attribute_mapping": {"department": "department"}})
+    run = sync(store, directory)
+    assert sorted(c["external_id"] for c in run["changes"]) == ["ann", "bob", "cat", "dan", "eve"]
+    assert users(store)["eve@example.com"]["attributes"] == {"department": "Sales"}
+
+
+def test_an_administrators_activation_of_a_disabled_user_is_undone_by_the_next_sync(
+    store: Store, snapshot: Snapshot
+) -> None:
+    company(snapshot)
+    snapshot.find("eve")["active"] = False
+    directory = connect(store, snapshot)
+    sync(store, directory)
+    snapshot.find("eve")["active"] = True
+    snapshot.write()
+    sync(store, directory)
+    snapshot.find("eve")["active"] = False
+    snapshot.write()
+    assert users(store)["eve@example.com"]["status"] == "active"
+    sync(store, directory)
+    assert users(store)["eve@example.com"]["status"] == "deactivated"
+    with store.transaction() as session:
+        identity.activate_user(session, identity.get_user(session, "eve@example.com"))
+    run = sync(store, directory)
+    assert [(c["action"], c["external_id"]) for c in run["changes"]] == [("deactivate", "eve")]
+
+
+def test_a_deleted_user_still_in_the_directory_is_created_again(store: Store, snapshot: Snapshot) -> None:
+    company(snapshot)
+    directory = connect(store, snapshot)
+    sync(store, directory)
+    with store.transaction() as session:
+        bob = identity.get_user(session, "bob@example.com")
+        identity.deactivate_user(session, bob)
+        identity.delete_user(session, bob)
+    run = sync(store, directory)
+    assert [(c["object"], c["action"], c["external_id"]) for c in run["changes"]] == [
+        ("user", "create", "bob"),
+        ("group_membership", "add", "bob"),
+    ]
+
+
+def test_a_disabled_users_email_still_keeps_a_newcomer_from_taking_it(store: Store, snapshot: Snapshot) -> None:
+    company(snapshot)
+    snapshot.user("old", "shared@example.com", active=False)
+    directory = connect(store, snapshot)
+    sync(store, directory)
+    snapshot.find("ann")["email"] = "shared@example.com"
+    snapshot.write()
+    run = sync(store, directory)
+    assert run["changes"] == []
+    assert {e["external_id"] for e in run["errors"]} == {"ann", "old"}
+    assert "shared@example.com" not in users(store)
+
+
+def test_a_record_error_is_reported_again_by_an_unchanged_resync(store: Store, snapshot: Snapshot) -> None:
+    company(snapshot)
+    snapshot.user("bad", "not an email")
+    directory = connect(store, snapshot)
+    first = sync(store, directory)
+    again = sync(store, directory)
+    assert first["status"] == again["status"] == "succeeded_with_errors"
+    assert [e["external_id"] for e in again["errors"]] == ["bad"]
+    snapshot.find("bad")["email"] = "bad@example.com"
+    snapshot.write()
+    fixed = sync(store, directory)
+    assert fixed["status"] == "succeeded" and [c["external_id"] for c in fixed["changes"]] == ["bad"]
