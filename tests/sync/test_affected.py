@@ -82,6 +82,21 @@ def test_a_change_in_a_nested_group_reaches_the_mapping_of_its_parent(store: Sto
     ]
 
 
+def test_renaming_a_group_updates_its_members_memberof(store: Store, snapshot: Snapshot) -> None:
+    company(snapshot)
+    directory = connect(store, snapshot, settings={"attribute_mapping": {"teams": "memberOf"}})
+    sync(store, directory)
+    assert users(store)["ann@example.com"]["attributes"] == {"teams": ["Platform"]}
+    snapshot.find("g-platform")["name"] = "Core"
+    snapshot.write()
+    assert changes(sync(store, directory)) == [
+        ("group", "update", "g-platform"),
+        ("user", "update", "ann"),
+        ("user", "update", "bob"),
+    ]
+    assert users(store)["ann@example.com"]["attributes"] == {"teams": ["Core"]}
+
+
 def test_a_settings_change_replans_every_user(store: Store, snapshot: Snapshot) -> None:
     company(snapshot)
     directory = connect(store, snapshot)

@@ -96,12 +96,26 @@ def affected_users(
     groups_before: Mapping[str, MirrorGroup],
     also: Iterable[str] = (),
 ) -> set[str]:
-    """Users to plan: the changed ones, every member (nested included) of a changed group before
-    or after the change, and `also`."""
+    """Users to plan: the changed ones, `also`, and every user whose groups (direct or nested)
+    a group change can have changed.
+
+    Each membership edge belongs to one group's record, so a user's set of groups, at any depth,
+    changes only through an edge that changed: a user added to or removed from a group, or a
+    group added to or removed from one, which reaches every user below it as it was and as it
+    is. A new or removed group reaches all its members; a renamed one its direct members
+    (`memberOf` lists the names of a user's groups).
+    """
     users = set(changed_users) | set(also)
     for external_id in changed_groups:
-        users |= transitive_users(external_id, groups_now)
-        users |= transitive_users(external_id, groups_before)
+        now, before = groups_now.get(external_id), groups_before.get(external_id)
+        if now is None or before is None:
+            users |= transitive_users(external_id, groups_now) | transitive_users(external_id, groups_before)
+            continue
+        if now.group != before.group:
+            users |= now.users | before.users
+        users |= now.users ^ before.users
+        for child in now.groups ^ before.groups:
+            users |= transitive_users(child, groups_now) | transitive_users(child, groups_before)
     return users
 
 
