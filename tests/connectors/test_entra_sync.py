@@ -82,7 +82,10 @@ def test_a_full_sync_then_an_incremental_sync_of_ten_changes(sqlite_store: Store
     assert counts["users_created"] == 1
     assert counts["users_deactivated"] == 2
     assert counts["users_updated"] == 7
-    assert sandbox.served["users"] + sandbox.served["users_removed"] == 10
+    assert sandbox.served["users"] + sandbox.served["users_removed"] == 10, (
+        second["notes"],
+        [f"{r.path}?{r.query}"[:160] for r in sandbox.requests if r.path.startswith("/v1.0")],
+    )
     assert sum(1 for r in sandbox.requests if r.path.startswith("/v1.0")) <= 6
 
 
