@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
@@ -19,7 +22,15 @@ from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
 
 from ..conftest import statements
-from .graph_kit import GraphKit
+from .graph_kit import GraphKit, fresh_kit, graph_server
+
+
+@pytest.fixture
+def graph() -> Iterator[GraphKit]:
+    """A Graph sandbox served for this test alone: what a run transfers is counted exactly, with no
+    earlier test's server state or clients in the count."""
+    with graph_server() as server, fresh_kit(server) as kit:
+        yield kit
 
 
 def connect(store: Store, graph: GraphKit, **connection: Any) -> int:
