@@ -275,11 +275,7 @@ def wizard_preview(
     run: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     _reach(store, directory_id, "preview")
-    with store.transaction() as session:
-        _, data = load_directory(session, directory_id)
-        shown = runs.run_json(session, runs.get_run(session, run), changes=True) if run else None
-    if shown is not None and shown["directory"]["id"] != directory_id:
-        shown = None
+    data, shown = _step_with_run(store, directory_id, run, changes=True)
     return render(request, "directories/wizard_preview.html", _wizard("preview", data, run=shown))
 
 
@@ -289,6 +285,18 @@ def wizard_preview_start(
 ) -> Response:
     run_id = _request_sync(store, launcher, directory_id, dry_run=True)
     return redirect(request, f"/directories/{directory_id}/setup/preview?run={run_id}")
+
+
+def _step_with_run(
+    store: Store, directory_id: int, run: int | None, *, changes: bool = False
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The directory and the run a step shows (`?run=`), unless that run is another directory's."""
+    with store.transaction() as session:
+        _, data = load_directory(session, directory_id)
+        shown = runs.run_json(session, runs.get_run(session, run), changes=changes) if run else None
+    if shown is not None and shown["directory"]["id"] != directory_id:
+        shown = None
+    return data, shown
 
 
 def _request_sync(store: Store, launcher: Any, directory_id: int, *, dry_run: bool) -> int:
@@ -325,9 +333,7 @@ def wizard_schedule(
     run: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     _reach(store, directory_id, "schedule")
-    with store.transaction() as session:
-        _, data = load_directory(session, directory_id)
-        shown = runs.run_json(session, runs.get_run(session, run)) if run else None
+    data, shown = _step_with_run(store, directory_id, run)
     return _schedule_page(request, data, run=shown, frequency=data["settings"]["frequency"])
 
 
