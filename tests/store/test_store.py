@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from accessiq.errors import ConfigurationError
 from accessiq.store.crypto import SecretBox, load_or_create_key
+from accessiq.store.bulk import insert_many
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, Role, SyncRun, User
 
@@ -147,3 +148,31 @@ def test_reads_opening_and_reading_blocks_do_not_wait_for_a_writer(store: Store,
     finally:
         writer.rollback()
         writer.close()
+
+
+def test_bulk_inserts_store_what_the_orm_stores(store: Store) -> None:
+    """Rows written straight to the driver (executemany / COPY) read back through the ORM as written,
+    JSON, UTC datetimes, NULLs and scalar defaults included; a constraint still raises IntegrityError."""
+    created = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    rows = [
+        {
+            "email": f"Bulk{i}@Example.com",
+            "email_key": f"bulk{i}@example.com",
+            "username": None if i else "bulk0",
+            "attributes": {"department": "R&D", "nested": {"n": i}, "quote": "it's \"x\"\t\\"},
+            "created_at": created,
+            "updated_at": created,
+        }
+        for i in range(3)
+    ]
+    with store.transaction() as session:
+        insert_many(session, User.__table__, rows)
+    with store.read() as session:
+        stored = session.scalars(select(User).order_by(User.email_key)).all()
+        assert [u.email for u in stored] == ["Bulk0@Example.com", "Bulk1@Example.com", "Bulk2@Example.com"]
+        assert [u.username for u in stored] == ["bulk0", None, None]
+        assert stored[2].attributes == {"department": "R&D", "nested": {"n": 2}, "quote": "it's \"x\"\t\\"}
+        assert {u.created_at for u in stored} == {created}
+        assert {u.status for u in stored} == {"active"}  # the column's default
+    with pytest.raises(IntegrityError), store.transaction() as session:
+        insert_many(session, User.__table__, rows[:1])

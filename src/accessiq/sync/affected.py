@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from accessiq.sync.planner import PlanContext
@@ -57,6 +57,9 @@ class MirrorDiff:
 
     upserts: list[tuple[str, str, dict[str, Any]]]
     deletes: list[tuple[str, str]]
+    # The digest of each upserted row, and the upserted keys that have a stored row to replace.
+    digests: dict[MirrorKey, str] = field(default_factory=dict)
+    replaced: list[MirrorKey] = field(default_factory=list)
 
     def changed(self, kind: str) -> set[str]:
         return {ext for k, ext, _ in self.upserts if k == kind} | {ext for k, ext in self.deletes if k == kind}
@@ -66,13 +69,18 @@ def diff_rows(
     stored: Mapping[MirrorKey, str | None], rows: Mapping[MirrorKey, dict[str, Any]], keep: set[MirrorKey]
 ) -> MirrorDiff:
     """Compare each incoming row's digest with the stored one; `keep` rows are left alone."""
-    upserts = [
-        (kind, ext, data)
-        for (kind, ext), data in rows.items()
-        if (kind, ext) not in keep and stored.get((kind, ext)) != row_hash(data)
-    ]
+    digests = {key: row_hash(data) for key, data in rows.items() if key not in keep}
+    upserts = sorted(
+        ((kind, ext, rows[kind, ext]) for (kind, ext), digest in digests.items() if stored.get((kind, ext)) != digest),
+        key=lambda row: (row[0], row[1]),
+    )
     deletes = [key for key in stored if key not in rows and key not in keep]
-    return MirrorDiff(sorted(upserts, key=lambda row: (row[0], row[1])), sorted(deletes))
+    return MirrorDiff(
+        upserts,
+        sorted(deletes),
+        {(kind, ext): digests[kind, ext] for kind, ext, _ in upserts},
+        [(kind, ext) for kind, ext, _ in upserts if (kind, ext) in stored],
+    )
 
 
 def old_groups(

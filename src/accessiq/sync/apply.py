@@ -10,9 +10,10 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, delete, insert, select, text, update
+from sqlalchemy import and_, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
+from accessiq.store.bulk import insert_many
 from accessiq.store.tables import (
     Base,
     Cursor,
@@ -44,10 +45,9 @@ def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
 
 
 def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
-    """Core executemany without RETURNING: the driver batches it (psycopg pipelines), far
-    faster than the ORM's per-batch RETURNING; callers read ids back in one query if needed."""
-    if rows:
-        session.execute(insert(Base.metadata.tables[model.__tablename__]), rows)
+    """Straight to the driver (executemany on SQLite, COPY on PostgreSQL); nothing is read back:
+    callers read ids back in one query if needed."""
+    insert_many(session, Base.metadata.tables[model.__tablename__], rows)
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,9 @@ class MirrorChange:
     emails: dict[str, str | None] = field(default_factory=dict)
     # What the plan was made from; store counts are added once it is applied.
     basis: dict[str, Any] | None = None
+    # Upserted keys with a stored row to replace (None: any may have one); digests known already.
+    replaced: list[tuple[str, str]] | None = None
+    digests: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,7 @@ class MirrorChange:
             "full": self.full,
             "emails": self.emails,
             "basis": self.basis,
+            "replaced": None if self.replaced is None else [list(key) for key in self.replaced],
         }
 
     @classmethod
@@ -82,6 +86,7 @@ class MirrorChange:
             full=data["full"],
             emails=dict(data.get("emails") or {}),
             basis=data.get("basis"),
+            replaced=None if data.get("replaced") is None else [(k, e) for k, e in data["replaced"]],
         )
 
 
@@ -115,7 +120,8 @@ def apply_plan(session: Session, directory_id: int, plan: Plan, mirror: MirrorCh
 
 def _apply_mirror(session: Session, directory_id: int, mirror: MirrorChange, now: datetime) -> None:
     by_kind: dict[str, list[str]] = defaultdict(list)
-    for kind, external_id in [*mirror.deletes, *((k, e) for k, e, _ in mirror.upserts)]:
+    replaced = [(k, e) for k, e, _ in mirror.upserts] if mirror.replaced is None else mirror.replaced
+    for kind, external_id in [*mirror.deletes, *replaced]:
         by_kind[kind].append(external_id)
     for kind, ids in by_kind.items():
         for chunk in _chunks(ids):
@@ -135,7 +141,7 @@ def _apply_mirror(session: Session, directory_id: int, mirror: MirrorChange, now
                 "kind": kind,
                 "external_id": ext,
                 "data": data,
-                "hash": row_hash(data),
+                "hash": mirror.digests.get((kind, ext)) or row_hash(data),
                 "email_key": mirror.emails.get(ext) if kind == "user" else None,
             }
             for kind, ext, data in mirror.upserts

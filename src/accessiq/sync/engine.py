@@ -254,7 +254,9 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         for ext in planned.users
         if ext in written or index.get(("user", ext), (None, None))[1] != plan.emails.get(ext)
     }
-    mirror = MirrorChange(diff.upserts, diff.deletes, snapshot.cursor, snapshot.full, emails_now, basis)
+    mirror = MirrorChange(
+        diff.upserts, diff.deletes, snapshot.cursor, snapshot.full, emails_now, basis, diff.replaced, diff.digests
+    )
 
     run.counts = plan.counts
     run.notes = list(snapshot.notes)
