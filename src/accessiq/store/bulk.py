@@ -38,7 +38,7 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     columns = [table.columns[name] for name in [*names, *defaults]]
     processors = [_processor(column, dialect) for column in columns]
     tuples = _tuples(rows, names, list(defaults.values()), processors)
-    raw = connection.connection.dbapi_connection
+    raw: Any = connection.connection.dbapi_connection  # sqlite3 takes an iterator of rows
     assert raw is not None
     column_list = ", ".join(dialect.identifier_preparer.quote(column.name) for column in columns)
     target = dialect.identifier_preparer.format_table(table)
