@@ -314,7 +314,7 @@ class Followed(World):
 
 def plan_view(plan: Plan) -> dict[str, Any]:
     return {
-        "operations": [asdict(op) for op in plan.operations],
+        "operations": [op._asdict() for op in plan.operations],
         "errors": sorted(asdict(issue).items() for issue in plan.errors),
         "retained": plan.retained,
         "pins": plan.pins,

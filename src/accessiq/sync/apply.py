@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any, TypeVar
@@ -364,7 +364,7 @@ def record_log(session: Session, run_id: int, plan: Plan) -> None:
     In slices, so a first sync's hundreds of thousands of log rows never sit in memory at once.
     """
     retain = Operation("user", "retain", None, "", {"reason": _RETAINED})
-    entries = itertools.chain(plan.operations, (replace(retain, external_id=ext, label=ext) for ext in plan.retained))
+    entries = itertools.chain(plan.operations, (retain._replace(external_id=ext, label=ext) for ext in plan.retained))
     for start, batch in _slices(entries, _LOG_SLICE):
         _insert_rows(
             session,

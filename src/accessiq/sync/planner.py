@@ -9,10 +9,10 @@ operations that each describe themselves in one sentence.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from accessiq.connectors.base import SourceUser
 from accessiq.sync.mapping import CORE_FIELDS, CompiledMapping, Condition, MappingError
@@ -104,13 +104,14 @@ class PlanContext:
 # --- the plan ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
+class Operation(NamedTuple):
+    """One change of a plan. A tuple: a first sync makes hundreds of thousands of them."""
+
     object: str  # user | group | group_membership | org_membership
     action: str
     external_id: str | None
     label: str
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = {}  # never mutated; each operation that has one passes its own
 
     def describe(self) -> str:
         """One sentence, for logs and the CLI."""
@@ -165,7 +166,7 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "operations": [asdict(op) for op in self.operations],
+            "operations": [op._asdict() for op in self.operations],
             "errors": [asdict(issue) for issue in self.errors],
             "retained": self.retained,
             "pins": self.pins,
@@ -262,15 +263,7 @@ class _Planner:
         self._plan_groups()
         self._plan_group_memberships(targets)
         self._plan_org_memberships(targets, mapping_groups)
-        self.plan.operations = sorted(
-            self.ops,
-            key=lambda op: (
-                _STEP_INDEX[(op.object, op.action)],
-                op.external_id or "",
-                op.label,
-                str(op.detail.get("key", ())),
-            ),
-        )
+        self.plan.operations = _in_order(self.ops)
         self.plan.errors.sort(key=lambda issue: (issue.object, issue.external_id or "", issue.message))
         self.plan.retained.sort()
         self._count(desired)
@@ -325,9 +318,7 @@ class _Planner:
 
     # -- users --------------------------------------------------------------------------
 
-    def _scope_and_map(
-        self, filter_groups: list[str], scope_certain: bool
-    ) -> tuple[dict[str, DesiredUser], set[str]]:
+    def _scope_and_map(self, filter_groups: list[str], scope_certain: bool) -> tuple[dict[str, DesiredUser], set[str]]:
         user_filter = self.settings.user_filter
         allowed: set[str] | None = None
         if user_filter.groups:
@@ -418,8 +409,7 @@ class _Planner:
                     others = ", ".join(o for o in owners if o != external_id)
                     self._freeze_user(
                         external_id,
-                        f"email {email} is also used by source user(s) {others}; "
-                        "neither is created or changed",
+                        f"email {email} is also used by source user(s) {others}; neither is created or changed",
                     )
                     del desired[external_id]
 
@@ -466,13 +456,10 @@ class _Planner:
     def _taken_message(self, email: str, owner: StoredUser) -> str:
         if owner.directory_id is None:
             return (
-                f"email {email} belongs to a local user (id {owner.id}); set link_existing_users: "
-                "by_email to link them"
+                f"email {email} belongs to a local user (id {owner.id}); set link_existing_users: by_email to link them"
             )
         if owner.directory_id == self.context.directory_id:
-            return (
-                f"email {email} belongs to another user of this directory (external id {owner.external_id})"
-            )
+            return f"email {email} belongs to another user of this directory (external id {owner.external_id})"
         other = self.context.directories.get(owner.directory_id)
         where = f"directory {other!r}" if other else "another directory"
         return f"email {email} belongs to a user of {where}; it is never taken over"
@@ -482,9 +469,7 @@ class _Planner:
         assert stored.external_id is not None
         if deactivate:
             if stored.status == "active":
-                self.ops.append(
-                    Operation("user", "deactivate", stored.external_id, stored.email, {"reason": why})
-                )
+                self.ops.append(Operation("user", "deactivate", stored.external_id, stored.email, {"reason": why}))
             return
         self.frozen_users.add(stored.external_id)
         if stored.status == "active":
@@ -579,57 +564,45 @@ class _Planner:
             return
         for external_id, stored in self.current.groups.items():
             if external_id not in self.source.groups and external_id not in self.frozen_groups:
-                self.ops.append(
-                    Operation("group", "delete", external_id, stored.name, {"group_id": stored.id})
-                )
-
-    def _group_name(self, external_id: str) -> str:
-        entry = self.source.groups.get(external_id)
-        if entry is not None:
-            return entry.group.name
-        return self.current.groups[external_id].name
-
-    def _user_email(self, external_id: str, desired_emails: Mapping[str, str]) -> str:
-        stored = self.current.users.get(external_id)
-        return desired_emails.get(external_id) or (stored.email if stored else external_id)
+                self.ops.append(Operation("group", "delete", external_id, stored.name, {"group_id": stored.id}))
 
     def _plan_group_memberships(self, targets: set[str]) -> None:
+        frozen_groups, frozen_users = self.frozen_groups, self.frozen_users
         wanted: set[tuple[str, str]] = set()
         for group_id, entry in self.source.groups.items():
-            if group_id not in self.frozen_groups:
-                wanted |= {(group_id, user_id) for user_id in entry.users & targets}
-        emails = self._target_emails()
-        deleted_groups = {op.external_id for op in self.ops if op.object == "group" and op.action == "delete"}
-
-        def untouchable(pair: tuple[str, str]) -> bool:
-            return pair[0] in self.frozen_groups or pair[1] in self.frozen_users or pair[0] in deleted_groups
-
+            if group_id not in frozen_groups:
+                wanted.update((group_id, user_id) for user_id in entry.users & targets)
+        emails = self._emails()
+        deleted = {op.external_id for op in self.ops if op.object == "group" and op.action == "delete"}
+        names = {group_id: stored.name for group_id, stored in self.current.groups.items()}
+        names.update((group_id, entry.group.name) for group_id, entry in self.source.groups.items())
+        ops = self.ops
         for action, pairs in (
             ("add", wanted - self.current.group_members),
             ("remove", self.current.group_members - wanted),
         ):
             for group_id, user_id in pairs:
-                if untouchable((group_id, user_id)):
+                if group_id in frozen_groups or user_id in frozen_users or group_id in deleted:
                     continue
-                group, user = self._group_name(group_id), self._user_email(user_id, emails)
-                self.ops.append(
+                group = names[group_id]
+                user = emails.get(user_id, user_id)
+                ops.append(
                     Operation(
                         "group_membership",
                         action,
                         user_id,
                         f"{user} / {group}",
-                        {
-                            "key": [group_id, user_id],
-                            "group": group,
-                            "user": user,
-                        },
+                        {"key": [group_id, user_id], "group": group, "user": user},
                     )
                 )
 
-    def _target_emails(self) -> dict[str, str]:
-        return {
-            op.external_id: op.label for op in self.ops if op.object == "user" and op.external_id is not None
-        }
+    def _emails(self) -> dict[str, str]:
+        """external id -> the email a membership change names: as planned, else as stored."""
+        emails = {external_id: stored.email for external_id, stored in self.current.users.items()}
+        emails.update(
+            (op.external_id, op.label) for op in self.ops if op.object == "user" and op.external_id is not None
+        )
+        return emails
 
     def _plan_org_memberships(self, targets: set[str], mapping_groups: dict[int, str | None]) -> None:
         context = self.context
@@ -645,7 +618,7 @@ class _Planner:
             for user_id in transitive_users(group_id, self.source.groups) & targets:
                 wanted[(rule.organization_id, user_id, rule.origin)] = rule.role_id
 
-        emails = self._target_emails()
+        emails = self._emails()
         current = self.current.org_memberships
 
         def describe(key: OrgKey, role_id: int, action: str, role_before: int | None = None) -> Operation:
@@ -654,16 +627,14 @@ class _Planner:
                 "key": list(key),
                 "organization_id": org_id,
                 "organization": context.organizations.get(org_id),
-                "user": self._user_email(user_id, emails),
+                "user": emails.get(user_id, user_id),
                 "role_id": role_id,
                 "role": context.roles.get(role_id),
                 "origin": origin,
             }
             if role_before is not None:
                 detail |= {"role_before_id": role_before, "role_before": context.roles.get(role_before)}
-            return Operation(
-                "org_membership", action, user_id, f"{detail['user']} in {detail['organization']}", detail
-            )
+            return Operation("org_membership", action, user_id, f"{detail['user']} in {detail['organization']}", detail)
 
         def skip(key: OrgKey) -> bool:
             return key[1] in self.frozen_users or key[2] in self.retained_origins
@@ -691,33 +662,43 @@ class _Planner:
             and external_id not in touched_users
             and external_id not in self.frozen_users
         )
-        memberships = ("group_membership", "org_membership")
+        n = Counter((op.object, op.action) for op in plan.operations)
         plan.counts = {
-            "users_created": len(plan.of("user", "create")),
-            "users_updated": len(plan.of("user", "update")) + len(plan.of("user", "link")),
-            "users_deactivated": len(plan.of("user", "deactivate")),
-            "users_reactivated": len(plan.of("user", "reactivate"))
+            "users_created": n["user", "create"],
+            "users_updated": n["user", "update"] + n["user", "link"],
+            "users_deactivated": n["user", "deactivate"],
+            "users_reactivated": n["user", "reactivate"]
             + sum(1 for op in plan.of("user", "link") if op.detail["reactivate"]),
             "users_unchanged": unchanged,
             "user_errors": len({i.external_id for i in plan.errors if i.object == "user"}),
             "users_retained": len(plan.retained),
-            "groups_created": len(plan.of("group", "create")),
-            "groups_updated": len(plan.of("group", "update")),
-            "groups_deleted": len(plan.of("group", "delete")),
+            "groups_created": n["group", "create"],
+            "groups_updated": n["group", "update"],
+            "groups_deleted": n["group", "delete"],
             "groups_processed": len(self.source.groups),
-            "memberships_added": sum(
-                1 for op in plan.operations if op.object in memberships and op.action in ("add", "grant")
-            ),
-            "memberships_removed": sum(
-                1 for op in plan.operations if op.object in memberships and op.action in ("remove", "revoke")
-            ),
-            "memberships_changed": len(plan.of("org_membership", "change")),
+            "memberships_added": n["group_membership", "add"] + n["org_membership", "grant"],
+            "memberships_removed": n["group_membership", "remove"] + n["org_membership", "revoke"],
+            "memberships_changed": n["org_membership", "change"],
             # The same, apart: group memberships mirror the source, organization memberships are AccessIQ's.
-            "group_memberships_added": len(plan.of("group_membership", "add")),
-            "group_memberships_removed": len(plan.of("group_membership", "remove")),
-            "org_memberships_granted": len(plan.of("org_membership", "grant")),
-            "org_memberships_revoked": len(plan.of("org_membership", "revoke")),
+            "group_memberships_added": n["group_membership", "add"],
+            "group_memberships_removed": n["group_membership", "remove"],
+            "org_memberships_granted": n["org_membership", "grant"],
+            "org_memberships_revoked": n["org_membership", "revoke"],
         }
+
+
+def _in_order(operations: list[Operation]) -> list[Operation]:
+    """Apply order: by step, then within a step by external id, label and key (all of a step's
+    operations have a key or none has)."""
+    steps: dict[int, list[Operation]] = defaultdict(list)
+    for op in operations:
+        steps[_STEP_INDEX[op.object, op.action]].append(op)
+    ordered: list[Operation] = []
+    for index in sorted(steps):
+        ops = steps[index]
+        ops.sort(key=lambda op: (op.external_id or "", op.label, tuple(op.detail.get("key", ()))))
+        ordered += ops
+    return ordered
 
 
 def active_users(current: StoreState) -> int:
