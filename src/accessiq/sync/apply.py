@@ -398,10 +398,12 @@ def _slices(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
         start += len(batch)
 
 
+_NOT_LOGGED = frozenset(("key", "user_id", "group_id", "attributes"))
+
+
 def _log_detail(op: Operation) -> dict[str, Any]:
     # Ids and keys serve apply; the log keeps what a person reads.
-    return {
-        k: v
-        for k, v in op.detail.items()
-        if k not in ("key", "user_id", "group_id", "attributes") or (k == "attributes" and op.action == "create")
-    }
+    detail = op.detail
+    if op.object == "group_membership":  # the most frequent by far: {key, group, user}
+        return {"group": detail["group"], "user": detail["user"]}
+    return {k: v for k, v in detail.items() if k not in _NOT_LOGGED or (k == "attributes" and op.action == "create")}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +35,13 @@ def is_template(value: str) -> bool:
 
 def resolve_path(record: Mapping[str, Any], path: str) -> Any:
     """Follow `a.b.c` through nested objects (and list indexes); missing parts give None."""
+    return _follow(record, path.split("."))
+
+
+def _follow(record: Mapping[str, Any], parts: Sequence[str]) -> Any:
     value: Any = record
-    for part in path.split("."):
-        if isinstance(value, Mapping):
+    for part in parts:
+        if isinstance(value, (dict, Mapping)):  # dict first: no ABC check for plain records
             value = value.get(part)
         elif isinstance(value, list) and part.isascii() and part.isdecimal() and int(part) < len(value):
             value = value[int(part)]
@@ -69,8 +73,11 @@ def _compile(target: str, source: str) -> Callable[[Mapping[str, Any]], Any]:
             "(wrap expressions in {{ }})",
             field=f"settings.attribute_mapping.{target}",
         )
-    path = source.strip()
-    return lambda record: resolve_path(record, path)
+    parts = source.strip().split(".")
+    if len(parts) == 1:  # a top-level field, the common case: one lookup per record
+        key = parts[0]
+        return lambda record: record.get(key) if isinstance(record, dict) else _follow(record, parts)
+    return lambda record: _follow(record, parts)
 
 
 def check_mapping(mapping: Mapping[str, str | None]) -> None:
