@@ -131,7 +131,7 @@ class SourceSnapshot:
         rows: dict[MirrorKey, dict[str, Any]] = {}
         for external_id, user in self.users.items():
             rows[("user", external_id)] = {
-                "data": dict(user.data),
+                "data": user.data,
                 "active": user.active,
                 "org_unit": user.org_unit,
             }
