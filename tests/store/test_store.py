@@ -51,31 +51,19 @@ def test_emails_are_unique_case_insensitively(store: Store) -> None:
 
 def test_external_ids_are_unique_per_directory(store: Store) -> None:
     with store.transaction() as session:
-        directory = Directory(
-            name="D", provider="file", connection={}, settings={}, group_pins={}, secret_refs={}
-        )
+        directory = Directory(name="D", provider="file", connection={}, settings={}, group_pins={}, secret_refs={})
         session.add(directory)
         session.flush()
-        session.add(
-            User(
-                email="a@x.io", email_key="a@x.io", directory_id=directory.id, external_id="1", attributes={}
-            )
-        )
+        session.add(User(email="a@x.io", email_key="a@x.io", directory_id=directory.id, external_id="1", attributes={}))
         directory_id = directory.id
     with pytest.raises(IntegrityError), store.transaction() as session:
-        session.add(
-            User(
-                email="b@x.io", email_key="b@x.io", directory_id=directory_id, external_id="1", attributes={}
-            )
-        )
+        session.add(User(email="b@x.io", email_key="b@x.io", directory_id=directory_id, external_id="1", attributes={}))
 
 
 def test_timestamps_come_back_aware_and_in_utc(store: Store) -> None:
     moment = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
     with store.transaction() as session:
-        directory = Directory(
-            name="D", provider="file", connection={}, settings={}, group_pins={}, secret_refs={}
-        )
+        directory = Directory(name="D", provider="file", connection={}, settings={}, group_pins={}, secret_refs={})
         session.add(directory)
         session.flush()
         run = SyncRun(directory_id=directory.id, trigger="manual", mode="full", started_at=moment)
@@ -110,9 +98,7 @@ def test_directory_secrets_are_encrypted_at_rest(store: Store) -> None:
 def test_a_wrong_key_cannot_open_secrets_and_says_what_to_do() -> None:
     sealed = SecretBox(TEST_KEY).seal({"bind_password": "x"})
     other = SecretBox("Zm9vYmFyYmF6cXV4cXV1eGZvb2JhcmJhenF1eHF1dXg=")
-    with pytest.raises(
-        ConfigurationError, match="ACCESSIQ_SECRET_KEY: stored directory secrets cannot be decrypted"
-    ):
+    with pytest.raises(ConfigurationError, match="ACCESSIQ_SECRET_KEY: stored directory secrets cannot be decrypted"):
         other.open(sealed)
     with pytest.raises(ConfigurationError, match="not a valid Fernet key"):
         SecretBox("short")
@@ -159,7 +145,13 @@ def test_bulk_inserts_store_what_the_orm_stores(store: Store) -> None:
             "email": f"Bulk{i}@Example.com",
             "email_key": f"bulk{i}@example.com",
             "username": None if i else "bulk0",
-            "attributes": {"department": "R&D", "nested": {"n": i}, "quote": "it's \"x\"\t\\"},
+            "attributes": {
+                "department": "R&D",
+                "nested": {"n": i},
+                "quote": 'it\'s "x"\t\\',
+                "big": 2**70,
+                "name": "Zoë 👩‍💻",
+            },
             "created_at": created,
             "updated_at": created,
         }
@@ -171,7 +163,13 @@ def test_bulk_inserts_store_what_the_orm_stores(store: Store) -> None:
         stored = session.scalars(select(User).order_by(User.email_key)).all()
         assert [u.email for u in stored] == ["Bulk0@Example.com", "Bulk1@Example.com", "Bulk2@Example.com"]
         assert [u.username for u in stored] == ["bulk0", None, None]
-        assert stored[2].attributes == {"department": "R&D", "nested": {"n": 2}, "quote": "it's \"x\"\t\\"}
+        assert stored[2].attributes == {
+            "department": "R&D",
+            "nested": {"n": 2},
+            "quote": 'it\'s "x"\t\\',
+            "big": 2**70,
+            "name": "Zoë 👩‍💻",
+        }
         assert {u.created_at for u in stored} == {created}
         assert {u.status for u in stored} == {"active"}  # the column's default
     with pytest.raises(IntegrityError), store.transaction() as session:

@@ -9,7 +9,8 @@ is exactly what the ORM would store (JSON text, the UTC datetime format).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Column, Table
@@ -68,18 +69,16 @@ def _processor(column: Column[Any], dialect: Dialect) -> _Processor:
 
 def _tuples(
     rows: Iterable[Mapping[str, Any]], names: list[str], fixed: list[Any], processors: list[_Processor]
-) -> Iterable[tuple[Any, ...]]:
-    values_of = [(name, processor) for name, processor in zip(names, processors[: len(names)], strict=True)]
+) -> Iterator[tuple[Any, ...]]:
+    take = itemgetter(*names)
+    single = len(names) == 1
+    converted = [(i, processor) for i, processor in enumerate(processors[: len(names)]) if processor is not None]
     tail = tuple(
         value if processor is None else processor(value)
         for value, processor in zip(fixed, processors[len(names) :], strict=True)
     )
-    plain = all(processor is None for _, processor in values_of)
     for row in rows:
-        if plain:
-            yield (*(row[name] for name in names), *tail)
-        else:
-            yield (
-                *(row[name] if processor is None else processor(row[name]) for name, processor in values_of),
-                *tail,
-            )
+        values = [take(row)] if single else list(take(row))
+        for i, processor in converted:
+            values[i] = processor(values[i])
+        yield (*values, *tail)

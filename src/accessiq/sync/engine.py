@@ -82,7 +82,14 @@ def execute_run(
         prepared = _start(store, run_id)
         bound = bound.bind(directory_id=prepared.directory_id, mode=prepared.mode)
         bound.info("run.started")
+        started = time.perf_counter()
         snapshot = _read(store, run_id, prepared, progress, checkpoint)
+        bound.info(
+            "run.read",
+            users=len(snapshot.users),
+            groups=len(snapshot.groups),
+            read_s=round(time.perf_counter() - started, 3),
+        )
         if checkpoint is not None:
             checkpoint()
         with _store_moved("applying"):
@@ -128,9 +135,7 @@ def _start(store: Store, run_id: int) -> _Prepared:
 def _choose_mode(run: SyncRun, incremental: bool, cursor: Any, full_interval: str) -> str:
     if not incremental or run.requested_mode == "full" or cursor is None or cursor.value is None:
         return "full"
-    if cursor.last_full_sync_at is None or utcnow() - cursor.last_full_sync_at >= parse_interval(
-        full_interval
-    ):
+    if cursor.last_full_sync_at is None or utcnow() - cursor.last_full_sync_at >= parse_interval(full_interval):
         return "full"
     return "incremental"
 
@@ -178,9 +183,7 @@ def _set_progress(store: Store, run_id: int, progress: dict[str, Any]) -> None:
 
 def _lock_directory(session: Session, directory_id: int) -> Directory:
     """Serialize writers of one directory (PostgreSQL row lock; SQLite's write lock covers it)."""
-    return session.execute(
-        select(Directory).where(Directory.id == directory_id).with_for_update()
-    ).scalar_one()
+    return session.execute(select(Directory).where(Directory.id == directory_id).with_for_update()).scalar_one()
 
 
 def _plan_and_apply(store: Store, run_id: int, prepared: _Prepared, snapshot: SourceSnapshot) -> str:
@@ -205,6 +208,7 @@ def _plan_and_apply(store: Store, run_id: int, prepared: _Prepared, snapshot: So
 
 def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snapshot: SourceSnapshot) -> str:
     now = utcnow()
+    seconds: dict[str, float] = {}
     directory = _lock_directory(session, prepared.directory_id)
     run = session.get_one(SyncRun, run_id)
     session.refresh(run)
@@ -229,6 +233,7 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         "config": config_digest(directory.provider, directory.connection, context),
         "refs": resolved_refs(snapshot.groups, context),
     }
+    started = time.perf_counter()
     scope = _affected_scope(session, cursor_row, basis, diff, snapshot, context)
     if scope is None:
         _load_users(session, directory.id, snapshot, None)
@@ -239,7 +244,9 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         planned = restrict(snapshot, users)
         current = load_store_state(session, directory.id, users=users, emails=emails)
         active = active_synced_users(session, directory.id)
-    plan = plan_sync(planned, current, context)
+    seconds["load"] = time.perf_counter() - started
+    with _timed(seconds, "plan"):
+        plan = plan_sync(planned, current, context)
     # Users a run did not need to plan are in line with the source, as the last run left them.
     plan.counts["users_unchanged"] += source_users - len(planned.users)
     plan.counts["users_planned"] = len(planned.users)
@@ -261,7 +268,8 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     run.counts = plan.counts
     run.notes = list(snapshot.notes)
     run.progress = {"phase": "done", "users": source_users, "groups": len(snapshot.groups)}
-    record_log(session, run.id, plan)
+    with _timed(seconds, "log"):
+        record_log(session, run.id, plan)
     if run.dry_run or blocked:
         mirror_before = load_mirror(session, directory.id)
         whole = current if scope is None else load_store_state(session, directory.id)
@@ -275,10 +283,27 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         run.message = blocked if blocked and not run.dry_run else None
         run.status = "blocked" if blocked and not run.dry_run else _outcome(plan)
     else:
-        apply_plan(session, directory.id, plan, mirror, now)
+        with _timed(seconds, "apply"):
+            apply_plan(session, directory.id, plan, mirror, now)
         run.status = _outcome(plan)
     run.finished_at = utcnow()
+    log.info(
+        "run.planned",
+        run_id=run_id,
+        operations=len(plan.operations),
+        **{f"{k}_s": round(v, 3) for k, v in seconds.items()},
+    )
     return run.status
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
+    """Adds the block's wall time to seconds[phase], for the service log's account of a run."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - started
 
 
 def _affected_scope(
@@ -380,19 +405,14 @@ def _apply_stored_plan(store: Store, run_id: int, trigger: str) -> SyncRun:
     with store.transaction() as session:
         source = session.get_one(SyncRun, run_id)
         if source.plan is None or source.status not in ("blocked", "succeeded", "succeeded_with_errors"):
-            raise ConflictError(
-                f"run {run_id} has no stored plan to apply; only blocked runs and dry runs do"
-            )
+            raise ConflictError(f"run {run_id} has no stored plan to apply; only blocked runs and dry runs do")
         if source.resolution is not None:
             raise ConflictError(f"run {run_id} was already {source.resolution}")
         directory = _lock_directory(session, source.directory_id)
         cursor_row = load_cursor(session, directory.id)
         current = load_store_state(session, directory.id)
         mirror_now = load_mirror(session, directory.id)
-        if (
-            fingerprint(current, mirror_now, cursor_row.value if cursor_row else None)
-            != source.plan["fingerprint"]
-        ):
+        if fingerprint(current, mirror_now, cursor_row.value if cursor_row else None) != source.plan["fingerprint"]:
             raise PlanRejectedError(
                 f"the directory's users, groups or memberships changed since run {run_id} was planned",
                 hint=f"run a new sync: accessiq sync {directory.id}",
