@@ -21,10 +21,13 @@ from sqlalchemy.orm import Session
 _Processor = Callable[[Any], Any] | None
 
 
-def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_many(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], same: Mapping[str, Any] | None = None
+) -> None:
     """Insert `rows` (dicts of column name -> value, all with the keys of the first) into `table`.
 
-    Columns the rows leave out take their scalar default, or NULL. Nothing is read back.
+    `same` holds values every row shares (converted once); columns left out of both take their
+    scalar default, or NULL. Nothing is read back.
     """
     if not rows:
         return
@@ -33,7 +36,7 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         column.name: column.default.arg  # type: ignore[attr-defined]
         for column in table.columns
         if column.name not in names and column.default is not None and column.default.is_scalar
-    }
+    } | dict(same or {})
     connection = session.connection()
     dialect = connection.dialect
     columns = [table.columns[name] for name in [*names, *defaults]]

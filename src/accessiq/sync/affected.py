@@ -17,15 +17,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from accessiq.sync.planner import PlanContext
 from accessiq.sync.scope import resolve_group_ref, transitive_users
 from accessiq.sync.source import MirrorGroup, MirrorKey, SourceSnapshot
 
+_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
 
 def row_hash(data: Mapping[str, Any]) -> str:
     """The digest of one mirror row; equal rows give equal digests on every backend."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    try:
+        text = orjson.dumps(data, option=_SORTED, default=str)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits: the standard encoder writes them
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return hashlib.sha256(text).hexdigest()[:32]
 
 
 def config_digest(provider: str, connection: Mapping[str, Any], context: PlanContext) -> str:

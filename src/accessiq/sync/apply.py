@@ -28,7 +28,7 @@ from accessiq.store.tables import (
     User,
 )
 from accessiq.sync.affected import row_hash
-from accessiq.sync.planner import USER_FIELDS, Operation, Plan
+from accessiq.sync.planner import Operation, Plan
 from accessiq.sync.state import store_counts
 
 T = TypeVar("T")
@@ -44,10 +44,12 @@ def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
-    """Straight to the driver (executemany on SQLite, COPY on PostgreSQL); nothing is read back:
-    callers read ids back in one query if needed."""
-    insert_many(session, Base.metadata.tables[model.__tablename__], rows)
+def _insert_rows(
+    session: Session, model: type[Base], rows: list[dict[str, Any]], same: dict[str, Any] | None = None
+) -> None:
+    """Straight to the driver (executemany on SQLite, COPY on PostgreSQL); `same` holds what every
+    row shares. Nothing is read back: callers read ids back in one query if needed."""
+    insert_many(session, Base.metadata.tables[model.__tablename__], rows, same)
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,6 @@ def _apply_mirror(session: Session, directory_id: int, mirror: MirrorChange, now
         SourceObject,
         [
             {
-                "directory_id": directory_id,
                 "kind": kind,
                 "external_id": ext,
                 "data": data,
@@ -146,6 +147,7 @@ def _apply_mirror(session: Session, directory_id: int, mirror: MirrorChange, now
             }
             for kind, ext, data in mirror.upserts
         ],
+        {"directory_id": directory_id},
     )
     written = {ext for kind, ext, _ in mirror.upserts if kind == "user"}
     emails = [{"ext": ext, "key": key} for ext, key in mirror.emails.items() if ext not in written]
@@ -189,8 +191,8 @@ class _Applier:
         query = select(table.external_id, table.id).where(table.directory_id == self.directory_id)
         return {str(ext): row_id for ext, row_id in self.session.execute(query)}
 
-    def _insert(self, model: type[Base], rows: list[dict[str, Any]]) -> None:
-        _insert_rows(self.session, model, rows)
+    def _insert(self, model: type[Base], rows: list[dict[str, Any]], same: dict[str, Any] | None = None) -> None:
+        _insert_rows(self.session, model, rows, same)
 
     def run(self, operations: list[Operation]) -> None:
         steps: dict[tuple[str, str], list[Operation]] = defaultdict(list)
@@ -207,16 +209,10 @@ class _Applier:
 
     def _group_create(self, ops: list[Operation]) -> None:
         rows = [
-            {
-                "directory_id": self.directory_id,
-                "external_id": op.external_id,
-                "name": op.detail["name"],
-                "description": op.detail["description"],
-                "created_at": self.now,
-            }
+            {"external_id": op.external_id, "name": op.detail["name"], "description": op.detail["description"]}
             for op in ops
         ]
-        self._insert(Group, rows)
+        self._insert(Group, rows, {"directory_id": self.directory_id, "created_at": self.now})
         self.__dict__.pop("group_ids", None)
 
     def _group_update(self, ops: list[Operation]) -> None:
@@ -237,22 +233,16 @@ class _Applier:
     # -- users
 
     def _user_create(self, ops: list[Operation]) -> None:
-        rows = []
-        for op in ops:
-            values = {name: op.detail[name] for name in USER_FIELDS}
-            rows.append(
-                {
-                    **values,
-                    "email_key": values["email"].casefold(),
-                    "attributes": op.detail["attributes"],
-                    "status": "active",
-                    "directory_id": self.directory_id,
-                    "external_id": op.external_id,
-                    "created_at": self.now,
-                    "updated_at": self.now,
-                }
-            )
-        self._insert(User, rows)
+        rows = [
+            {
+                **op.detail,  # the core fields and attributes
+                "email_key": op.detail["email"].casefold(),
+                "external_id": op.external_id,
+            }
+            for op in ops
+        ]
+        same = {"status": "active", "directory_id": self.directory_id, "created_at": self.now, "updated_at": self.now}
+        self._insert(User, rows, same)
         self.__dict__.pop("user_ids", None)
 
     def _changed_values(self, op: Operation) -> dict[str, Any]:
@@ -321,17 +311,11 @@ class _Applier:
 
     def _org_membership_grant(self, ops: list[Operation]) -> None:
         rows = [
-            {
-                "organization_id": org,
-                "user_id": self.user_ids[user],
-                "origin": origin,
-                "role_id": op.detail["role_id"],
-                "created_at": self.now,
-            }
+            {"organization_id": org, "user_id": self.user_ids[user], "origin": origin, "role_id": op.detail["role_id"]}
             for op in ops
             for org, user, origin in [op.detail["key"]]
         ]
-        self._insert(OrganizationMembership, rows)
+        self._insert(OrganizationMembership, rows, {"created_at": self.now})
 
     def _org_membership_statement(self, ops: list[Operation], role: bool) -> None:
         condition = and_(
@@ -371,7 +355,6 @@ def record_log(session: Session, run_id: int, plan: Plan) -> None:
             RunChange,
             [
                 {
-                    "run_id": run_id,
                     "seq": start + i,
                     "object": op.object,
                     "action": op.action,
@@ -381,6 +364,7 @@ def record_log(session: Session, run_id: int, plan: Plan) -> None:
                 }
                 for i, op in enumerate(batch)
             ],
+            {"run_id": run_id},
         )
     errors = [
         {"run_id": run_id, "object": issue.object, "external_id": issue.external_id, "message": issue.message}
