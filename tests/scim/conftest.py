@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from accessiq.config import Settings
+from accessiq.errors import ConflictError
 from accessiq.server import create_app
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs, scim_tokens
@@ -28,10 +30,8 @@ def make_directory(store: Store, name: str = "Contoso", **settings: Any) -> int:
     """A `scim` directory: default organization `acme` (member), group `Engineering` -> `acme-eng` admin."""
     with store.transaction() as session:
         for slug in ("acme", "acme-eng"):
-            try:
+            with contextlib.suppress(ConflictError):
                 identity.create_organization(session, slug)
-            except Exception:
-                pass
     with store.transaction() as session:
         directory, _ = dirs.apply_document(
             session,

@@ -27,6 +27,7 @@ from scim2_models import (
     InvalidValueException,
     ListResponse,
     NotFoundException,
+    NotImplementedException,
     Patch,
     PatchOp,
     PayloadTooLargeException,
@@ -35,6 +36,7 @@ from scim2_models import (
     Schema,
     SCIMException,
     ScimProvider,
+    SearchRequest,
     ServiceProviderConfig,
     Sort,
     User,
@@ -247,6 +249,10 @@ def build_router() -> APIRouter:
                 return ScimResponse(item.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
         raise NotFoundException(detail=f"no schema {schema_id[:200]!r}")
 
+    @router.post("/.search")
+    def search_everything(_: DirectoryDep) -> ScimResponse:
+        raise NotImplementedException(detail="search /Users/.search or /Groups/.search, one resource type at a time")
+
     _resource_routes(router, "Users", ScimUser, scim.list_users, scim.get_user, scim.create_user,
                      scim.replace_user, scim.patch_user, scim.delete_user)
     _resource_routes(router, "Groups", Group, scim.list_groups, scim.get_group, scim.create_group,
@@ -281,6 +287,21 @@ def _resource_routes(
         with store.read() as session:
             page = list_(session, directory_id, filter, startIndex, count)
         return _list(request, directory, page, endpoint, model, parameters)
+
+    @router.post(f"/{endpoint}/.search")
+    async def search_resources(
+        request: Request, store: StoreDep, directory_id: DirectoryDep, directory: str, payload: PayloadDep
+    ) -> ScimResponse:
+        search = _parse(SearchRequest[model], payload, Context.SEARCH_REQUEST)  # type: ignore[valid-type]
+        start = search.start_index or 1
+        filter_text = str(search.filter) if search.filter is not None else None
+
+        def read() -> scim.ResourcePage:
+            with store.read() as session:
+                return list_(session, directory_id, filter_text, start, search.count)
+
+        page = await run_in_threadpool(read)
+        return _list(request, directory, page, endpoint, model, search)
 
     @router.get(f"/{endpoint}/{{resource_id}}")
     def get_resource(

@@ -124,9 +124,17 @@ def _user_of(data: dict[str, Any]) -> ScimUser:
 
 
 def _group_of(row: dict[str, Any]) -> Group:
-    group = Group.model_validate(row.get("data") or {"displayName": row["name"]}, scim_policy=POLICY)
-    members = [GroupMember(value=u, type="User", ref=None) for u in row.get("users", [])]
-    members += [GroupMember(value=g, type="Group", ref=None) for g in row.get("groups", [])]
+    """The group resource: what its client wrote, with the members the mirror holds now."""
+    data = dict(row.get("data") or {"displayName": row["name"]})
+    written = {m.get("value"): m for m in data.pop("members", None) or [] if isinstance(m, dict)}
+    group = Group.model_validate(data, scim_policy=POLICY)
+
+    def member(value: str, kind: str) -> GroupMember:
+        entry = written.get(value) or {}
+        return GroupMember(value=value, type=kind, ref=entry.get("$ref"), display=entry.get("display"))
+
+    members = [member(u, "User") for u in row.get("users", [])]
+    members += [member(g, "Group") for g in row.get("groups", [])]
     group.members = members or None
     return group
 
@@ -319,7 +327,6 @@ def _group_event(session: Session, directory_id: int, group: Group) -> GroupUpse
             detail=f"member {sorted(unknown)[0]} is no user or group of this directory"
         )
     data = group.model_dump(mode="json", scim_ctx=Context.DEFAULT)
-    data.pop("members", None)
     return GroupUpserted(
         SourceGroup(external_id=group.id, name=group.display_name or group.id, data=data),
         added_users=frozenset(users),
