@@ -125,9 +125,8 @@ def test_entra_remove_of_members_without_value_clears_only_when_it_says_so(
     scim = Scim(app_client, directory, issue(store, directory))
     a = scim("POST", "/Users", _entra_user("a@contoso.com", "A", "A", "x")).json()["id"]
     b = scim("POST", "/Users", _entra_user("b@contoso.com", "B", "B", "x")).json()["id"]
-    group = scim(
-        "POST", "/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Engineering", "members": [{"value": a}, {"value": b}]}
-    ).json()["id"]
+    body = {"schemas": [GROUP_SCHEMA], "displayName": "Engineering", "members": [{"value": a}, {"value": b}]}
+    group = scim("POST", "/Groups", body).json()["id"]
     # A Remove naming one member removes that one...
     one = scim("PATCH", f"/Groups/{group}", _patch({"op": "Remove", "path": "members", "value": [{"value": a}]}))
     assert [m["value"] for m in one.json()["members"]] == [b]

@@ -271,6 +271,10 @@ def _resource_routes(
     patch: Any,
     delete: Any,
 ) -> None:
+    # Parameterised once, when the routes are built: the first request pays nothing for them.
+    patch_model = PatchOp[model]  # type: ignore[valid-type]
+    search_model = SearchRequest[model]  # type: ignore[valid-type]
+
     @router.get(f"/{endpoint}")
     def list_resources(
         request: Request,
@@ -292,7 +296,7 @@ def _resource_routes(
     async def search_resources(
         request: Request, store: StoreDep, directory_id: DirectoryDep, directory: str, payload: PayloadDep
     ) -> ScimResponse:
-        search = _parse(SearchRequest[model], payload, Context.SEARCH_REQUEST)  # type: ignore[valid-type]
+        search = _parse(search_model, payload, Context.SEARCH_REQUEST)
         start = search.start_index or 1
         filter_text = str(search.filter) if search.filter is not None else None
 
@@ -353,7 +357,7 @@ def _resource_routes(
         payload: PayloadDep,
         if_match: Annotated[str | None, Header(max_length=200)] = None,
     ) -> ScimResponse:
-        operation = _parse(PatchOp[model], payload, Context.RESOURCE_PATCH_REQUEST)
+        operation = _parse(patch_model, payload, Context.RESOURCE_PATCH_REQUEST)
         patched = await run_in_threadpool(patch, store, directory_id, resource_id, operation, if_match)
         return _one(request, directory, patched, endpoint, Context.RESOURCE_PATCH_RESPONSE)
 

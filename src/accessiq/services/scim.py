@@ -33,6 +33,8 @@ from scim2_models import (
     UniquenessException,
     User,
 )
+from scim2_models.path.expressions import CompareOperator, Comparison
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from accessiq.connectors.base import (
@@ -48,7 +50,7 @@ from accessiq.errors import AccessIQError, NotFoundError
 from accessiq.jobs.push import PushChange, push
 from accessiq.services import Store
 from accessiq.services.directories import get_directory
-from accessiq.store.tables import utcnow
+from accessiq.store.tables import SourceObject, utcnow
 from accessiq.sync.state import load_mirror_rows
 
 ScimUser = User[EnterpriseUser]
@@ -201,8 +203,21 @@ def get_group(session: Session, directory_id: int, group_id: str) -> Group:
 def list_users(
     session: Session, directory_id: int, filter: str | None, start: int, count: int | None
 ) -> ResourcePage:
-    users = (_user_of(row["data"]) for _, row in sorted(_rows(session, directory_id, "user").items()))
+    ids = _user_name_lookup(session, directory_id, _filter(ScimUser, filter))
+    users = (_user_of(row["data"]) for _, row in sorted(_rows(session, directory_id, "user", ids).items()))
     return _page(users, ScimUser, filter, start, count)
+
+
+def _user_name_lookup(session: Session, directory_id: int, matcher: ScimFilter[Any] | None) -> list[str] | None:
+    """For `userName eq "…"`, the lookup every provisioning client makes before a create, the few
+    users that can match (the filter still decides); None to read them all."""
+    node = matcher.ast if matcher is not None else None
+    if not isinstance(node, Comparison) or node.op != CompareOperator.eq or not isinstance(node.value, str):
+        return None
+    path = node.attr_path
+    if path.attr.casefold() != "username" or path.sub_attr is not None or path.uri not in (None, str(User.__schema__)):
+        return None
+    return [ext for ext, _ in _user_names(session, directory_id, node.value.casefold())]
 
 
 def list_groups(
@@ -251,10 +266,23 @@ def _carry(store: Store, directory_id: int, change: Callable[[Session], PushChan
 
 
 def _unique_user_name(session: Session, directory_id: int, user: ScimUser, own_id: str | None) -> None:
+    """Refuse a userName another user of the directory has, compared case-insensitively."""
     wanted = (user.user_name or "").casefold()
-    for external_id, row in _rows(session, directory_id, "user").items():
-        if external_id != own_id and str(row["data"].get("userName") or "").casefold() == wanted:
+    for external_id, name in _user_names(session, directory_id, wanted):
+        if external_id != own_id and name.casefold() == wanted:
             raise UniquenessException(detail=f"userName {user.user_name!r} is taken")
+
+
+def _user_names(session: Session, directory_id: int, lowered: str) -> list[tuple[str, str]]:
+    """(id, userName) of the mirrored users whose userName lowers to `lowered` (the database lowers ASCII
+    only, so the caller compares again)."""
+    name = SourceObject.data["data"]["userName"].as_string()
+    query = select(SourceObject.external_id, name).where(
+        SourceObject.directory_id == directory_id,
+        SourceObject.kind == "user",
+        func.lower(name) == lowered if lowered.isascii() else name.is_not(None),
+    )
+    return [(str(ext), str(value)) for ext, value in session.execute(query)]
 
 
 def _user_event(user: ScimUser) -> UserUpserted:
