@@ -26,12 +26,16 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
-def make_directory(store: Store, name: str = "Contoso", **settings: Any) -> int:
-    """A `scim` directory: default organization `acme` (member), group `Engineering` -> `acme-eng` admin."""
+def make_organizations(store: Store) -> None:
     with store.transaction() as session:
         for slug in ("acme", "acme-eng"):
             with contextlib.suppress(ConflictError):
                 identity.create_organization(session, slug)
+
+
+def make_directory(store: Store, name: str = "Contoso", **settings: Any) -> int:
+    """A `scim` directory: default organization `acme` (member), group `Engineering` -> `acme-eng` admin."""
+    make_organizations(store)
     with store.transaction() as session:
         directory, _ = dirs.apply_document(
             session,

@@ -57,7 +57,9 @@ def test_a_token_never_reaches_another_directory(app_client: TestClient, store: 
     assert Scim(app_client, two, token_two)("GET", "/Users").json()["totalResults"] == 0
 
 
-def test_rotation_keeps_the_old_token_for_its_grace_period(app_client: TestClient, store: Store, directory: int) -> None:
+def test_rotation_keeps_the_old_token_for_its_grace_period(
+    app_client: TestClient, store: Store, directory: int
+) -> None:
     first = issue(store, directory)
     second = issue(store, directory, grace="1h")
     assert _status(app_client, directory, first) == 200
