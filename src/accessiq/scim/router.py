@@ -134,7 +134,7 @@ async def _payload(request: Request) -> Any:
 
 
 PayloadDep = Annotated[Any, Depends(_payload)]
-FilterQuery = Annotated[str | None, Query(max_length=scim.MAX_FILTER)]
+FilterQuery = Annotated[str | None, Query(max_length=10 * scim.MAX_FILTER)]
 Attributes = Annotated[str | None, Query(max_length=2000)]
 
 
