@@ -131,6 +131,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/settings/tokens"): PAGE,
     ("POST", "/settings/tokens"): PAGE,
     ("POST", "/settings/tokens/{token_id}/revoke"): PAGE,
+    ("POST", "/directories/{directory_id}/scim-token"): PAGE,
     ("GET", "/scim/v2/{directory}/Users"): SCIM,
     ("POST", "/scim/v2/{directory}/Users"): SCIM,
     ("POST", "/scim/v2/{directory}/Users/.search"): SCIM,
