@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-
 from browser_steps import Server, create_admin, shot, sign_in, start_wizard
 
 
