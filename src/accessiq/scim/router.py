@@ -7,6 +7,7 @@ calls `accessiq.services.scim`, and serialises the answers as `application/scim+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Path, Query, Request
@@ -136,6 +137,8 @@ async def _payload(request: Request) -> Any:
 PayloadDep = Annotated[Any, Depends(_payload)]
 FilterQuery = Annotated[str | None, Query(max_length=10 * scim.MAX_FILTER)]
 Attributes = Annotated[str | None, Query(max_length=2000)]
+ResourceId = Annotated[str, Path(max_length=200)]
+IfMatch = Annotated[str | None, Header(max_length=200)]
 
 
 def _parameters(attributes: str | None, excluded: str | None) -> ResponseParameters[Any] | None:
@@ -212,6 +215,22 @@ def _refusal(exc: ValidationError) -> SCIMException:
     return InvalidValueException(detail=f"{where}: {message}"[:300])
 
 
+def _listing(model: Any, items: Iterable[Any]) -> ScimResponse:
+    """A discovery endpoint's ListResponse: all of it, on one page."""
+    found = list(items)
+    answer = ListResponse[model](  # type: ignore[valid-type]
+        total_results=len(found), start_index=1, items_per_page=len(found), resources=found
+    )
+    return ScimResponse(answer.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+
+
+def _described(items: Iterable[Any], wanted: Callable[[Any], bool], what: str, name: str) -> ScimResponse:
+    for item in items:
+        if wanted(item):
+            return ScimResponse(item.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+    raise NotFoundException(detail=f"no {what} {name[:200]!r}")
+
+
 def build_router() -> APIRouter:
     router = APIRouter(prefix=PREFIX + "/{directory}", include_in_schema=False)
 
@@ -221,33 +240,19 @@ def build_router() -> APIRouter:
 
     @router.get("/ResourceTypes")
     def resource_types(_: DirectoryDep) -> ScimResponse:
-        types = list(_PROVIDER.resource_types)
-        answer = ListResponse[ResourceType](
-            total_results=len(types), start_index=1, items_per_page=len(types), resources=types
-        )
-        return ScimResponse(answer.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+        return _listing(ResourceType, _PROVIDER.resource_types)
 
     @router.get("/ResourceTypes/{name}")
     def resource_type(_: DirectoryDep, name: str) -> ScimResponse:
-        for item in _PROVIDER.resource_types:
-            if item.id == name or item.name == name:
-                return ScimResponse(item.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
-        raise NotFoundException(detail=f"no resource type {name[:100]!r}")
+        return _described(_PROVIDER.resource_types, lambda item: name in (item.id, item.name), "resource type", name)
 
     @router.get("/Schemas")
     def schemas(_: DirectoryDep) -> ScimResponse:
-        items = list(_PROVIDER.schemas)
-        answer = ListResponse[Schema](
-            total_results=len(items), start_index=1, items_per_page=len(items), resources=items
-        )
-        return ScimResponse(answer.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+        return _listing(Schema, _PROVIDER.schemas)
 
     @router.get("/Schemas/{schema_id}")
     def schema(_: DirectoryDep, schema_id: str) -> ScimResponse:
-        for item in _PROVIDER.schemas:
-            if item.id == schema_id:
-                return ScimResponse(item.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
-        raise NotFoundException(detail=f"no schema {schema_id[:200]!r}")
+        return _described(_PROVIDER.schemas, lambda item: item.id == schema_id, "schema", schema_id)
 
     @router.post("/.search")
     def search_everything(_: DirectoryDep) -> ScimResponse:
@@ -339,9 +344,9 @@ def _resource_routes(
         store: StoreDep,
         directory_id: DirectoryDep,
         directory: str,
-        resource_id: Annotated[str, Path(max_length=200)],
+        resource_id: ResourceId,
         payload: PayloadDep,
-        if_match: Annotated[str | None, Header(max_length=200)] = None,
+        if_match: IfMatch = None,
     ) -> ScimResponse:
         resource = _parse(model, payload, Context.RESOURCE_REPLACEMENT_REQUEST)
         replaced = await run_in_threadpool(replace, store, directory_id, resource_id, resource, if_match)
@@ -353,9 +358,9 @@ def _resource_routes(
         store: StoreDep,
         directory_id: DirectoryDep,
         directory: str,
-        resource_id: Annotated[str, Path(max_length=200)],
+        resource_id: ResourceId,
         payload: PayloadDep,
-        if_match: Annotated[str | None, Header(max_length=200)] = None,
+        if_match: IfMatch = None,
     ) -> ScimResponse:
         operation = _parse(patch_model, payload, Context.RESOURCE_PATCH_REQUEST)
         patched = await run_in_threadpool(patch, store, directory_id, resource_id, operation, if_match)
@@ -363,7 +368,7 @@ def _resource_routes(
 
     @router.delete(f"/{endpoint}/{{resource_id}}", status_code=204)
     def delete_resource(
-        store: StoreDep, directory_id: DirectoryDep, resource_id: Annotated[str, Path(max_length=200)]
+        store: StoreDep, directory_id: DirectoryDep, resource_id: ResourceId
     ) -> Response:
         delete(store, directory_id, resource_id)
         return Response(status_code=204)

@@ -181,6 +181,15 @@ def _one(session: Session, directory_id: int, kind: str, resource_id: str) -> di
     return dict(row)
 
 
+def _patched(current: R, patch: PatchOp[Any], if_match: str | None) -> R:
+    """A copy of `current` with the PATCH applied (atomically: `current` is left as it was)."""
+    _check_version(current, if_match)
+    patched = current.model_copy(deep=True)
+    patch.patch(patched, scim_policy=POLICY)
+    patched.id = current.id
+    return patched
+
+
 def _check_version(current: Resource[Any], if_match: str | None) -> None:
     if if_match is None or if_match.strip() == "*":
         return
@@ -317,10 +326,7 @@ def replace_user(store: Store, directory_id: int, user_id: str, user: ScimUser, 
 def patch_user(store: Store, directory_id: int, user_id: str, patch: PatchOp[Any], if_match: str | None) -> ScimUser:
     def change(session: Session) -> PushChange[ScimUser]:
         current = get_user(session, directory_id, user_id)
-        _check_version(current, if_match)
-        patched = current.model_copy(deep=True)
-        patch.patch(patched, scim_policy=POLICY)
-        patched.id = user_id
+        patched = _patched(current, patch, if_match)
         _check_sizes(_user_row(patched))
         return _user_change(session, directory_id, current, patched)
 
@@ -393,10 +399,7 @@ def replace_group(store: Store, directory_id: int, group_id: str, group: Group, 
 def patch_group(store: Store, directory_id: int, group_id: str, patch: PatchOp[Any], if_match: str | None) -> Group:
     def change(session: Session) -> PushChange[Group]:
         current = get_group(session, directory_id, group_id)
-        _check_version(current, if_match)
-        patched = current.model_copy(deep=True)
-        patch.patch(patched, scim_policy=POLICY)
-        patched.id = group_id
+        patched = _patched(current, patch, if_match)
         _group_sizes(patched)
         return _group_change(session, directory_id, current, patched)
 

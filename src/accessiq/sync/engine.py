@@ -91,7 +91,7 @@ def execute_run(
     RunCanceledError (the run ends `canceled`) or any error (the run fails).
     """
     bound = log.bind(run_id=run_id)
-    try:
+    with _ends_cleanly(store, run_id, bound, "run"):
         prepared = _start(store, run_id)
         bound = bound.bind(directory_id=prepared.directory_id, mode=prepared.mode)
         bound.info("run.started")
@@ -101,17 +101,24 @@ def execute_run(
         with _store_moved("applying"):
             status = _plan_and_apply(store, run_id, prepared, snapshot)
         bound.info("run.finished", status=status)
-    except RunCanceledError as exc:
-        bound.info("run.canceled")
-        _fail(store, run_id, str(exc), status="canceled")
-    except AccessIQError as exc:
-        bound.warning("run.failed", error=str(exc), kind=exc.kind)
-        _fail(store, run_id, str(exc))
-    except Exception as exc:  # an unexpected bug still ends the run cleanly, and is logged in full
-        bound.exception("run.crashed")
-        _fail(store, run_id, f"internal error: {type(exc).__name__}: {exc}; see the service log")
     with store.read() as session:
         return session.get_one(SyncRun, run_id)
+
+
+@contextmanager
+def _ends_cleanly(store: Store, run_id: int, bound: Any, event: str) -> Iterator[None]:
+    """Failures of any kind end the run `failed` (or `canceled`) with a message; nothing is applied."""
+    try:
+        yield
+    except RunCanceledError as exc:
+        bound.info(f"{event}.canceled")
+        _fail(store, run_id, str(exc), status="canceled")
+    except AccessIQError as exc:
+        bound.warning(f"{event}.failed", error=str(exc), kind=exc.kind)
+        _fail(store, run_id, str(exc))
+    except Exception as exc:  # an unexpected bug still ends the run cleanly, and is logged in full
+        bound.exception(f"{event}.crashed")
+        _fail(store, run_id, f"internal error: {type(exc).__name__}: {exc}; see the service log")
 
 
 def execute_push(store: Store, run_id: int, events: Iterable[SourceEvent]) -> SyncRun:
@@ -121,7 +128,7 @@ def execute_push(store: Store, run_id: int, events: Iterable[SourceEvent]) -> Sy
     The run is `running` already and holds its directory's slot; it ends like any run.
     """
     bound = log.bind(run_id=run_id)
-    try:
+    with _ends_cleanly(store, run_id, bound, "push"):
         with store.read() as session:
             run = session.get_one(SyncRun, run_id)
             cursor_row = load_cursor(session, run.directory_id)
@@ -135,12 +142,6 @@ def execute_push(store: Store, run_id: int, events: Iterable[SourceEvent]) -> Sy
         with _store_moved("applying"):
             status = _plan_and_apply(store, run_id, prepared, snapshot)
         bound.info("push.finished", status=status)
-    except AccessIQError as exc:
-        bound.warning("push.failed", error=str(exc), kind=exc.kind)
-        _fail(store, run_id, str(exc))
-    except Exception as exc:  # an unexpected bug still ends the run cleanly, and is logged in full
-        bound.exception("push.crashed")
-        _fail(store, run_id, f"internal error: {type(exc).__name__}: {exc}; see the service log")
     with store.read() as session:
         return session.get_one(SyncRun, run_id)
 
