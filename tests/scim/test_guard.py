@@ -58,3 +58,23 @@ def test_deactivating_pushes_count_against_the_percent_threshold(app_client: Tes
     assert scim("PATCH", f"/Users/{ids[1]}", off).status_code == 200  # 2 of 5: 40%
     assert scim("PATCH", f"/Users/{ids[2]}", off).status_code == 503  # 3 of 5: 60%
     assert users(store, directory)["p2@example.com"]["status"] == "active"
+
+
+def test_approval_lets_a_held_burst_through_after_other_pushes_moved_the_store(
+    app_client: TestClient, store: Store
+) -> None:
+    directory = make_directory(store, safety={"max_deactivations": 1, "max_deactivation_percent": 100})
+    scim = Scim(app_client, directory, issue(store, directory))
+    ids = [scim("POST", "/Users", user_body(f"v{i}@example.com")).json()["id"] for i in range(4)]
+    assert scim("DELETE", f"/Users/{ids[0]}").status_code == 204
+    assert scim("DELETE", f"/Users/{ids[1]}").status_code == 503
+    held = push_runs(store, directory)[-1]
+    # The identity provider goes on pushing other changes meanwhile.
+    assert scim("POST", "/Users", user_body("newcomer@example.com")).status_code == 201
+    approval = runs.approve(store, held["id"])
+    assert approval.status == "succeeded" and approval.trigger == "approval"
+    assert users(store, directory)["v1@example.com"]["status"] == "active"  # nothing stale applied
+    # The held delete comes back, and the burst goes on from a new window.
+    assert scim("DELETE", f"/Users/{ids[1]}").status_code == 204
+    assert users(store, directory)["v1@example.com"]["status"] == "deactivated"
+    assert scim("DELETE", f"/Users/{ids[2]}").status_code == 503  # a second over the limit is held again

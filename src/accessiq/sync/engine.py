@@ -439,6 +439,8 @@ def _apply_stored_plan(store: Store, run_id: int, trigger: str) -> SyncRun:
             fingerprint(current, mirror_now, cursor_row.value if cursor_row else None)
             != source.plan["fingerprint"]
         ):
+            if source.trigger == "push" and not source.dry_run:
+                return _allow_held_pushes(session, source, trigger, now)
             raise PlanRejectedError(
                 f"the directory's users, groups or memberships changed since run {run_id} was planned",
                 hint=f"run a new sync: accessiq sync {directory.id}",
@@ -465,6 +467,36 @@ def _apply_stored_plan(store: Store, run_id: int, trigger: str) -> SyncRun:
         source.resolution = "approved"
         source.plan = None
         return run
+
+
+def _allow_held_pushes(session: Session, source: SyncRun, trigger: str, now: Any) -> SyncRun:
+    """Approve a held push whose plan the store has moved past (other pushes kept arriving).
+
+    Its SCIM client was told to send the write again: the approval run applies nothing itself,
+    and starts a new guard window, so that the write and the rest of its burst go through when
+    they come back. Nothing is lost; nothing stale is applied.
+    """
+    run = SyncRun(
+        directory_id=source.directory_id,
+        trigger=trigger,
+        mode=source.mode,
+        dry_run=False,
+        status="succeeded",
+        started_at=now,
+        finished_at=utcnow(),
+        source_run_id=source.id,
+        counts={},
+        notes=[
+            f"approves the pushes held by run {source.id}; other pushes changed the directory since, so "
+            "they apply as the identity provider sends them again"
+        ],
+        progress={"phase": "done"},
+    )
+    session.add(run)
+    source.resolution = "approved"
+    source.plan = None
+    session.flush()
+    return run
 
 
 def reject_stored_plan(store: Store, run_id: int) -> SyncRun:
