@@ -14,18 +14,21 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from scim2_models import SCIMException
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import accessiq
+from accessiq import scim as scim_face
 from accessiq import web as web_face
 from accessiq.api import errors
 from accessiq.api import router as api_face
 from accessiq.api.metrics import token_required
 from accessiq.config import Settings
 from accessiq.errors import AccessIQError
+from accessiq.scim import errors as scim_errors
 from accessiq.services import Store
 from accessiq.services.launcher import RunLauncher
 from accessiq.web import STATIC
@@ -85,6 +88,7 @@ def create_app(
     app.state.secure_cookies = secure_cookies
 
     app.include_router(api_face.build_router(store))
+    app.include_router(scim_face.build_router())
     app.include_router(web_face.build_router())
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _install_error_handlers(app)
@@ -112,9 +116,13 @@ class _SecurityHeaders(BaseHTTPMiddleware):
         response = await call_next(request)
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.url.path.startswith(api_face.API_PREFIX):
+        if request.url.path.startswith(api_face.API_PREFIX) or scim_face.is_scim_path(request.url.path):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+def _is_scim(request: Request) -> bool:
+    return scim_face.is_scim_path(request.url.path)
 
 
 def _is_api(request: Request) -> bool:
@@ -134,20 +142,33 @@ def _allowed_methods(app: FastAPI, request: Request) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     """API paths answer the one JSON error body; UI paths answer pages or sign-in redirects."""
 
+    @app.exception_handler(SCIMException)
+    def scim_error(request: Request, exc: SCIMException) -> Response:
+        return scim_errors.from_scim_exception(exc)
+
     @app.exception_handler(AccessIQError)
     def product_error(request: Request, exc: AccessIQError) -> Response:
+        if _is_scim(request):
+            return scim_errors.from_product_error(exc, retry_after=scim_face.RETRY_AFTER)
         if _is_api(request):
             return errors.from_product_error(exc)
         return web_errors.error_page(request, exc.http_status, exc.message, exc.hint)
 
     @app.exception_handler(RequestValidationError)
     def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if _is_scim(request):
+            return scim_errors.from_validation_error(exc)
         if _is_api(request):
             return errors.from_validation_error(exc)
         return web_errors.error_page(request, 422, errors.describe_validation(exc)[0])
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_scim(request):
+            refusal = scim_errors.from_http_error(exc)
+            if exc.status_code == 405:
+                refusal.headers["Allow"] = _allowed_methods(app, request)
+            return refusal
         if _is_api(request):
             response = errors.from_http_error(exc)
             if exc.status_code == 405:
@@ -168,6 +189,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     def internal(request: Request, exc: Exception) -> Response:
+        if _is_scim(request):
+            return scim_errors.internal_error(request.url.path)
         if _is_api(request):
             return errors.internal_error(request, exc)
         errors.log.exception("web.internal_error", path=request.url.path)

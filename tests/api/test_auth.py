@@ -30,6 +30,7 @@ WRITE = "write"  # an API route only a write token may call
 PUBLIC = "public"  # anyone: health, the schema, static files, the sign-in and setup forms
 METRICS = "metrics"  # open on loopback by default; a token when ACCESSIQ_METRICS_AUTH asks for one
 PAGE = "page"  # a web page or form for a signed-in administrator
+SCIM = "scim"  # a SCIM route: only a live SCIM token of the directory it names (tests/scim)
 
 ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/directories"): READ,
@@ -130,6 +131,27 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/settings/tokens"): PAGE,
     ("POST", "/settings/tokens"): PAGE,
     ("POST", "/settings/tokens/{token_id}/revoke"): PAGE,
+    ("POST", "/directories/{directory_id}/scim-token"): PAGE,
+    ("GET", "/scim/v2/{directory}/Users"): SCIM,
+    ("POST", "/scim/v2/{directory}/Users"): SCIM,
+    ("POST", "/scim/v2/{directory}/Users/.search"): SCIM,
+    ("GET", "/scim/v2/{directory}/Users/{resource_id}"): SCIM,
+    ("PUT", "/scim/v2/{directory}/Users/{resource_id}"): SCIM,
+    ("PATCH", "/scim/v2/{directory}/Users/{resource_id}"): SCIM,
+    ("DELETE", "/scim/v2/{directory}/Users/{resource_id}"): SCIM,
+    ("GET", "/scim/v2/{directory}/Groups"): SCIM,
+    ("POST", "/scim/v2/{directory}/Groups"): SCIM,
+    ("POST", "/scim/v2/{directory}/Groups/.search"): SCIM,
+    ("GET", "/scim/v2/{directory}/Groups/{resource_id}"): SCIM,
+    ("PUT", "/scim/v2/{directory}/Groups/{resource_id}"): SCIM,
+    ("PATCH", "/scim/v2/{directory}/Groups/{resource_id}"): SCIM,
+    ("DELETE", "/scim/v2/{directory}/Groups/{resource_id}"): SCIM,
+    ("GET", "/scim/v2/{directory}/ServiceProviderConfig"): SCIM,
+    ("GET", "/scim/v2/{directory}/ResourceTypes"): SCIM,
+    ("GET", "/scim/v2/{directory}/ResourceTypes/{name}"): SCIM,
+    ("GET", "/scim/v2/{directory}/Schemas"): SCIM,
+    ("GET", "/scim/v2/{directory}/Schemas/{schema_id}"): SCIM,
+    ("POST", "/scim/v2/{directory}/.search"): SCIM,
 }
 
 # What stands in for each path parameter; the objects need not exist, refusal comes first.
@@ -165,6 +187,7 @@ def _cases(*kinds: str) -> list[tuple[str, str]]:
 
 
 API_ROUTES = _cases(READ, WRITE)
+SCIM_ROUTES = _cases(SCIM)
 WRITES = _cases(WRITE)
 READS = _cases(READ)
 PAGES = _cases(PAGE)
@@ -382,3 +405,19 @@ def test_pages_with_an_expired_session_send_to_sign_in(
     expired = client.request(method, path, follow_redirects=False)
     client.cookies.clear()
     assert _is_sign_in_redirect(expired, path, method), (expired.status_code, expired.headers.get("location"))
+
+
+# -- SCIM ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path"), SCIM_ROUTES)
+def test_scim_routes_refuse_api_tokens_and_no_token(
+    client: TestClient, module_store: Store, method: str, path: str
+) -> None:
+    """An API token is no SCIM token: the SCIM face answers 401 in its own error envelope."""
+    token = make_token(module_store)
+    for headers in ({}, {"Authorization": f"Bearer {token}"}, {"Authorization": "Bearer aiqscim_forged"}):
+        response = client.request(method, path, headers=headers, json={})
+        assert response.status_code == 401, (headers, response.text)
+        assert response.headers["content-type"].startswith("application/scim+json")
+        assert response.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]

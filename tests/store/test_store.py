@@ -12,8 +12,8 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from accessiq.errors import ConfigurationError
-from accessiq.store.crypto import SecretBox, load_or_create_key
 from accessiq.store.bulk import insert_many
+from accessiq.store.crypto import SecretBox, load_or_create_key
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, Role, SyncRun, User
 

@@ -30,7 +30,7 @@ from accessiq.config import Settings
 from accessiq.errors import AccessIQError
 from accessiq.logs import configure_logging
 from accessiq.services import directories as dirs
-from accessiq.services import identity, runs
+from accessiq.services import identity, runs, scim_tokens
 from accessiq.services.configure import frequency_words
 from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store, open_store
@@ -180,6 +180,42 @@ def directories_test(directory: DirectoryArg, as_json: JsonFlag = False) -> None
             console.print(f"[red]problem[/red] {escape(line)}")
     if not result.ok:
         raise typer.Exit(1)
+
+
+@directories_app.command("scim-token")
+def directories_scim_token(
+    directory: DirectoryArg,
+    grace: Annotated[
+        str, typer.Option(help="How long the directory's current tokens keep working: 0, 15m, 1h, 7d.")
+    ] = "1h",
+    base_url: Annotated[
+        str, typer.Option(help="The address identity providers reach this server at.")
+    ] = "http://127.0.0.1:8000",
+    as_json: JsonFlag = False,
+) -> None:
+    """Make a new SCIM bearer token for a push directory, shown this once; older ones expire after --grace."""
+    with store().transaction() as session:
+        found = dirs.get_directory(session, directory)
+        issued = scim_tokens.issue_token(session, found, scim_tokens.parse_grace(grace))
+        endpoint = f"{base_url.rstrip('/')}/scim/v2/{found.id}"
+    if as_json:
+        print_json(
+            {
+                "directory": found.id,
+                "base_url": endpoint,
+                "token": issued.token,
+                "previous_tokens_expire_at": issued.previous_expire_at.isoformat()
+                if issued.previous_expire_at
+                else None,
+            }
+        )
+        return
+    console.print(f"SCIM base URL: {escape(endpoint)}")
+    console.print(f"Secret token:  {escape(issued.token)}")
+    console.print("The token is shown this once; paste both into the identity provider's provisioning settings.")
+    if issued.previous_expire_at is not None:
+        ends = f"{issued.previous_expire_at:%Y-%m-%d %H:%M}"
+        console.print(f"The directory's previous tokens stop working at {ends} UTC.")
 
 
 @directories_app.command("groups")

@@ -20,6 +20,7 @@ _PROVIDERS = {
     "okta": "accessiq.connectors.okta:OktaConnector",
     "google": "accessiq.connectors.google:GoogleConnector",
     "ldap": "accessiq.connectors.ldap:LdapConnector",
+    "scim": "accessiq.connectors.scim:ScimConnector",
 }
 
 # Providers the product page promises that have no connector yet: (title, description).

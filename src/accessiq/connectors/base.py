@@ -38,6 +38,8 @@ class SourceGroup:
     description: str | None = None
     email: str | None = None
     dn: str | None = None
+    # The record as the source gave it, for providers whose mirror must answer for it (SCIM).
+    data: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,9 @@ class Connector(ABC):
     install_hint: ClassVar[str | None] = None
     # True when `read` can continue from a cursor instead of reading everything.
     incremental: ClassVar[bool] = False
+    # True when the source pushes its changes (SCIM): the stored mirror is the whole source, a read
+    # adds nothing to it, and a run plans from the mirror.
+    push_only: ClassVar[bool] = False
     # Default attribute mapping: AccessIQ attribute <- field path or template.
     default_mapping: ClassVar[dict[str, str]] = {}
     # Connection fields that together name the tenant a directory reads (Entra tenant, Okta org,

@@ -407,3 +407,24 @@ Index(
     postgresql_where=SyncRun.status == "running",
     sqlite_where=SyncRun.status == "running",
 )
+
+
+# -- SCIM push (migration 0008) ---------------------------------------------------------------
+
+
+class ScimToken(Base):
+    """A bearer token that lets an identity provider push to one directory's SCIM endpoint.
+
+    Only a SHA-256 digest is kept. A rotated token keeps working until `expires_at` (the grace
+    period for the identity provider to take the new one); a live token has none.
+    """
+
+    __tablename__ = "scim_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    directory_id: Mapped[int] = mapped_column(ForeignKey("directories.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from accessiq.connectors import connector_class
-from accessiq.connectors.base import GroupUpserted, UserUpserted
+from accessiq.connectors.base import GroupUpserted, ReadFinished, ReadStarted, SourceEvent, UserUpserted
 from accessiq.errors import AccessIQError, ConflictError, PlanRejectedError, RunCanceledError
 from accessiq.store.database import Store, is_stale_read
 from accessiq.store.tables import Cursor, Directory, SyncRun, utcnow
@@ -43,6 +43,7 @@ from accessiq.sync.state import (
     load_mirror_rows,
     load_store_state,
     mirrored_users,
+    recent_push_deactivations,
     store_counts,
     users_touched_since,
     users_with_emails,
@@ -66,6 +67,18 @@ class _Prepared:
     mode: str
     cursor: dict[str, Any] | None
     mirror: dict[Any, dict[str, Any]]
+    # A push-only source (SCIM): the mirror is the whole source, and a read only adds to it.
+    from_mirror: bool = False
+
+    @property
+    def reads_changes(self) -> bool:
+        """True when the read's events fold into the mirror rather than replace it."""
+        return self.mode == "incremental" or self.from_mirror
+
+    @property
+    def plans_everything(self) -> bool:
+        """A full run of a push-only source plans every mirrored user again (Sync Now, new settings)."""
+        return self.from_mirror and self.mode == "full"
 
 
 def execute_run(
@@ -78,7 +91,7 @@ def execute_run(
     RunCanceledError (the run ends `canceled`) or any error (the run fails).
     """
     bound = log.bind(run_id=run_id)
-    try:
+    with _ends_cleanly(store, run_id, bound, "run"):
         prepared = _start(store, run_id)
         bound = bound.bind(directory_id=prepared.directory_id, mode=prepared.mode)
         bound.info("run.started")
@@ -95,15 +108,47 @@ def execute_run(
         with _store_moved("applying"):
             status = _plan_and_apply(store, run_id, prepared, snapshot)
         bound.info("run.finished", status=status)
+    with store.read() as session:
+        return session.get_one(SyncRun, run_id)
+
+
+@contextmanager
+def _ends_cleanly(store: Store, run_id: int, bound: Any, event: str) -> Iterator[None]:
+    """Failures of any kind end the run `failed` (or `canceled`) with a message; nothing is applied."""
+    try:
+        yield
     except RunCanceledError as exc:
-        bound.info("run.canceled")
+        bound.info(f"{event}.canceled")
         _fail(store, run_id, str(exc), status="canceled")
     except AccessIQError as exc:
-        bound.warning("run.failed", error=str(exc), kind=exc.kind)
+        bound.warning(f"{event}.failed", error=str(exc), kind=exc.kind)
         _fail(store, run_id, str(exc))
     except Exception as exc:  # an unexpected bug still ends the run cleanly, and is logged in full
-        bound.exception("run.crashed")
+        bound.exception(f"{event}.crashed")
         _fail(store, run_id, f"internal error: {type(exc).__name__}: {exc}; see the service log")
+
+
+def execute_push(store: Store, run_id: int, events: Iterable[SourceEvent]) -> SyncRun:
+    """Plan and apply a push run: `events` (what a SCIM client wrote) fold into the mirror as an
+    incremental read would, and the same planner, guard and apply carry them out.
+
+    The run is `running` already and holds its directory's slot; it ends like any run.
+    """
+    bound = log.bind(run_id=run_id)
+    with _ends_cleanly(store, run_id, bound, "push"):
+        with store.read() as session:
+            run = session.get_one(SyncRun, run_id)
+            cursor_row = load_cursor(session, run.directory_id)
+            cursor = cursor_row.value if cursor_row else None
+            groups = load_mirror(session, run.directory_id, kind="group")
+        prepared = _Prepared(run.directory_id, "incremental", cursor, groups, from_mirror=True)
+        snapshot = SourceSnapshot.from_mirror(groups)
+        snapshot.users_partial = True
+        for _ in snapshot.fold([ReadStarted(full=False), *events, ReadFinished(cursor=cursor)]):
+            pass
+        with _store_moved("applying"):
+            status = _plan_and_apply(store, run_id, prepared, snapshot)
+        bound.info("push.finished", status=status)
     with store.read() as session:
         return session.get_one(SyncRun, run_id)
 
@@ -116,15 +161,16 @@ def _start(store: Store, run_id: int) -> _Prepared:
         directory = session.get_one(Directory, run.directory_id)
         settings = settings_of(directory)
         cursor_row = load_cursor(session, directory.id)
-        mode = _choose_mode(
-            run, connector_class(directory.provider).incremental, cursor_row, settings.full_sync_interval
-        )
+        connector = connector_class(directory.provider)
+        mode = _choose_mode(run, connector.incremental, cursor_row, settings.full_sync_interval)
         run.mode = mode
         run.status = "running"
         run.started_at = run.started_at or utcnow()
         run.progress = {"phase": "reading", "users": 0, "groups": 0}
-        prepared = _Prepared(directory.id, mode, cursor_row.value if cursor_row else None, {})
-    if mode == "incremental":
+        prepared = _Prepared(
+            directory.id, mode, cursor_row.value if cursor_row else None, {}, from_mirror=connector.push_only
+        )
+    if prepared.reads_changes:
         # Read outside the write lock: should another run apply meanwhile, the cursor check refuses
         # this one. Only the groups: the users a run plans are loaded once it knows which.
         with store.read() as session:
@@ -147,8 +193,8 @@ def _read(
         directory = session.get_one(Directory, prepared.directory_id)
         connector = build_connector(store.secrets, directory)
     snapshot = SourceSnapshot.from_mirror(prepared.mirror)
-    snapshot.users_partial = prepared.mode == "incremental"
-    cursor = prepared.cursor if prepared.mode == "incremental" else None
+    snapshot.users_partial = prepared.reads_changes
+    cursor = prepared.cursor if prepared.reads_changes else None
     users = groups = 0
     last_report = time.monotonic()
     try:
@@ -216,7 +262,7 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         # Its lease was recovered (a stalled worker) or it was canceled meanwhile.
         raise ConflictError(f"run {run_id} is {run.status} now; nothing was applied")
     cursor_row = load_cursor(session, directory.id)
-    if (cursor_row.value if cursor_row else None) != prepared.cursor and prepared.mode == "incremental":
+    if (cursor_row.value if cursor_row else None) != prepared.cursor and prepared.reads_changes:
         raise ConflictError("another run applied changes to this directory meanwhile; run the sync again")
     context = plan_context(session, directory)
     rejected = {(obj, ext) for obj, ext, _ in snapshot.rejected if ext}
@@ -234,7 +280,7 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         "refs": resolved_refs(snapshot.groups, context),
     }
     started = time.perf_counter()
-    scope = _affected_scope(session, cursor_row, basis, diff, snapshot, context)
+    scope = None if prepared.plans_everything else _affected_scope(session, cursor_row, basis, diff, snapshot, context)
     if scope is None:
         _load_users(session, directory.id, snapshot, None)
         planned, current = snapshot, load_store_state(session, directory.id)
@@ -250,7 +296,9 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     # Users a run did not need to plan are in line with the source, as the last run left them.
     plan.counts["users_unchanged"] += source_users - len(planned.users)
     plan.counts["users_planned"] = len(planned.users)
-    blocked = check_safety(plan, source_users, active, context.settings.safety)
+    # Pushes arrive one change at a time: the guard weighs a burst of them together.
+    earlier = recent_push_deactivations(session, directory.id, now) if run.trigger == "push" else None
+    blocked = check_safety(plan, source_users, active, context.settings.safety, earlier_pushed=earlier)
 
     unindexed = {ext for ext in planned.users if ("user", ext) not in index}
     if partial and unindexed:
@@ -413,6 +461,8 @@ def _apply_stored_plan(store: Store, run_id: int, trigger: str) -> SyncRun:
         current = load_store_state(session, directory.id)
         mirror_now = load_mirror(session, directory.id)
         if fingerprint(current, mirror_now, cursor_row.value if cursor_row else None) != source.plan["fingerprint"]:
+            if source.trigger == "push" and not source.dry_run:
+                return _allow_held_pushes(session, source, trigger, now)
             raise PlanRejectedError(
                 f"the directory's users, groups or memberships changed since run {run_id} was planned",
                 hint=f"run a new sync: accessiq sync {directory.id}",
@@ -439,6 +489,36 @@ def _apply_stored_plan(store: Store, run_id: int, trigger: str) -> SyncRun:
         source.resolution = "approved"
         source.plan = None
         return run
+
+
+def _allow_held_pushes(session: Session, source: SyncRun, trigger: str, now: Any) -> SyncRun:
+    """Approve a held push whose plan the store has moved past (other pushes kept arriving).
+
+    Its SCIM client was told to send the write again: the approval run applies nothing itself,
+    and starts a new guard window, so that the write and the rest of its burst go through when
+    they come back. Nothing is lost; nothing stale is applied.
+    """
+    run = SyncRun(
+        directory_id=source.directory_id,
+        trigger=trigger,
+        mode=source.mode,
+        dry_run=False,
+        status="succeeded",
+        started_at=now,
+        finished_at=utcnow(),
+        source_run_id=source.id,
+        counts={},
+        notes=[
+            f"approves the pushes held by run {source.id}; other pushes changed the directory since, so "
+            "they apply as the identity provider sends them again"
+        ],
+        progress={"phase": "done"},
+    )
+    session.add(run)
+    source.resolution = "approved"
+    source.plan = None
+    session.flush()
+    return run
 
 
 def reject_stored_plan(store: Store, run_id: int) -> SyncRun:

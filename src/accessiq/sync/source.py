@@ -71,6 +71,7 @@ class SourceSnapshot:
                         description=data.get("description"),
                         email=data.get("email"),
                         dn=data.get("dn"),
+                        data=data.get("data"),
                     ),
                     users=set(data.get("users", [])),
                     groups=set(data.get("groups", [])),
@@ -137,7 +138,7 @@ class SourceSnapshot:
             }
         for external_id, entry in self.groups.items():
             group = entry.group
-            rows[("group", external_id)] = {
+            row: dict[str, Any] = {
                 "name": group.name,
                 "description": group.description,
                 "email": group.email,
@@ -145,6 +146,9 @@ class SourceSnapshot:
                 "users": sorted(entry.users),
                 "groups": sorted(entry.groups),
             }
+            if group.data is not None:
+                row["data"] = dict(group.data)
+            rows[("group", external_id)] = row
         return rows
 
 

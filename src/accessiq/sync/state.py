@@ -24,6 +24,7 @@ from accessiq.store.tables import (
     SyncRun,
     User,
 )
+from accessiq.sync.guard import PUSH_WINDOW
 from accessiq.sync.planner import StoredGroup, StoredUser, StoreState
 from accessiq.sync.source import MirrorKey
 
@@ -165,6 +166,28 @@ def users_touched_since(session: Session, directory_id: int, since: datetime) ->
         )
         if ext is not None
     }
+
+
+def recent_push_deactivations(session: Session, directory_id: int, now: datetime) -> int:
+    """Users that applied pushes deactivated within the guard's window, counted since the last approval."""
+    since = now - PUSH_WINDOW
+    approved = session.scalar(
+        select(func.max(SyncRun.finished_at)).where(
+            SyncRun.directory_id == directory_id, SyncRun.trigger == "approval"
+        )
+    )
+    if approved is not None and approved > since:
+        since = approved
+    counts = session.scalars(
+        select(SyncRun.counts).where(
+            SyncRun.directory_id == directory_id,
+            SyncRun.trigger == "push",
+            SyncRun.dry_run.is_(False),
+            SyncRun.status.in_(("succeeded", "succeeded_with_errors")),
+            SyncRun.finished_at > since,
+        )
+    )
+    return sum(int((c or {}).get("users_deactivated", 0)) for c in counts)
 
 
 def last_run_leftovers(session: Session, directory_id: int) -> set[str]:

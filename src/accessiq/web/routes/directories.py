@@ -15,6 +15,7 @@ from accessiq.services import directories as dirs
 from accessiq.web.chart import runs_chart
 from accessiq.web.forms import FormDep
 from accessiq.web.routes.directory_forms import DirectoryId, load_directory
+from accessiq.web.routes.directory_scim import scim_panel
 from accessiq.web.routes.directory_wizard import WIZARD_STEPS
 from accessiq.web.security import AdminDep
 from accessiq.web.templating import redirect, render
@@ -95,6 +96,7 @@ def dashboard(request: Request, directory_id: DirectoryId, store: StoreDep, admi
             "chart": runs_chart(list(reversed(finished[:20]))),
             "next_sync": _next_sync(data),
             "setup_labels": dict(WIZARD_STEPS),
+            "scim": scim_panel(request, store, directory_id, data["provider"]),
         },
     )
 

@@ -30,6 +30,7 @@ from accessiq.web.routes.directory_forms import (
     save_settings,
     shown_values,
 )
+from accessiq.web.routes.directory_scim import scim_panel
 from accessiq.web.security import AdminDep
 from accessiq.web.templating import redirect, render
 
@@ -206,7 +207,8 @@ def wizard_test(request: Request, directory_id: DirectoryId, store: StoreDep, ad
     with store.transaction() as session:
         _, data = load_directory(session, directory_id)
     result = forms.labelled_result(result, data["provider"])
-    return render(request, "directories/wizard_test.html", _wizard("test", data, result=result))
+    scim = scim_panel(request, store, directory_id, data["provider"])
+    return render(request, "directories/wizard_test.html", _wizard("test", data, result=result, scim=scim))
 
 
 @router.get("/{directory_id}/setup/settings")

@@ -1,0 +1,436 @@
+"""SCIM 2.0 Users and Groups of a push directory: what the SCIM face reads and writes.
+
+Reads answer from the directory's source mirror, which holds each resource as its client wrote it.
+Every write becomes a push (`accessiq.jobs.push`): the change is turned into source events that
+the engine plans and applies like an incremental read, as a run with trigger `push`. Resources
+are scim2-models objects; the face parses and serialises them. Refusals are scim2-models
+exceptions (they carry the `scimType`), or AccessIQ errors with an HTTP status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from scim2_models import (
+    Context,
+    EnterpriseUser,
+    Group,
+    GroupMember,
+    InvalidFilterException,
+    InvalidValueException,
+    Meta,
+    NotFoundException,
+    PatchOp,
+    PreconditionFailedException,
+    Resource,
+    ScimFilter,
+    ScimPolicy,
+    UniquenessException,
+    User,
+)
+from scim2_models.path.expressions import CompareOperator, Comparison
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from accessiq.connectors.base import (
+    GroupRemoved,
+    GroupUpserted,
+    SourceEvent,
+    SourceGroup,
+    SourceUser,
+    UserRemoved,
+    UserUpserted,
+)
+from accessiq.errors import AccessIQError, NotFoundError
+from accessiq.jobs.push import PushChange, push
+from accessiq.services import Store
+from accessiq.services.directories import get_directory
+from accessiq.store.tables import SourceObject, utcnow
+from accessiq.sync.state import load_mirror_rows
+
+ScimUser = User[EnterpriseUser]
+R = TypeVar("R", bound=Resource[Any])
+
+# What real clients send besides the RFC (see README, "Receive changes by SCIM"): attributes we do
+# not model are dropped, Entra's `Remove` with a value removes those values, and a filtered path
+# such as `emails[type eq "work"].value` creates the entry it describes.
+POLICY = ScimPolicy(
+    unknown=ScimPolicy.Unknown.ignore,
+    remove_value_as_filter=ScimPolicy.RemoveValue.apply,
+    unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
+)
+MAX_PAGE = 200  # ServiceProviderConfig filter.maxResults; larger counts are capped
+MAX_FILTER = 2000  # characters
+MAX_MEMBERS = 10_000  # members one write may name
+RETRY_AFTER = 60  # seconds a client waits before sending a held or busy write again
+
+_ENTERPRISE = str(EnterpriseUser.__schema__)
+_ENTERPRISE_KEY = "enterprise"  # where the mirror keeps the extension, for mapping paths
+# Longest values the store keeps (users table columns); a longer one is refused, not truncated.
+_LIMITS = {"userName": 320, "displayName": 400, "externalId": 200, "givenName": 200, "familyName": 200}
+_MAX_STRING = 4096
+_MAX_ITEMS = 100  # entries of a multi-valued user attribute
+
+
+class PushHeldError(AccessIQError):
+    """The write is held (a blocked run awaiting approval) or failed to apply: send it again later."""
+
+    http_status = 503
+    kind = "push_held"
+
+
+@dataclass(frozen=True)
+class ResourcePage:
+    total: int
+    start: int
+    resources: list[Resource[Any]]
+
+
+def push_directory(session: Session, ref: str) -> int:
+    """The id of the directory `ref` names, when it receives pushes; NotFoundError otherwise."""
+    try:
+        directory = get_directory(session, ref)
+    except NotFoundError:
+        directory = None
+    if directory is None or directory.provider != "scim":
+        raise NotFoundError(f"no SCIM directory {ref!r}")
+    return directory.id
+
+
+# -- the mirror <-> resources ------------------------------------------------------------------
+
+
+def _version(data: dict[str, Any]) -> str:
+    body = {k: v for k, v in data.items() if k != "meta"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return f'W/"{hashlib.sha256(text.encode()).hexdigest()[:20]}"'
+
+
+def _user_row(user: ScimUser) -> dict[str, Any]:
+    data: dict[str, Any] = user.model_dump(mode="json", scim_ctx=Context.DEFAULT)
+    if _ENTERPRISE in data:
+        data[_ENTERPRISE_KEY] = data.pop(_ENTERPRISE)
+    return data
+
+
+def _user_of(data: dict[str, Any]) -> ScimUser:
+    body = dict(data)
+    if _ENTERPRISE_KEY in body:
+        body[_ENTERPRISE] = body.pop(_ENTERPRISE_KEY)
+    return ScimUser.model_validate(body, scim_policy=POLICY)
+
+
+def _group_of(row: dict[str, Any]) -> Group:
+    """The group resource: what its client wrote, with the members the mirror holds now."""
+    data = dict(row.get("data") or {"displayName": row["name"]})
+    written = {m.get("value"): m for m in data.pop("members", None) or [] if isinstance(m, dict)}
+    group = Group.model_validate(data, scim_policy=POLICY)
+
+    def member(value: str, kind: str) -> GroupMember:
+        entry = written.get(value) or {}
+        return GroupMember(value=value, type=kind, ref=entry.get("$ref"), display=entry.get("display"))
+
+    members = [member(u, "User") for u in row.get("users", [])]
+    members += [member(g, "Group") for g in row.get("groups", [])]
+    group.members = members or None
+    return group
+
+
+def _stamp(resource: R, resource_type: str, before: Resource[Any] | None) -> R:
+    now = utcnow()
+    created = before.meta.created if before is not None and before.meta is not None else now
+    resource.meta = Meta(resource_type=resource_type, created=created, last_modified=now)
+    body = resource.model_dump(mode="json", scim_ctx=Context.DEFAULT)
+    resource.meta.version = _version(body)
+    return resource
+
+
+def _check_sizes(value: Any, key: str = "", depth: int = 0) -> None:
+    """Refuse values the store cannot keep, and documents nested or repeated beyond reason."""
+    if depth > 6:
+        raise InvalidValueException(detail="the resource is nested too deeply")
+    if isinstance(value, str):
+        limit = _LIMITS.get(key, _MAX_STRING)
+        if key == "value" and "@" in value:
+            limit = 320
+        if len(value) > limit:
+            raise InvalidValueException(detail=f"{key or 'a value'} is longer than {limit} characters")
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _check_sizes(item, str(name), depth + 1)
+    elif isinstance(value, list):
+        if len(value) > (MAX_MEMBERS if key == "members" else _MAX_ITEMS):
+            raise InvalidValueException(detail=f"{key} has too many entries")
+        for item in value:
+            _check_sizes(item, key, depth + 1)
+
+
+def _rows(session: Session, directory_id: int, kind: str, ids: Iterable[str] | None = None) -> dict[str, Any]:
+    return load_mirror_rows(session, directory_id, kind, None if ids is None else set(ids))
+
+
+def _one(session: Session, directory_id: int, kind: str, resource_id: str) -> dict[str, Any]:
+    row = _rows(session, directory_id, kind, [resource_id]).get(resource_id) if len(resource_id) <= 200 else None
+    if row is None:
+        raise NotFoundException(detail=f"{'User' if kind == 'user' else 'Group'} {resource_id} not found")
+    return dict(row)
+
+
+def _patched(current: R, patch: PatchOp[Any], if_match: str | None) -> R:
+    """A copy of `current` with the PATCH applied (atomically: `current` is left as it was)."""
+    _check_version(current, if_match)
+    patched = current.model_copy(deep=True)
+    patch.patch(patched, scim_policy=POLICY)
+    patched.id = current.id
+    return patched
+
+
+def _check_version(current: Resource[Any], if_match: str | None) -> None:
+    if if_match is None or if_match.strip() == "*":
+        return
+    version = current.meta.version if current.meta is not None else None
+    if version not in [tag.strip() for tag in if_match.split(",")]:
+        raise PreconditionFailedException(detail="the resource changed since that version")
+
+
+# -- reads --------------------------------------------------------------------------------------
+
+
+def get_user(session: Session, directory_id: int, user_id: str) -> ScimUser:
+    return _user_of(_one(session, directory_id, "user", user_id)["data"])
+
+
+def get_group(session: Session, directory_id: int, group_id: str) -> Group:
+    return _group_of(_one(session, directory_id, "group", group_id))
+
+
+def list_users(
+    session: Session, directory_id: int, filter: str | None, start: int, count: int | None
+) -> ResourcePage:
+    ids = _user_name_lookup(session, directory_id, _filter(ScimUser, filter))
+    users = (_user_of(row["data"]) for _, row in sorted(_rows(session, directory_id, "user", ids).items()))
+    return _page(users, ScimUser, filter, start, count)
+
+
+def _user_name_lookup(session: Session, directory_id: int, matcher: ScimFilter[Any] | None) -> list[str] | None:
+    """For `userName eq "…"`, the lookup every provisioning client makes before a create, the few
+    users that can match (the filter still decides); None to read them all."""
+    node = matcher.ast if matcher is not None else None
+    if not isinstance(node, Comparison) or node.op != CompareOperator.eq or not isinstance(node.value, str):
+        return None
+    path = node.attr_path
+    if path.attr.casefold() != "username" or path.sub_attr is not None or path.uri not in (None, str(User.__schema__)):
+        return None
+    return [ext for ext, _ in _user_names(session, directory_id, node.value.casefold())]
+
+
+def list_groups(
+    session: Session, directory_id: int, filter: str | None, start: int, count: int | None
+) -> ResourcePage:
+    groups = (_group_of(row) for _, row in sorted(_rows(session, directory_id, "group").items()))
+    return _page(groups, Group, filter, start, count)
+
+
+def _page(
+    resources: Iterable[Resource[Any]], model: type[Resource[Any]], filter: str | None, start: int, count: int | None
+) -> ResourcePage:
+    matcher = _filter(model, filter)
+    matched = [r for r in resources if matcher is None or matcher.match(r)]
+    start = max(start, 1)
+    count = MAX_PAGE if count is None else max(0, min(count, MAX_PAGE))
+    return ResourcePage(len(matched), start, matched[start - 1 : start - 1 + count])
+
+
+def _filter(model: type[Resource[Any]], text: str | None) -> ScimFilter[Any] | None:
+    if text is None or not text.strip():
+        return None
+    if len(text) > MAX_FILTER:
+        raise InvalidFilterException(detail=f"the filter is longer than {MAX_FILTER} characters")
+    try:
+        return ScimFilter[model](text)  # type: ignore[valid-type]
+    except InvalidFilterException:
+        raise
+    except Exception as exc:  # the parser's own errors: the filter does not parse or names nothing
+        raise InvalidFilterException(detail=f"the filter does not parse: {str(exc).splitlines()[0][:200]}") from None
+
+
+# -- writes -------------------------------------------------------------------------------------
+
+
+def _carry(store: Store, directory_id: int, change: Callable[[Session], PushChange[R]]) -> R:
+    pushed = push(store, directory_id, change)
+    if pushed.status == "blocked":
+        raise PushHeldError(
+            f"the change is held for an administrator's approval (run {pushed.run_id}): {pushed.message}",
+            hint="send it again later; once the run is approved it is in place",
+        )
+    if pushed.status == "failed":
+        raise PushHeldError(f"the change could not be applied (run {pushed.run_id}): {pushed.message}")
+    return pushed.result
+
+
+def _unique_user_name(session: Session, directory_id: int, user: ScimUser, own_id: str | None) -> None:
+    """Refuse a userName another user of the directory has, compared case-insensitively."""
+    wanted = (user.user_name or "").casefold()
+    for external_id, name in _user_names(session, directory_id, wanted):
+        if external_id != own_id and name.casefold() == wanted:
+            raise UniquenessException(detail=f"userName {user.user_name!r} is taken")
+
+
+def _user_names(session: Session, directory_id: int, lowered: str) -> list[tuple[str, str]]:
+    """(id, userName) of the mirrored users whose userName lowers to `lowered` (the database lowers ASCII
+    only, so the caller compares again)."""
+    name = SourceObject.data["data"]["userName"].as_string()
+    query = select(SourceObject.external_id, name).where(
+        SourceObject.directory_id == directory_id,
+        SourceObject.kind == "user",
+        func.lower(name) == lowered if lowered.isascii() else name.is_not(None),
+    )
+    return [(str(ext), str(value)) for ext, value in session.execute(query)]
+
+
+def _user_event(user: ScimUser) -> UserUpserted:
+    assert user.id is not None
+    return UserUpserted(SourceUser(external_id=user.id, data=_user_row(user), active=user.active is not False))
+
+
+def create_user(store: Store, directory_id: int, user: ScimUser) -> ScimUser:
+    _check_sizes(_user_row(user))
+
+    def change(session: Session) -> PushChange[ScimUser]:
+        _unique_user_name(session, directory_id, user, None)
+        user.id = uuid.uuid4().hex
+        _stamp(user, "User", None)
+        return PushChange([_user_event(user)], user)
+
+    return _carry(store, directory_id, change)
+
+
+def replace_user(store: Store, directory_id: int, user_id: str, user: ScimUser, if_match: str | None) -> ScimUser:
+    _check_sizes(_user_row(user))
+
+    def change(session: Session) -> PushChange[ScimUser]:
+        current = get_user(session, directory_id, user_id)
+        _check_version(current, if_match)
+        user.id = user_id
+        return _user_change(session, directory_id, current, user)
+
+    return _carry(store, directory_id, change)
+
+
+def patch_user(store: Store, directory_id: int, user_id: str, patch: PatchOp[Any], if_match: str | None) -> ScimUser:
+    def change(session: Session) -> PushChange[ScimUser]:
+        current = get_user(session, directory_id, user_id)
+        patched = _patched(current, patch, if_match)
+        _check_sizes(_user_row(patched))
+        return _user_change(session, directory_id, current, patched)
+
+    return _carry(store, directory_id, change)
+
+
+def _user_change(session: Session, directory_id: int, current: ScimUser, new: ScimUser) -> PushChange[ScimUser]:
+    new.meta = current.meta
+    if _user_row(new) == _user_row(current):
+        return PushChange([], current)
+    _unique_user_name(session, directory_id, new, current.id)
+    _stamp(new, "User", current)
+    return PushChange([_user_event(new)], new)
+
+
+def delete_user(store: Store, directory_id: int, user_id: str) -> None:
+    def change(session: Session) -> PushChange[None]:
+        _one(session, directory_id, "user", user_id)
+        return PushChange([UserRemoved(user_id)], None)
+
+    _carry(store, directory_id, change)  # type: ignore[type-var]
+
+
+def _group_event(session: Session, directory_id: int, group: Group) -> GroupUpserted:
+    assert group.id is not None
+    wanted = {m.value for m in group.members or [] if m.value}
+    users = set(_rows(session, directory_id, "user", wanted)) if wanted else set()
+    groups = set(_rows(session, directory_id, "group", wanted - users)) if wanted - users else set()
+    unknown = wanted - users - groups
+    if unknown:
+        raise InvalidValueException(
+            detail=f"member {sorted(unknown)[0]} is no user or group of this directory"
+        )
+    data = group.model_dump(mode="json", scim_ctx=Context.DEFAULT)
+    return GroupUpserted(
+        SourceGroup(external_id=group.id, name=group.display_name or group.id, data=data),
+        added_users=frozenset(users),
+        added_groups=frozenset(groups - {group.id}),
+        replace_members=True,
+    )
+
+
+def _group_sizes(group: Group) -> None:
+    _check_sizes(group.model_dump(mode="json", scim_ctx=Context.DEFAULT))
+
+
+def create_group(store: Store, directory_id: int, group: Group) -> Group:
+    _group_sizes(group)
+
+    def change(session: Session) -> PushChange[Group]:
+        group.id = uuid.uuid4().hex
+        _stamp(group, "Group", None)
+        return PushChange([_group_event(session, directory_id, group)], group)
+
+    return _reread(store, directory_id, _carry(store, directory_id, change))
+
+
+def replace_group(store: Store, directory_id: int, group_id: str, group: Group, if_match: str | None) -> Group:
+    _group_sizes(group)
+
+    def change(session: Session) -> PushChange[Group]:
+        current = get_group(session, directory_id, group_id)
+        _check_version(current, if_match)
+        group.id = group_id
+        return _group_change(session, directory_id, current, group)
+
+    return _reread(store, directory_id, _carry(store, directory_id, change))
+
+
+def patch_group(store: Store, directory_id: int, group_id: str, patch: PatchOp[Any], if_match: str | None) -> Group:
+    def change(session: Session) -> PushChange[Group]:
+        current = get_group(session, directory_id, group_id)
+        patched = _patched(current, patch, if_match)
+        _group_sizes(patched)
+        return _group_change(session, directory_id, current, patched)
+
+    return _reread(store, directory_id, _carry(store, directory_id, change))
+
+
+def _reread(store: Store, directory_id: int, group: Group) -> Group:
+    """The group as reads return it: its members as the mirror holds them, typed."""
+    assert group.id is not None
+    with store.read() as session:
+        return get_group(session, directory_id, group.id)
+
+
+def _group_change(session: Session, directory_id: int, current: Group, new: Group) -> PushChange[Group]:
+    new.meta = current.meta
+    if _group_body(new) == _group_body(current):
+        return PushChange([], current)
+    _stamp(new, "Group", current)
+    return PushChange([_group_event(session, directory_id, new)], new)
+
+
+def _group_body(group: Group) -> dict[str, Any]:
+    body = group.model_dump(mode="json", scim_ctx=Context.DEFAULT)
+    body["members"] = sorted((m.get("value") or "") for m in body.get("members", []))
+    return body
+
+
+def delete_group(store: Store, directory_id: int, group_id: str) -> None:
+    def change(session: Session) -> PushChange[None]:
+        _one(session, directory_id, "group", group_id)
+        events: list[SourceEvent] = [GroupRemoved(group_id)]
+        return PushChange(events, None)
+
+    _carry(store, directory_id, change)  # type: ignore[type-var]

@@ -1,0 +1,46 @@
+"""The Add Directory wizard for a SCIM directory: base URL and a token shown once; pushes on the dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from browser_steps import Server, create_admin, shot, sign_in, start_wizard
+
+
+def test_scim_wizard_shows_the_endpoint_and_a_token_once(page: Any, server: Server) -> None:
+    create_admin(server.store)
+    sign_in(page)
+    start_wizard(page, "Pushed", "SCIM (push from Entra ID, Okta, …)")
+    page.get_by_role("button", name="Save and test connection").click()
+    page.wait_for_url("**/setup/test")
+    directory_id = page.url.split("/directories/")[1].split("/")[0]
+    base = page.locator("#scim-base-url").inner_text().strip()
+    assert base == f"{server.url}/scim/v2/{directory_id}"
+    page.locator("#scim-no-token").wait_for()
+
+    page.locator("#create-scim-token").click()
+    token = page.locator("#new-scim-token").inner_text().strip()
+    assert token.startswith("aiqscim_")
+    shot(page, "scim-token")
+    page.locator("#scim-token-done").click()
+    page.wait_for_url("**/setup/test")
+    # Listed by its prefix only; the secret is not on the page any more.
+    assert token[:12] in page.locator("#scim-endpoint").inner_text()
+    assert token not in page.content()
+
+    body = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "ada@example.com",
+        "name": {"givenName": "Ada", "familyName": "Lovelace"},
+        "emails": [{"value": "ada@example.com", "primary": True}],
+        "active": True,
+    }
+    pushed = httpx.post(f"{base}/Users", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert pushed.status_code == 201, pushed.text
+
+    page.goto(f"/directories/{directory_id}")
+    page.locator("#scim-endpoint").wait_for()
+    assert "push · incremental" in page.locator("table").last.inner_text()
+    shot(page, "scim-dashboard")
+    assert server.console_errors == []
