@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -91,7 +93,7 @@ def execute_run(
     RunCanceledError (the run ends `canceled`) or any error (the run fails).
     """
     bound = log.bind(run_id=run_id)
-    with _ends_cleanly(store, run_id, bound, "run"):
+    with _ends_cleanly(store, run_id, bound, "run"), _no_cycle_collection():
         prepared = _start(store, run_id)
         bound = bound.bind(directory_id=prepared.directory_id, mode=prepared.mode)
         bound.info("run.started")
@@ -342,6 +344,31 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         **{f"{k}_s": round(v, 3) for k, v in seconds.items()},
     )
     return run.status
+
+
+_collection_paused = 0
+_collection_lock = threading.Lock()
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while runs are under way.
+
+    A run builds millions of small objects (records, operations, rows) and frees them by
+    reference counting; meanwhile every full collection would walk all of them again, which
+    cost a fifth of a 100,000-user first sync. Collection resumes when the last run ends.
+    """
+    global _collection_paused
+    with _collection_lock:
+        _collection_paused += 1
+        gc.disable()
+    try:
+        yield
+    finally:
+        with _collection_lock:
+            _collection_paused -= 1
+            if not _collection_paused:
+                gc.enable()
 
 
 @contextmanager

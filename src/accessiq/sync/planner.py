@@ -12,6 +12,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from accessiq.connectors.base import SourceUser
@@ -668,7 +669,7 @@ class _Planner:
             "users_updated": n["user", "update"] + n["user", "link"],
             "users_deactivated": n["user", "deactivate"],
             "users_reactivated": n["user", "reactivate"]
-            + sum(1 for op in plan.of("user", "link") if op.detail["reactivate"]),
+            + (sum(1 for op in plan.of("user", "link") if op.detail["reactivate"]) if n["user", "link"] else 0),
             "users_unchanged": unchanged,
             "user_errors": len({i.external_id for i in plan.errors if i.object == "user"}),
             "users_retained": len(plan.retained),
@@ -696,9 +697,35 @@ def _in_order(operations: list[Operation]) -> list[Operation]:
     ordered: list[Operation] = []
     for index in sorted(steps):
         ops = steps[index]
-        ops.sort(key=lambda op: (op.external_id or "", op.label, tuple(op.detail.get("key", ()))))
+        if any(op.external_id is None for op in ops):
+            ops.sort(key=_full_order)
+        else:
+            # A first sync orders hundreds of thousands of memberships: sort by the C-level
+            # (external id, label) first, then settle the rare ties by key.
+            ops.sort(key=_id_and_label)
+            _settle_ties(ops)
         ordered += ops
     return ordered
+
+
+_id_and_label = itemgetter(2, 3)  # (external_id, label)
+
+
+def _full_order(op: Operation) -> tuple[str, str, tuple[Any, ...]]:
+    return (op.external_id or "", op.label, tuple(op.detail.get("key", ())))
+
+
+def _settle_ties(ops: list[Operation]) -> None:
+    """Order each run of operations with equal (external id, label) by their key, in place."""
+    start = 0
+    while start < len(ops):
+        end = start + 1
+        head = ops[start]
+        while end < len(ops) and ops[end][2] == head[2] and ops[end][3] == head[3]:
+            end += 1
+        if end - start > 1:
+            ops[start:end] = sorted(ops[start:end], key=_full_order)
+        start = end
 
 
 def active_users(current: StoreState) -> int:
