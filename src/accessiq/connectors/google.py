@@ -37,7 +37,7 @@ from accessiq.connectors.base import (
     UserFields,
     UserUpserted,
 )
-from accessiq.connectors.http import HttpClient, HttpOptions, RetryPolicy
+from accessiq.connectors.http import HttpClient, HttpOptions, PageGuard, RetryPolicy
 from accessiq.endpoints import EndpointAllowList, is_loopback
 from accessiq.errors import (
     AccessIQError,
@@ -433,12 +433,14 @@ class GoogleConnector(Connector):
     def _pages(self, path: str, params: Mapping[str, str], key: str, *, accept_missing: bool = False) -> Iterator[Any]:
         """Items of every page of a list; a page token that comes back twice is an error, not a loop."""
         tokens: set[str] = set()
+        guard = PageGuard(f"the Directory API {path}", self.settings.api_url)
         page_params = dict(params)
         while True:
             body = self._get(path, page_params, accept_missing=accept_missing)
             items = body.get(key, [])
             if not isinstance(items, list):
                 raise SourceError(f"the Directory API sent {path} with '{key}' that is not a list")
+            guard.served(str(item["id"]) for item in items if isinstance(item, dict) and item.get("id"))
             yield from items
             token = body.get("nextPageToken")
             if not token:
@@ -551,6 +553,12 @@ class GoogleConnector(Connector):
         said = message if self._api.show_bodies else self._api.withheld
         resource = "groups" if "/groups" in urlsplit(str(response.url)).path else "users"
         admin = self.settings.admin_email
+        if status == 400 and "pageToken=" in str(response.url) and "pageToken" in message:
+            # Google drops page tokens after 3 days, or when the list changes too much under a long read.
+            return SourceError(
+                f"the Directory API refused the page token of a {resource} list it handed out itself ({said})",
+                hint="nothing was applied; the next sync reads the list from its start",
+            )
         if status == 400 and "INVALID_OU_ID" in message:
             query = parse_qs(urlsplit(str(response.url)).query).get("query", [""])[0]
             return ConfigurationError(
