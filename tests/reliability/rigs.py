@@ -151,6 +151,8 @@ class HttpRig:
 class EntraRig(HttpRig):
     name = "entra"
     sandbox: EntraSandbox
+    # Graph's delta state expiring in the middle of a round: the read starts over in full.
+    expect = {"cursor expires mid-round": "succeeded"}
 
     def _app(self) -> Any:
         self.sandbox = EntraSandbox(80, 16, seed=11, departed=3, behaviour=replace(GRAPH_BEHAVIOUR))
@@ -261,6 +263,8 @@ class OktaRig(HttpRig):
 class GoogleRig(HttpRig):
     name = "google"
     sandbox: GoogleSandbox
+    # A page token Google no longer honours: the list is read again from its start.
+    expect = {"cursor expires mid-round": "succeeded"}
 
     def _app(self) -> Any:
         self.sandbox = GoogleSandbox(60, 16, seed=5, behaviour=replace(GOOGLE_BEHAVIOUR))

@@ -386,9 +386,12 @@ class GoogleConnector(Connector):
             g for g in self._pages("groups", {"customer": self.settings.customer, "maxResults": GROUPS_PAGE}, "groups")
         ]
         valid: list[dict[str, Any]] = []
+        ids: set[str] = set()
         for item in groups:
             if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
-                valid.append(item)
+                if item["id"] not in ids:  # a list read again from its start repeats groups
+                    ids.add(item["id"])
+                    valid.append(item)
             else:
                 yield RecordRejected("group", None, "the Directory API sent a group without an id")
         # Member lists are independent round trips: a bounded pool keeps a few in flight at once.
@@ -435,8 +438,21 @@ class GoogleConnector(Connector):
         tokens: set[str] = set()
         guard = PageGuard(f"the Directory API {path}", self.settings.api_url)
         page_params = dict(params)
+        started_over = False
         while True:
-            body = self._get(path, page_params, accept_missing=accept_missing)
+            try:
+                body = self._get(path, page_params, accept_missing=accept_missing)
+            except _PageTokenRefused:
+                if started_over:
+                    raise
+                # Read the list again from its start, once: its items come again, and readers keep
+                # the first of each id.
+                log.info("google.page_token_refused", path=path)
+                started_over = True
+                tokens.clear()
+                guard = PageGuard(f"the Directory API {path}", self.settings.api_url)
+                page_params = dict(params)
+                continue
             items = body.get(key, [])
             if not isinstance(items, list):
                 raise SourceError(f"the Directory API sent {path} with '{key}' that is not a list")
@@ -555,9 +571,9 @@ class GoogleConnector(Connector):
         admin = self.settings.admin_email
         if status == 400 and "pageToken=" in str(response.url) and "pageToken" in message:
             # Google drops page tokens after 3 days, or when the list changes too much under a long read.
-            return SourceError(
+            return _PageTokenRefused(
                 f"the Directory API refused the page token of a {resource} list it handed out itself ({said})",
-                hint="nothing was applied; the next sync reads the list from its start",
+                hint="the list was read again from its start, and refused a page token again",
             )
         if status == 400 and "INVALID_OU_ID" in message:
             query = parse_qs(urlsplit(str(response.url)).query).get("query", [""])[0]
@@ -661,6 +677,10 @@ class _AuthRequest(transport.Request):
 def is_quota_error(response: httpx.Response) -> bool:
     """A 403 that is Google's quota or rate limit, to retry with backoff like a 429."""
     return response.status_code == 403 and _error_reason(response)[0] in QUOTA_REASONS
+
+
+class _PageTokenRefused(SourceError):
+    """The Directory API no longer honours a page token it handed out (400 `Invalid Input: pageToken`)."""
 
 
 def _error_reason(response: httpx.Response) -> tuple[str, str]:
