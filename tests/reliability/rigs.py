@@ -67,7 +67,6 @@ class Rig(Protocol):
     """What the suite needs of a provider."""
 
     name: str
-
     incremental: frozenset[str]
     expect: dict[str, str]
 
@@ -78,15 +77,7 @@ class Rig(Protocol):
     def inject(self, fault: Any) -> None: ...
     def served(self) -> int: ...
     def clear(self) -> None: ...
-    def _outsider(self, group: Any) -> str:
-        # Not one of the people changed above.
-        return str(next(p.id for p in self._people()[5:] if p.id not in group.member_users))
-
-    def _insider(self, group: Any) -> str:
-        touched = {p.id for p in self._people()[:5]}
-        return str(next(u for u in group.member_users if u not in touched))
-
-    def waits_honoured(self) -> list[str]: ...
+    def early_retries(self) -> list[str]: ...
 
 
 def _settings() -> dict[str, Any]:
@@ -137,8 +128,8 @@ class HttpRig:
         touched = {p.id for p in self._people()[:5]}
         return str(next(u for u in group.member_users if u not in touched))
 
-    def waits_honoured(self) -> list[str]:
-        """After each 429 that asked for a wait, the next request came no sooner: the ones that did."""
+    def early_retries(self) -> list[str]:
+        """Requests that came sooner after a 429 than it asked the client to wait."""
         early = []
         requests = list(self.sandbox.requests)
         for before, after in itertools.pairwise(requests):
@@ -416,7 +407,7 @@ class LdapRig:
     def clear(self) -> None:
         self.proxy.clear()
 
-    def waits_honoured(self) -> list[str]:
+    def early_retries(self) -> list[str]:
         return []  # LDAP asks for no particular wait
 
 

@@ -64,7 +64,7 @@ def run_scenario(rig: Any, case: FaultCase, workdir: Path, fault: Any = None) ->
         run = sync(store, directory, full=full)
         injected = rig.served() - served
         rig.clear()
-        early = rig.waits_honoured()
+        early = rig.early_retries()
         after = read_state(store, directory)
         clean = sync(reference, directory, full=full)
         assert clean["status"] == "succeeded", clean
