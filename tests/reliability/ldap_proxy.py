@@ -13,6 +13,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 SEARCH_REQUEST = 0x63
@@ -48,7 +49,7 @@ class _Connection:
     server: socket.socket
     pending: dict[int, ProxyFault] = field(default_factory=dict)
     entries: dict[int, int] = field(default_factory=dict)
-    # The first paged-results cookie each search filter got, for `loop`.
+    # The first paged-results cookie this connection saw, for `loop`.
     first_cookie: bytes | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -192,7 +193,7 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes:
     return data
 
 
-def _messages(sock: socket.socket):  # type: ignore[no-untyped-def]
+def _messages(sock: socket.socket) -> Iterator[bytes]:
     """Whole LDAPMessages (tag, length, content) as they come."""
     while True:
         head = _read_exactly(sock, 2)
