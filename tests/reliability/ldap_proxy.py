@@ -29,7 +29,7 @@ class ProxyFault:
 
     kind: cut (mid-entry, after `entries` entries) | stall (`seconds` before anything of the answer,
     then the connection drops) | truncate (the page's entries, never its end) | corrupt (an entry
-    that does not decode) | loop (the page's paged-results cookie is the first one of the search) |
+    that does not decode) | loop (the first page of a paged search again, cookie and all) |
     refuse (the search is answered with `result`, e.g. 50 insufficientAccessRights).
     """
 
@@ -49,8 +49,10 @@ class _Connection:
     server: socket.socket
     pending: dict[int, ProxyFault] = field(default_factory=dict)
     entries: dict[int, int] = field(default_factory=dict)
-    # The first paged-results cookie this connection saw, for `loop`.
-    first_cookie: bytes | None = None
+    # Each search's entries as they come, and the first page of a paged search this connection
+    # saw (its entries and its SearchResultDone), which `loop` serves again.
+    answers: dict[int, list[bytes]] = field(default_factory=dict)
+    first_page: list[bytes] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def close(self) -> None:
@@ -152,12 +154,19 @@ class LdapFaultProxy:
                 msgid, op = _header(message)
                 with conn.lock:
                     fault = conn.pending.get(msgid)
-                if op == SEARCH_DONE and PAGED_RESULTS_OID in message:
-                    cookie = _paged_cookie(message)
-                    if fault is not None and fault.kind == "loop" and conn.first_cookie and cookie:
-                        message = _swap_cookie(message, cookie, conn.first_cookie)
-                    elif conn.first_cookie is None and cookie:
-                        conn.first_cookie = cookie
+                answer = conn.answers.setdefault(msgid, [])
+                answer.append(message)
+                if op == SEARCH_DONE:
+                    conn.answers.pop(msgid, None)
+                    if conn.first_page is None and _paged_cookie(message):
+                        conn.first_page = answer
+                if fault is not None and fault.kind == "loop" and conn.first_page is not None:
+                    # Served instead of this page: the first page again, cookie and all, as a server that
+                    # went back would. The real answer is swallowed.
+                    if op == SEARCH_DONE:
+                        for earlier in conn.first_page:
+                            conn.client.sendall(_renumbered(earlier, msgid))
+                    continue
                 if fault is None or fault.kind == "loop":
                     conn.client.sendall(message)
                     continue
@@ -271,9 +280,9 @@ def _paged_cookie(message: bytes) -> bytes:
     return message[cookie_start:cookie_end]
 
 
-def _swap_cookie(message: bytes, cookie: bytes, earlier: bytes) -> bytes:
-    """The message with `earlier` in place of `cookie` (slapd's cookies have one length)."""
-    if len(cookie) != len(earlier):
-        return message
-    at = message.rfind(cookie)
-    return message[:at] + earlier + message[at + len(cookie) :]
+def _renumbered(message: bytes, msgid: int) -> bytes:
+    """The same LDAPMessage under another messageID."""
+    _, start, _ = _tlv(message, 0)
+    _, _, id_end = _tlv(message, start)
+    content = _integer(0x02, msgid) + message[id_end:]
+    return b"\x30" + _length(len(content)) + content

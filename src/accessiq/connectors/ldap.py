@@ -313,7 +313,9 @@ class LdapConnector(Connector):
         from ldap.controls import SimplePagedResultsControl
 
         control = SimplePagedResultsControl(True, size=self.settings.page_size, cookie="")
-        cookies: set[bytes] = set()
+        # Pages of one search never overlap. A cookie may repeat (AD's stays the same from page to
+        # page), so a loop shows as a page of entries that were all sent before.
+        seen: set[str] = set()
         while True:
             try:
                 msgid = self.conn.search_ext(
@@ -327,18 +329,20 @@ class LdapConnector(Connector):
                 if isinstance(exc, ldap.SERVER_DOWN | ldap.TIMEOUT | ldap.BUSY | ldap.UNAVAILABLE | ldap.CONNECT_ERROR):
                     raise _Interrupted(exc) from None
                 raise self._error(exc, during) from None
-            for dn, entry in data:
-                if dn is not None and isinstance(entry, dict):  # search references carry no entry
-                    yield dn, entry
+            # Search references carry no entry.
+            page = [(dn, entry) for dn, entry in data if dn is not None and isinstance(entry, dict)]
+            names = {normalize_dn(dn) for dn, _ in page}
+            if names and names <= seen:
+                raise SourceError(
+                    f"{urlsplit(self.settings.url).netloc} sent a page of entries it had already sent while trying "
+                    f"to {during} (a paged-results cookie that leads back); stopping instead of looping "
+                    "(nothing was applied)"
+                )
+            seen |= names
+            yield from page
             cookie = next((c.cookie for c in controls if c.controlType == PAGED_RESULTS_OID), b"")
             if not cookie:
                 return
-            if cookie in cookies:
-                raise SourceError(
-                    f"{urlsplit(self.settings.url).netloc} sent the same paged-results cookie twice while trying to "
-                    f"{during}; stopping instead of looping (nothing was applied)"
-                )
-            cookies.add(cookie)
             control.cookie = cookie
 
     def _missing_base(self, base: str) -> ConfigurationError:
