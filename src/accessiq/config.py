@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
     secret_key: str | None = Field(default=None, description="Fernet key for directory secrets")
     log_format: str = Field(default="console", description="console or json")
+    http_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="seconds a provider's HTTP API may take to answer one request before it is retried",
+    )
 
     @property
     def resolved_database_url(self) -> str:

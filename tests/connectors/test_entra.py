@@ -369,12 +369,28 @@ def test_a_delta_token_older_than_seven_days_falls_back_to_a_full_round(graph: G
     assert isinstance(started, ReadStarted) and started.full and "syncStateNotFound" in (started.note or "")
 
 
-def test_delta_state_expiring_in_the_middle_of_a_read_fails_the_read(graph: GraphKit) -> None:
+def test_delta_state_expiring_in_the_middle_of_a_read_starts_it_over_in_full(graph: GraphKit) -> None:
     events = iter(graph.connector().read(None))
     assert isinstance(next(events), ReadStarted)
     next(events)
     graph.sandbox.expire_delta_tokens("syncStateNotFound")
-    with pytest.raises(TransientError, match="middle of reading"):
+    rest = list(events)
+    restarts = [e for e in rest if isinstance(e, ReadStarted)]
+    assert len(restarts) == 1 and restarts[0].full and "middle of reading" in (restarts[0].note or "")
+    # Folded as the engine folds it, the read that started over is the whole directory.
+    mirror = Mirror.of(rest[rest.index(restarts[0]) :])
+    assert set(mirror.users) == set(graph.sandbox.snapshot()["users"])
+    assert isinstance(rest[-1], ReadFinished)
+
+
+def test_delta_state_expiring_again_in_the_round_that_started_over_fails_the_read(graph: GraphKit) -> None:
+    events = iter(graph.connector().read(None))
+    next(events), next(events)
+    graph.sandbox.expire_delta_tokens("syncStateNotFound")
+    assert next(e for e in events if isinstance(e, ReadStarted)).full
+    next(events)
+    graph.sandbox.expire_delta_tokens("syncStateNotFound")
+    with pytest.raises(TransientError, match="again in the full round"):
         list(events)
 
 

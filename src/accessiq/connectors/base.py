@@ -243,7 +243,9 @@ class Connector(ABC):
     def read(self, cursor: dict[str, Any] | None = None) -> Iterator[SourceEvent]:
         """Stream the source: everything when `cursor` is None, else the changes since it.
 
-        Yields ReadStarted first and ReadFinished last; a read that stops early raises.
+        Yields ReadStarted first and ReadFinished last; a read that stops early raises. A read
+        whose change state expires midway may yield ReadStarted(full=True) again and start over:
+        every event before it is void.
         """
 
     def list_groups(self) -> Iterator[SourceGroup]:

@@ -238,6 +238,10 @@ class _DeltaExpired(Exception):
     """Graph no longer knows the delta state behind a token; a full round must follow."""
 
 
+class _RoundExpired(Exception):
+    """The delta state expired in the middle of a round: what the round read so far is void."""
+
+
 NO_CURSOR_NOTE = "no cursor: reading every user and group (full round)"
 
 
@@ -347,10 +351,21 @@ class EntraConnector(Connector):
             users_first = self._first_round("users", {"$select": ",".join(self.user_select)})
         yield ReadStarted(full=full, note=note)
         assert users_first is not None
-        users_link = yield from self._stream_users(users_first)
-        if groups_first is None:
-            groups_first = self._first_round("groups", {"$select": ",".join(GROUP_SELECT)})
-        groups_link = yield from self._stream_groups(groups_first, full)
+        try:
+            users_link, groups_link = yield from self._rounds(users_first, groups_first, full)
+        except _RoundExpired as exc:
+            # Start over with a full round, once: a read that starts again in full makes the
+            # engine forget every event of this one.
+            log.info("entra.delta_expired_mid_round", reason=str(exc))
+            yield ReadStarted(full=True, note=f"{exc}; reading everything again (full round)")
+            try:
+                users_first = self._first_round("users", {"$select": ",".join(self.user_select)})
+                users_link, groups_link = yield from self._rounds(users_first, None, True)
+            except _RoundExpired as again:
+                raise TransientError(
+                    f"{again}, and again in the full round that followed",
+                    hint="nothing was applied; the next sync reads everything again",
+                ) from None
         yield ReadFinished(
             cursor={
                 "version": _CURSOR_VERSION,
@@ -361,6 +376,16 @@ class EntraConnector(Connector):
                 "groups_delta": groups_link,
             }
         )
+
+    def _rounds(
+        self, users_first: dict[str, Any], groups_first: dict[str, Any] | None, full: bool
+    ) -> Generator[SourceEvent, None, tuple[str, str]]:
+        """The users round, then the groups round; their deltaLinks."""
+        users_link = yield from self._stream_users(users_first)
+        if groups_first is None:
+            groups_first = self._first_round("groups", {"$select": ",".join(GROUP_SELECT)})
+        groups_link = yield from self._stream_groups(groups_first, full)
+        return users_link, groups_link
 
     def list_groups(self) -> Iterator[SourceGroup]:
         """Every group with its name, from `/groups` (one cheap list, no membership)."""
@@ -428,11 +453,8 @@ class EntraConnector(Connector):
         try:
             return self._delta_page(link)
         except _DeltaExpired as exc:
-            # Events of this round are already out; the run must fail, and the next one starts over.
-            raise TransientError(
-                f"{exc} in the middle of reading {kind}",
-                hint="nothing was applied; the next sync reads everything again",
-            ) from None
+            # Events of this round are already out: they are void, and the read starts over.
+            raise _RoundExpired(f"{exc} in the middle of reading {kind}") from None
 
     def _stream_users(self, page: dict[str, Any]) -> Generator[SourceEvent, None, str]:
         guard = PageGuard("Microsoft Graph users delta", self.settings.graph_url)

@@ -37,7 +37,7 @@ from accessiq.connectors.base import (
     UserFields,
     UserUpserted,
 )
-from accessiq.connectors.http import HttpClient, HttpOptions, RetryPolicy
+from accessiq.connectors.http import HttpClient, HttpOptions, PageGuard, RetryPolicy
 from accessiq.endpoints import EndpointAllowList, is_loopback
 from accessiq.errors import (
     AccessIQError,
@@ -386,9 +386,12 @@ class GoogleConnector(Connector):
             g for g in self._pages("groups", {"customer": self.settings.customer, "maxResults": GROUPS_PAGE}, "groups")
         ]
         valid: list[dict[str, Any]] = []
+        ids: set[str] = set()
         for item in groups:
             if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
-                valid.append(item)
+                if item["id"] not in ids:  # a list read again from its start repeats groups
+                    ids.add(item["id"])
+                    valid.append(item)
             else:
                 yield RecordRejected("group", None, "the Directory API sent a group without an id")
         # Member lists are independent round trips: a bounded pool keeps a few in flight at once.
@@ -433,12 +436,27 @@ class GoogleConnector(Connector):
     def _pages(self, path: str, params: Mapping[str, str], key: str, *, accept_missing: bool = False) -> Iterator[Any]:
         """Items of every page of a list; a page token that comes back twice is an error, not a loop."""
         tokens: set[str] = set()
+        guard = PageGuard(f"the Directory API {path}", self.settings.api_url)
         page_params = dict(params)
+        started_over = False
         while True:
-            body = self._get(path, page_params, accept_missing=accept_missing)
+            try:
+                body = self._get(path, page_params, accept_missing=accept_missing)
+            except _PageTokenRefused:
+                if started_over:
+                    raise
+                # Read the list again from its start, once: its items come again, and readers keep
+                # the first of each id.
+                log.info("google.page_token_refused", path=path)
+                started_over = True
+                tokens.clear()
+                guard = PageGuard(f"the Directory API {path}", self.settings.api_url)
+                page_params = dict(params)
+                continue
             items = body.get(key, [])
             if not isinstance(items, list):
                 raise SourceError(f"the Directory API sent {path} with '{key}' that is not a list")
+            guard.served(str(item["id"]) for item in items if isinstance(item, dict) and item.get("id"))
             yield from items
             token = body.get("nextPageToken")
             if not token:
@@ -551,6 +569,12 @@ class GoogleConnector(Connector):
         said = message if self._api.show_bodies else self._api.withheld
         resource = "groups" if "/groups" in urlsplit(str(response.url)).path else "users"
         admin = self.settings.admin_email
+        if status == 400 and "pageToken=" in str(response.url) and "pageToken" in message:
+            # Google drops page tokens after 3 days, or when the list changes too much under a long read.
+            return _PageTokenRefused(
+                f"the Directory API refused the page token of a {resource} list it handed out itself ({said})",
+                hint="the list was read again from its start, and refused a page token again",
+            )
         if status == 400 and "INVALID_OU_ID" in message:
             query = parse_qs(urlsplit(str(response.url)).query).get("query", [""])[0]
             return ConfigurationError(
@@ -653,6 +677,10 @@ class _AuthRequest(transport.Request):
 def is_quota_error(response: httpx.Response) -> bool:
     """A 403 that is Google's quota or rate limit, to retry with backoff like a 429."""
     return response.status_code == 403 and _error_reason(response)[0] in QUOTA_REASONS
+
+
+class _PageTokenRefused(SourceError):
+    """The Directory API no longer honours a page token it handed out (400 `Invalid Input: pageToken`)."""
 
 
 def _error_reason(response: httpx.Response) -> tuple[str, str]:

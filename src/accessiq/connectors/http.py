@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import random
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -22,6 +22,7 @@ import httpx
 import structlog
 
 from accessiq import __version__
+from accessiq.config import Settings
 from accessiq.endpoints import origin_of
 from accessiq.errors import (
     AccessIQError,
@@ -59,7 +60,7 @@ class RetryPolicy:
 class HttpOptions:
     """Knobs of the HTTP core; tests swap `sleep` and `jitter` to run without waiting."""
 
-    timeout: float = 30.0
+    timeout: float = field(default_factory=lambda: Settings().http_timeout)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
     # Returns a factor in [0, 1) that spreads retries of many workers apart.
@@ -292,6 +293,25 @@ class PageGuard:
         self._origin = origin_of(origin)
         self._max_pages = max_pages
         self._seen: set[bytes] = set()
+        self._pages: set[bytes] = set()
+
+    def served(self, ids: Iterable[str]) -> None:
+        """Record the ids of a page just read; raise SourceError when an earlier page held exactly these.
+
+        A server that goes back to an earlier page behind a fresh link or token (Google's page tokens
+        are new on every answer) repeats no link, but it repeats a page. Only for lists whose pages
+        never overlap: Graph delta rounds may replay entries.
+        """
+        key = "\0".join(i for i in ids if i)
+        if not key:
+            return
+        digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+        if digest in self._pages:
+            raise SourceError(
+                f"{self._what}: the server sent a page it had already sent (a next-page link that leads back); "
+                "stopping instead of looping (nothing was applied)"
+            )
+        self._pages.add(digest)
 
     def visit(self, link: str) -> None:
         """Record the next page's link; raise SourceError when it was already followed or leaves the origin."""

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+import structlog
 
 from accessiq.connectors import active_directory as ad
 from accessiq.connectors.base import (
@@ -87,10 +90,23 @@ SECRET_ATTRIBUTES = frozenset(
     )
 )
 # Operational attributes the connector reads for itself; in a user's record only when the mapping asks.
+log = structlog.get_logger(__name__)
 _OWN_OPERATIONAL = frozenset(("entryuuid", "modifytimestamp", "entrycsn", "usnchanged", "objectguid"))
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 _CURSOR_VERSION = 1
 _UUID_BATCH = 200
+# A search the server or the connection broke off is tried this many times, waiting base * 2**n seconds between.
+_RETRY_ATTEMPTS = 4
+_RETRY_BASE = 0.5
+_RETRY_MAX = 8.0
+
+
+class _Interrupted(Exception):
+    """A paged search the server or the connection broke off; `cause` is python-ldap's error."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 Entry = tuple[str, dict[str, list[bytes]]]
 
 
@@ -204,7 +220,7 @@ class LdapConnector(Connector):
                 self._conn.unbind_s()
             self._conn = None
 
-    def _error(self, exc: Exception, during: str) -> ConnectorError | ConfigurationError:
+    def _error(self, exc: Exception, during: str, *, attempts: int = 1) -> ConnectorError | ConfigurationError:
         """One python-ldap exception as an error of the taxonomy, with a message an admin can act on."""
         ldap = _ldap()
         s = self.settings
@@ -212,6 +228,13 @@ class LdapConnector(Connector):
         detail = str(info.get("info") or "")
         where = urlsplit(s.url).netloc
         tls = s.url.startswith("ldaps://") or s.start_tls
+        tries = f"; gave up after {attempts} attempts" if attempts > 1 else ""
+        if isinstance(exc, ldap.SERVER_DOWN) and during != "bind" and attempts > 1:
+            # It was reachable: the connection dropped in the middle of the read, again and again.
+            return UnreachableError(
+                f"the connection to {where} dropped while trying to {during}{tries}",
+                hint="nothing was applied; the next sync reads again",
+            )
         if isinstance(exc, ldap.SERVER_DOWN | ldap.CONNECT_ERROR | ldap.TIMEOUT):
             problem = tls_problem(detail) if tls else None
             if tls and s.tls_verify and problem is None:
@@ -223,7 +246,7 @@ class LdapConnector(Connector):
                     "host name in connection.url matches the certificate",
                 )
             if isinstance(exc, ldap.TIMEOUT):
-                return UnreachableError(f"{where} did not answer within {s.timeout:.0f} s ({during})")
+                return UnreachableError(f"{where} did not answer within {s.timeout:g} s ({during}){tries}")
             return UnreachableError(
                 f"cannot reach the LDAP server at {where}: {info.get('desc') or exc}"
                 + (f" ({detail})" if detail and tls else ""),
@@ -252,18 +275,47 @@ class LdapConnector(Connector):
         if isinstance(exc, ldap.FILTER_ERROR):
             return ConfigurationError(f"the server rejected a search filter ({during})", field="connection.user_filter")
         if isinstance(exc, ldap.BUSY | ldap.UNAVAILABLE | ldap.ADMINLIMIT_EXCEEDED):
-            return TransientError(f"{where} is busy or unavailable ({during}): {info.get('desc') or exc}")
+            return TransientError(f"{where} is busy or unavailable ({during}): {info.get('desc') or exc}{tries}")
         shown = f": {detail}" if detail and self.trusts(s.url) else ""
         return SourceError(f"{where} answered {info.get('desc') or type(exc).__name__} while trying to {during}{shown}")
 
     # ------------------------------------------------------------------ searching
 
     def _search(self, base: str, filterstr: str, attributes: Sequence[str], *, during: str) -> Iterator[Entry]:
-        """A paged subtree search (RFC 2696): a server size limit never truncates it."""
+        """A paged subtree search (RFC 2696): a server size limit never truncates it.
+
+        A dropped connection, a stalled server or a busy or unavailable answer is retried with backoff,
+        on a fresh connection and from the search's start (a paged search cannot resume elsewhere);
+        entries already yielded are not yielded again.
+        """
+        yielded: set[str] = set()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                for dn, entry in self._paged(base, filterstr, attributes, during=during):
+                    key = normalize_dn(dn)
+                    if key not in yielded:
+                        yielded.add(key)
+                        yield dn, entry
+                return
+            except _Interrupted as exc:
+                if attempt >= _RETRY_ATTEMPTS:
+                    raise self._error(exc.cause, during, attempts=attempt) from None
+                delay = min(_RETRY_MAX, _RETRY_BASE * 2 ** (attempt - 1))
+                log.info("ldap.retry", during=during, error=type(exc.cause).__name__, attempt=attempt, delay=delay)
+                self.close()
+                time.sleep(delay)
+
+    def _paged(self, base: str, filterstr: str, attributes: Sequence[str], *, during: str) -> Iterator[Entry]:
+        """One paged search from its first page; `_Interrupted` when the server or the connection failed."""
         ldap = _ldap()
         from ldap.controls import SimplePagedResultsControl
 
         control = SimplePagedResultsControl(True, size=self.settings.page_size, cookie="")
+        # Pages of one search never overlap. A cookie may repeat (AD's stays the same from page to
+        # page), so a loop shows as a page of entries that were all sent before.
+        seen: set[str] = set()
         while True:
             try:
                 msgid = self.conn.search_ext(
@@ -273,10 +325,21 @@ class LdapConnector(Connector):
             except ldap.NO_SUCH_OBJECT:
                 raise self._missing_base(base) from None
             except ldap.LDAPError as exc:
+                # A dropped connection, a stall, a busy server: a later try may not meet them.
+                if isinstance(exc, ldap.SERVER_DOWN | ldap.TIMEOUT | ldap.BUSY | ldap.UNAVAILABLE | ldap.CONNECT_ERROR):
+                    raise _Interrupted(exc) from None
                 raise self._error(exc, during) from None
-            for dn, entry in data:
-                if dn is not None and isinstance(entry, dict):  # search references carry no entry
-                    yield dn, entry
+            # Search references carry no entry.
+            page = [(dn, entry) for dn, entry in data if dn is not None and isinstance(entry, dict)]
+            names = {normalize_dn(dn) for dn, _ in page}
+            if names and names <= seen:
+                raise SourceError(
+                    f"{urlsplit(self.settings.url).netloc} sent a page of entries it had already sent while trying "
+                    f"to {during} (a paged-results cookie that leads back); stopping instead of looping "
+                    "(nothing was applied)"
+                )
+            seen |= names
+            yield from page
             cookie = next((c.cookie for c in controls if c.controlType == PAGED_RESULTS_OID), b"")
             if not cookie:
                 return

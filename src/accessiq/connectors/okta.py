@@ -264,6 +264,8 @@ class OktaConnector(Connector):
         )
         self._token: str | None = None
         self._token_expires = 0.0
+        # True once Okta answered a list with JSON: later answers that are not JSON are not a wrong org URL.
+        self._answered = False
         self._scopes: tuple[str, ...] = (*REQUIRED_SCOPES, LOG_SCOPE)
 
     # ------------------------------------------------------------ public API
@@ -297,8 +299,15 @@ class OktaConnector(Connector):
         note = self._cursor_problem(cursor)
         if note is not None or cursor is None:
             yield from self._full_read(note or NO_CURSOR_NOTE)
-        else:
-            yield from self._incremental_read(cursor)
+            return
+        try:
+            deletions = self._deletions(_parse_time(str(cursor["since"])), datetime.now(UTC))
+        except _LogWindowPassed as exc:
+            # The change feed no longer reaches back to the last sync: like an expired delta token.
+            log.info("okta.log_window_passed", reason=str(exc))
+            yield from self._full_read(f"{exc}; reading everything again (full read)")
+            return
+        yield from self._incremental_read(cursor, deletions)
 
     def list_groups(self) -> Iterator[SourceGroup]:
         """Every synced group with its name: one cheap list, no membership."""
@@ -340,16 +349,18 @@ class OktaConnector(Connector):
                 yield self._group_with_members(item)
         yield ReadFinished(cursor=self._cursor(mark, recent_users, recent_groups, [], self._log_readable()))
 
-    def _incremental_read(self, cursor: Mapping[str, Any]) -> Iterator[SourceEvent]:
+    def _incremental_read(
+        self, cursor: Mapping[str, Any], events: list[tuple[str, datetime, str, str]] | None
+    ) -> Iterator[SourceEvent]:
+        """The changes since the cursor. `events` are the System Log's deletions since it, read first (None
+        when the log cannot be read): an expired window turns the read full, and readability is its note."""
         since = _parse_time(str(cursor["since"]))
         started = self._server_now()
         mark = started - OVERLAP
         seen_users: dict[str, str] = dict(cursor.get("recent_users") or {})
         seen_groups: dict[str, list[str]] = dict(cursor.get("recent_groups") or {})
         seen_events = set(cursor.get("recent_events") or [])
-        # The System Log comes first: whether it can be read is the note of ReadStarted.
-        # The log is read up to now on either clock: the Date header may lag a second behind.
-        events = self._deletions(since, max(started, datetime.now(UTC)))
+        # Deletions published after the log was read fall inside the next read's overlap.
         note = None
         if events is None:
             note = (
@@ -438,6 +449,12 @@ class OktaConnector(Connector):
                         found.append(parsed)
         except _Forbidden:
             return None
+        except SourceError as exc:
+            if "E0000053" in str(exc) and "since" in str(exc):
+                raise _LogWindowPassed(
+                    f"Okta's System Log no longer reaches back to the last sync ({_okta_time(since)})"
+                ) from None
+            raise
         return found
 
     def _log_readable(self) -> bool:
@@ -503,6 +520,7 @@ class OktaConnector(Connector):
         query: Mapping[str, str] | None = params
         while True:
             items, response = self._get_list(url, query, accept_forbidden=accept_forbidden)
+            guard.served(str(item.get("id") or item.get("uuid") or "") for item in items if isinstance(item, dict))
             yield items
             link = response.links.get("next", {}).get("url")
             if not link:
@@ -527,12 +545,20 @@ class OktaConnector(Connector):
             try:
                 body = response.json()
             except ValueError:
-                raise self._not_okta(response) from None
+                if not self._answered:
+                    raise self._not_okta(response) from None
+                # Okta answered this read before: a page cut short or replaced on the way is not a wrong URL.
+                raise SourceError(
+                    f"Okta sent a page of {urlsplit(url).path} that is not JSON (cut short or replaced on the way): "
+                    f"{self._api.snippet(response, 120)}{_request_id(response)}",
+                    hint="nothing was applied; the next sync reads again",
+                ) from None
             if not isinstance(body, list):
                 raise SourceError(
                     f"Okta sent {type(body).__name__} where a list was expected for {urlsplit(url).path}"
                     f"{_request_id(response)}"
                 )
+            self._answered = True
             return body, response
         raise AssertionError("unreachable")
 
@@ -706,6 +732,10 @@ class OktaConnector(Connector):
 
 class _Forbidden(Exception):
     """A 403 on an optional read (the System Log)."""
+
+
+class _LogWindowPassed(Exception):
+    """The System Log refuses a `since` older than its window (E0000053): the cursor has expired."""
 
 
 # ---------------------------------------------------------------------- records

@@ -42,6 +42,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from accessiq.sandbox.people import PeopleFactory, Person, Population, generate_population
+from accessiq.sandbox.wire_faults import WIRE_FAULTS, asked_wait, body_fault, buffered
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 
@@ -148,7 +149,9 @@ class GraphBehaviour:
 class Fault:
     """An injected failure for the next `count` matching requests."""
 
-    kind: str = "throttle"  # throttle | error | delay
+    # throttle | error | delay | forbidden (the app's permission revoked) | expire (every delta and
+    # skip token issued so far expires, as `expiry`) | cut | truncate | malformed | loop (wire_faults)
+    kind: str = "throttle"
     count: int = 1
     status: int = 429
     retry_after: int | None = 1
@@ -156,6 +159,9 @@ class Fault:
     delay: float = 0.0
     target: str = "graph"  # graph | token | any
     path_contains: str | None = None
+    # Matching requests let through before the fault starts: "a later page".
+    after: int = 0
+    expiry: str = "syncStateNotFound"
 
 
 @dataclass
@@ -225,6 +231,10 @@ class RequestRecord:
     path: str
     query: str
     status: int = 0
+    # When it arrived (time.monotonic()): the gap after a 429 shows whether Retry-After was honoured.
+    at: float = field(default_factory=time.monotonic)
+    # Seconds the answer asked the client to wait (`Retry-After`, or Okta's `X-Rate-Limit-Reset`).
+    waits: float | None = None
 
 
 class EntraSandbox:
@@ -290,6 +300,7 @@ class EntraSandbox:
         self._token_generation: dict[str, int] = {}
         self.clock_offset = 0.0
         self.faults: list[Fault] = []
+        self.faults_served = 0
         self._ru_window: deque[tuple[float, int]] = deque()
         self.reset_stats()
         for person in population.people:
@@ -634,8 +645,12 @@ class EntraSandbox:
                     continue
                 if fault.path_contains and fault.path_contains not in path:
                     continue
+                if fault.after > 0:
+                    fault.after -= 1
+                    continue
                 fault.count -= 1
                 self.faults = [f for f in self.faults if f.count > 0]
+                self.faults_served += 1
                 return fault
         return None
 
@@ -1620,9 +1635,11 @@ def create_app(sandbox: EntraSandbox) -> FastAPI:
             if fault is not None:
                 response = await _fault_response(fault, request, target, call_next)
                 record.status = response.status_code
+                record.waits = asked_wait(response.headers)
                 return response
         response = await call_next(request)
         record.status = response.status_code
+        record.waits = asked_wait(response.headers)
         return response
 
     async def _fault_response(fault: Fault, request: Request, target: str, call_next: Any) -> Response:
@@ -1630,6 +1647,25 @@ def create_app(sandbox: EntraSandbox) -> FastAPI:
             await asyncio.sleep(fault.delay)
             response: Response = await call_next(request)
             return response
+        if fault.kind == "expire":
+            # Expired while the client pages: this very request finds its token expired.
+            sandbox.expire_delta_tokens(fault.expiry)
+            expired: Response = await call_next(request)
+            return expired
+        if fault.kind == "forbidden":
+            return graph_error_response(
+                GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
+                request,
+            )
+        if fault.kind in WIRE_FAULTS:
+            status, headers, body = await buffered(await call_next(request))
+            if fault.kind != "loop":
+                return body_fault(fault.kind, status, headers, body)
+            page = json.loads(body)
+            if isinstance(page, dict) and "@odata.nextLink" in page:
+                # The next page is the one just served: a client that follows it goes round forever.
+                page["@odata.nextLink"] = str(request.url)
+            return JSONResponse(page, status_code=status, headers=headers)
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
         if target == "token":
             error = AADError(

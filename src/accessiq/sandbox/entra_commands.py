@@ -279,22 +279,33 @@ def remove_members(
 
 @entra_app.command("fault")
 def fault(
-    kind: Annotated[str, typer.Argument(help="throttle | error | delay")] = "throttle",
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="throttle | error | delay | forbidden | expire | cut | truncate | malformed | loop"
+        ),
+    ] = "throttle",
     count: Annotated[int, typer.Option(help="How many requests it hits.")] = 1,
     status: Annotated[int | None, typer.Option(help="HTTP status (429 throttle, 503 error by default).")] = None,
     retry_after: Annotated[int | None, typer.Option(help="Retry-After seconds; omit the header with -1.")] = 1,
     delay: Annotated[float, typer.Option(help="Seconds to stall (delay faults).")] = 0.0,
     target: Annotated[str, typer.Option(help="graph | token | any")] = "graph",
+    after: Annotated[int, typer.Option(help="Matching requests to let through first (a fault on a later page).")] = 0,
+    path_contains: Annotated[str | None, typer.Option(help="Only requests whose path contains this.")] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """Inject a fault into the next COUNT requests (429 with Retry-After, 5xx, or a stall)."""
+    """Inject a fault into the next COUNT requests: a 429 with Retry-After, a 5xx, a stall, a 403 (permission
+    revoked), delta tokens that expire, a connection cut mid-body, a truncated or malformed body, or a
+    nextLink back to the page just served."""
     body: dict[str, Any] = {
         "kind": kind,
         "count": count,
         "target": target,
         "delay": delay,
         "retry_after": None if retry_after is not None and retry_after < 0 else retry_after,
+        "after": after,
+        "path_contains": path_contains,
     }
     if status is not None:
         body["status"] = status

@@ -22,7 +22,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -112,13 +112,17 @@ class GoogleBehaviour:
 class Fault:
     """An injected failure for the next `count` matching requests."""
 
-    kind: str = "quota"  # quota | error | delay
+    # quota | error | delay | forbidden (403: the admin's rights revoked) | expire (every page token
+    # handed out so far is forgotten, as when its 3 days run out) | cut | truncate | malformed | loop
+    kind: str = "quota"
     reason: str = "userRateLimitExceeded"  # quota: userRateLimitExceeded | quotaExceeded | rateLimitExceeded
     count: int = 1
     status: int = 503  # error faults
     delay: float = 0.0
     target: str = "api"  # api | token | any
     path_contains: str | None = None
+    # Matching requests let through before the fault starts: "a later page".
+    after: int = 0
 
 
 @dataclass
@@ -135,6 +139,10 @@ class RequestRecord:
     path: str
     query: str
     status: int = 0
+    # When it arrived (time.monotonic()): the gap after a 429 shows whether the wait was honoured.
+    at: float = field(default_factory=time.monotonic)
+    # Seconds the answer asked the client to wait (`Retry-After`, or Okta's `X-Rate-Limit-Reset`).
+    waits: float | None = None
 
 
 @dataclass
@@ -185,6 +193,7 @@ class GoogleSandbox:
         self.access_tokens: dict[str, AccessToken] = {}
         self.page_tokens: dict[str, tuple[str, tuple[str, ...]]] = {}
         self.faults: list[Fault] = []
+        self.faults_served = 0
         if population is None:
             population = generate_population(users, groups, seed=self.seed)
         self.population = population
@@ -682,8 +691,12 @@ class GoogleSandbox:
                 if fault.count > 0 and fault.target in (target, "any"):
                     if fault.path_contains and fault.path_contains not in path:
                         continue
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.count -= 1
                     self.faults = [f for f in self.faults if f.count > 0]
+                    self.faults_served += 1
                     return fault
         return None
 

@@ -22,6 +22,7 @@ from accessiq.sandbox.google import (
     OAuthError,
     RequestRecord,
 )
+from accessiq.sandbox.wire_faults import WIRE_FAULTS, asked_wait, body_fault, buffered
 
 API = "/admin/directory/v1"
 # Fields of users.list's `query` the sandbox understands (§3.2), by how they compare.
@@ -60,6 +61,13 @@ def create_app(sandbox: GoogleSandbox) -> FastAPI:
             if fault is not None and fault.kind == "delay":
                 await asyncio.sleep(fault.delay)
                 response = await call_next(request)
+            elif fault is not None and fault.kind == "expire":
+                # Every page token handed out so far runs out: this very request carries one.
+                with sandbox._lock:
+                    sandbox.page_tokens.clear()
+                response = await call_next(request)
+            elif fault is not None and fault.kind in WIRE_FAULTS:
+                response = await _wire_fault(sandbox, fault.kind, request, await call_next(request))
             elif fault is not None:
                 response = _fault_response(fault)
             else:
@@ -67,6 +75,7 @@ def create_app(sandbox: GoogleSandbox) -> FastAPI:
         finally:
             sandbox.leave()
         record.status = response.status_code
+        record.waits = asked_wait(response.headers)
         return response
 
     @app.post("/token", include_in_schema=False)
@@ -459,7 +468,23 @@ def _list_body(kind: str, page: list[dict[str, Any]], token: str | None) -> dict
     return body
 
 
+async def _wire_fault(sandbox: GoogleSandbox, kind: str, request: Request, answer: Any) -> Response:
+    status, headers, body = await buffered(answer)
+    if kind != "loop":
+        return body_fault(kind, status, headers, body)
+    page = json.loads(body)
+    resumed = sandbox.page_tokens.get(request.query_params.get("pageToken") or "")
+    if isinstance(page, dict) and page.get("nextPageToken") and resumed is not None:
+        # The next page is the one just served, behind a fresh token (Google's tokens are new on every
+        # answer): a client that only compares tokens goes round forever.
+        page["nextPageToken"] = sandbox.page_token(*resumed)
+    return JSONResponse(page, status_code=status, headers=headers)
+
+
 def _fault_response(fault: Fault) -> Response:
+    if fault.kind == "forbidden":
+        error = DirectoryError(403, "forbidden", "Not Authorized to access this resource/api")
+        return JSONResponse(error.envelope(), status_code=403)
     if fault.kind == "quota":
         status = QUOTA_STATUS[fault.reason]
         message = {

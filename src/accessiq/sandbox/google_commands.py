@@ -315,7 +315,10 @@ def delete_group(group: GroupArg, url: UrlOption = DEFAULT_URL, as_json: JsonOpt
 
 @google_app.command("fault")
 def fault(
-    kind: Annotated[str, typer.Argument(help="quota | error | delay")] = "quota",
+    kind: Annotated[
+        str,
+        typer.Argument(help="quota | error | delay | forbidden | expire | cut | truncate | malformed | loop"),
+    ] = "quota",
     reason: Annotated[
         str, typer.Option(help="Quota reason: userRateLimitExceeded, quotaExceeded (403) or rateLimitExceeded (429).")
     ] = "userRateLimitExceeded",
@@ -324,11 +327,14 @@ def fault(
     delay: Annotated[float, typer.Option(help="Seconds to stall (delay faults).")] = 0.0,
     target: Annotated[str, typer.Option(help="api | token | any")] = "api",
     path_contains: Annotated[str | None, typer.Option(help="Only requests whose path contains this.")] = None,
+    after: Annotated[int, typer.Option(help="Matching requests to let through first (a fault on a later page).")] = 0,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """Make the next COUNT requests fail with a quota error, a 5xx, or stall."""
+    """Make the next COUNT requests fail with a quota error, a 5xx, a stall, a 403 (rights revoked), expired
+    page tokens, a connection cut mid-body, a truncated or malformed body, or a token back to the same page."""
     body = {
+        "after": after,
         "kind": kind,
         "reason": reason,
         "count": count,

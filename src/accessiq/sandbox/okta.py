@@ -78,12 +78,17 @@ class OktaBehaviour:
 class Fault:
     """An injected failure for the next `count` matching requests."""
 
-    kind: str = "throttle"  # throttle (E0000047) | concurrency | error | delay
+    # throttle (E0000047) | concurrency | error | delay | forbidden (E0000006: the admin role revoked) |
+    # log_window (E0000053: the System Log refuses a `since` older than its window) | cut | truncate |
+    # malformed | loop (wire_faults)
+    kind: str = "throttle"
     count: int = 1
     status: int = 429
     delay: float = 0.0
     target: str = "api"  # api | token | any
     path_contains: str | None = None
+    # Matching requests let through before the fault starts: "a later page".
+    after: int = 0
 
 
 @dataclass
@@ -118,6 +123,10 @@ class RequestRecord:
     path: str
     query: str
     status: int = 0
+    # When it arrived (time.monotonic()): the gap after a 429 shows whether the wait was honoured.
+    at: float = field(default_factory=time.monotonic)
+    # Seconds the answer asked the client to wait (`Retry-After`, or Okta's `X-Rate-Limit-Reset`).
+    waits: float | None = None
 
 
 class OktaSandbox:
@@ -162,6 +171,7 @@ class OktaSandbox:
         self.members: dict[str, set[str]] = {}
         self.log: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
+        self.faults_served = 0
         self._windows: dict[tuple[str, int], int] = {}
         self.ids: dict[str, str] = {}  # population id -> Okta id
         self.reset_stats()
@@ -515,8 +525,12 @@ class OktaSandbox:
                 if fault.count > 0 and fault.target in (target, "any"):
                     if fault.path_contains and fault.path_contains not in path:
                         continue
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.count -= 1
                     self.faults = [f for f in self.faults if f.count > 0]
+                    self.faults_served += 1
                     return fault
         return None
 

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from accessiq.sandbox.okta import Fault, OAuthError, OktaError, OktaSandbox, RequestRecord, _family_of
 from accessiq.sandbox.okta_query import Dialect, OktaQueryError, compile_query
+from accessiq.sandbox.wire_faults import WIRE_FAULTS, asked_wait, body_fault, buffered, links_of
 
 USER_FILTER = Dialect(
     attributes=(
@@ -79,6 +80,7 @@ def create_app(sandbox: OktaSandbox) -> FastAPI:
         response = await _answer(request, call_next, path)
         response.headers["X-Okta-Request-Id"] = secrets.token_urlsafe(18)
         record.status = response.status_code
+        record.waits = asked_wait(response.headers)
         return response
 
     async def _answer(request: Request, call_next: Any, path: str) -> Response:
@@ -91,6 +93,8 @@ def create_app(sandbox: OktaSandbox) -> FastAPI:
             if over:
                 return _with(okta_error_response(_rate_limited()), limits)
         fault = sandbox.take_fault("api" if api else "token", path)
+        if fault is not None and fault.kind in WIRE_FAULTS:
+            return _with(await _wire_fault(fault.kind, request, await call_next(request)), limits)
         if fault is not None:
             if fault.kind == "delay":
                 await asyncio.sleep(fault.delay)
@@ -98,6 +102,21 @@ def create_app(sandbox: OktaSandbox) -> FastAPI:
                 return _fault_response(fault)
         response: Response = await call_next(request)
         return _with(response, limits)
+
+    async def _wire_fault(kind: str, request: Request, answer: Any) -> Response:
+        links = links_of(answer)
+        status, headers, body = await buffered(answer)
+        if kind != "loop":
+            faulty = body_fault(kind, status, headers, body)
+        else:
+            faulty = Response(body, status_code=status, headers=headers)
+            # The next page is the one just served, its parameters in another order: a client that
+            # only compares links goes round once more before it sees one again.
+            again = request.url.replace(query=urlencode(list(reversed(request.query_params.multi_items()))))
+            links = [f'<{again}>; rel="next"' if 'rel="next"' in line else line for line in links]
+        for line in links:
+            faulty.headers.append("link", line)
+        return faulty
 
     @app.get("/.well-known/okta-organization", include_in_schema=False)
     async def organization(request: Request) -> JSONResponse:
@@ -456,6 +475,14 @@ def _rate_limited() -> OktaError:
 
 
 def _fault_response(fault: Fault) -> Response:
+    if fault.kind == "forbidden":
+        return okta_error_response(
+            OktaError(403, "E0000006", "You do not have permission to perform the requested action")
+        )
+    if fault.kind == "log_window":
+        return okta_error_response(
+            OktaError(400, "E0000053", "Invalid search criteria. since must be within the last 180 days")
+        )
     if fault.kind == "concurrency":
         # The concurrency limit: limit and remaining 0, the reset only an estimate.
         headers = {

@@ -289,16 +289,32 @@ def revoke_token(url: UrlOption = DEFAULT_URL) -> None:
 
 @okta_app.command("fault")
 def fault(
-    kind: Annotated[str, typer.Argument(help="throttle | concurrency | error | delay")] = "throttle",
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="throttle | concurrency | error | delay | forbidden | log_window | cut | truncate | malformed | loop"
+        ),
+    ] = "throttle",
     count: Annotated[int, typer.Option(help="How many requests it hits.")] = 1,
     status: Annotated[int | None, typer.Option(help="HTTP status of an error fault (503 by default).")] = None,
     delay: Annotated[float, typer.Option(help="Seconds to stall (delay faults).")] = 0.0,
     target: Annotated[str, typer.Option(help="api | token | any")] = "api",
+    after: Annotated[int, typer.Option(help="Matching requests to let through first (a fault on a later page).")] = 0,
+    path_contains: Annotated[str | None, typer.Option(help="Only requests whose path contains this.")] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """Inject a fault into the next COUNT requests (429 E0000047, a concurrency 429, a 5xx, or a stall)."""
-    body: dict[str, Any] = {"kind": kind, "count": count, "target": target, "delay": delay}
+    """Inject a fault into the next COUNT requests: 429 E0000047, a concurrency 429, a 5xx, a stall, E0000006
+    (role revoked), E0000053 (System Log window passed), a connection cut mid-body, a truncated or malformed
+    body, or a next link back to the page just served."""
+    body: dict[str, Any] = {
+        "kind": kind,
+        "count": count,
+        "target": target,
+        "delay": delay,
+        "after": after,
+        "path_contains": path_contains,
+    }
     if status is not None:
         body["status"] = status
     data = _admin("POST", url, "/faults", body)

@@ -104,9 +104,11 @@ class SourceSnapshot:
         elif isinstance(event, ReadStarted):
             self.full = event.full
             if event.full:
+                # A full read, or one that starts over: nothing read before it counts.
                 self.users.clear()
                 self.groups.clear()
                 self.removed_users.clear()
+                self.rejected.clear()
                 self.users_partial = False
             if event.note:
                 self.notes.append(event.note)
