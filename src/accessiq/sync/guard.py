@@ -123,8 +123,8 @@ def _changed_settings(plan: Plan, facts: ReadFacts) -> str | None:
     return (
         f"{', '.join(facts.changed)} changed since the last applied sync, and this run would {removals}; "
         "a new credential, base DN, filter or mapping can make the same directory read differently, so "
-        f"this waits for an administrator whatever the thresholds: {_NEXT}, or reject it and restore "
-        "the previous setting"
+        "this waits for an administrator whatever the thresholds: review the changes, then approve the "
+        "run if they are right, or reject it and restore the previous setting"
     )
 
 
