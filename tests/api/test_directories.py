@@ -164,6 +164,58 @@ def test_settings_patch_keeps_the_rest(api: Any, snapshot: Any) -> None:
     assert api("PATCH", f"/api/v1/directories/{created['id']}/settings", json={"bogus": 1}).status_code == 422
 
 
+def test_safety_thresholds_per_kind_patch_one_at_a_time_and_bad_values_name_the_field(
+    api: Any, snapshot: Any
+) -> None:
+    created = _create(api, snapshot, safety={"max_deactivations": 50, "max_deactivation_percent": 10})
+    url = f"/api/v1/directories/{created['id']}/settings"
+    assert api("GET", url).json()["safety"] == {
+        "max_deactivations": 50,
+        "max_deactivation_percent": 10,
+        "max_group_deletions": 50,
+        "max_group_deletion_percent": 20,
+        "max_membership_removals": 500,
+        "max_membership_removal_percent": 50,
+    }
+    patched = api("PATCH", url, json={"safety": {"max_group_deletions": 3, "max_membership_removal_percent": 25}})
+    assert patched.status_code == 200, patched.text
+    safety = patched.json()["safety"]
+    assert (safety["max_group_deletions"], safety["max_membership_removal_percent"]) == (3, 25)
+    assert (safety["max_deactivations"], safety["max_deactivation_percent"]) == (50, 10), "the others stay"
+    for bad, field in (
+        ({"max_group_deletions": -1}, "safety.max_group_deletions"),
+        ({"max_membership_removal_percent": 101}, "safety.max_membership_removal_percent"),
+        ({"max_group_deletion_percent": "lots"}, "safety.max_group_deletion_percent"),
+        ({"max_membership_removals": True}, "safety.max_membership_removals"),
+        ({"max_group_deletions": 1.5}, "safety.max_group_deletions"),
+        ({"max_deletions": 3}, "safety.max_deletions"),
+    ):
+        refused = api("PATCH", url, json={"safety": bad})
+        assert refused.status_code == 422, bad
+        assert refused.json()["error"]["field"] == field, refused.json()
+    assert api("GET", url).json()["safety"] == safety, "a refused patch changes nothing"
+    document = directory_document(seed(snapshot), name="Other", safety={"max_group_deletion_percent": -5})
+    refused_document = api("POST", "/api/v1/directories", json=document)
+    assert refused_document.status_code == 422
+    assert refused_document.json()["error"]["field"] == "settings.safety.max_group_deletion_percent"
+
+
+def test_the_api_schema_describes_every_safety_threshold(api: Any) -> None:
+    schema = api("GET", "/openapi.json").json()["components"]["schemas"]
+    safety = schema["Safety"]["properties"]
+    assert set(safety) == {
+        "max_deactivations",
+        "max_deactivation_percent",
+        "max_group_deletions",
+        "max_group_deletion_percent",
+        "max_membership_removals",
+        "max_membership_removal_percent",
+    }
+    assert safety["max_membership_removal_percent"]["maximum"] == 100
+    assert safety["max_group_deletions"]["minimum"] == 0
+    assert schema["SyncSettings"]["properties"]["safety"]
+
+
 def test_group_mappings(api: Any, snapshot: Any) -> None:
     created = _create(api, snapshot)
     url = f"/api/v1/directories/{created['id']}/group-mappings"

@@ -39,6 +39,21 @@ def test_users(api: Any, synced: int) -> None:
     assert api("GET", "/api/v1/users/nobody@example.com").status_code == 404
 
 
+def test_a_look_alike_of_an_existing_email_is_refused_as_a_local_user(api: Any) -> None:
+    assert api("POST", "/api/v1/users", json={"email": "ceo@example.com"}).status_code == 201
+    for look_alike, reason in (
+        ("c\u0435o@example.com", "mixes scripts"),  # Cyrillic e
+        ("\uff43\uff45\uff4f@example.com", "look-alike characters"),  # full-width
+        ("ceo\u200b@example.com", "invisible or control characters"),
+    ):
+        refused = api("POST", "/api/v1/users", json={"email": look_alike})
+        assert refused.status_code == 422, look_alike
+        assert refused.json()["error"]["field"] == "email"
+        assert reason in refused.json()["error"]["message"]
+    assert api("POST", "/api/v1/users", json={"email": "CEO@Example.com"}).status_code == 409
+    assert [u["email"] for u in api("GET", "/api/v1/users").json()] == ["ceo@example.com"]
+
+
 def test_local_users_and_admin_deactivation(api: Any) -> None:
     created = api("POST", "/api/v1/users", json={"email": "Local@Example.com", "given_name": "Lo"})
     assert created.status_code == 201

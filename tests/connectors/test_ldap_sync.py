@@ -204,3 +204,26 @@ def test_each_error_case_fails_the_run_with_what_to_do(
     assert run["status"] == "failed", run
     assert re.search(expected, run["message"], re.DOTALL), run["message"]
     assert run["counts"]["users_created"] == 0
+
+
+def test_a_bind_account_that_reads_no_groups_is_held_not_applied(sqlite_store: Store, ldap_kit: LdapKit) -> None:
+    """A new bind credential whose account may not read ou=Groups: slapd answers with no groups and no
+    error, which must not delete every group and the memberships they grant (authentik #19295)."""
+    store = sqlite_store
+    loose = {"safety": {"max_group_deletions": 1000, "max_group_deletion_percent": 100}}
+    directory = connect(store, ldap_kit, loose)
+    first = sync(store, directory)
+    assert first["status"] in ("succeeded", "succeeded_with_errors") and first["counts"]["groups_created"] == 30
+    no_groups = {"bind_dn": ldap_kit.sandbox.service_dn("no-groups"), "bind_password": SERVICE_ACCOUNTS["no-groups"]}
+    with store.transaction() as session:
+        document = dirs.export_document(session, session.get_one(Directory, directory))
+        document["connection"] |= no_groups
+        dirs.apply_document(session, store.secrets, validate_document(document), policy=InputPolicy.operator())
+    blocked = sync(store, directory, full=True)
+    assert blocked["status"] == "blocked", blocked
+    assert blocked["message"].startswith(
+        "connection.bind_dn, connection.bind_password changed since the last applied sync, "
+        "and this run would delete 30 groups"
+    )
+    with store.read() as session:
+        assert len(load_mirror(session, directory, kind="group")) == 30

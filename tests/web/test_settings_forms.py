@@ -148,3 +148,52 @@ def test_a_typed_frequency_never_renders_as_markup(page: Any, server: Server, sn
     page.locator("#frequency-field [data-error-for=frequency]").wait_for()
     assert page.input_value("#frequency") == hostile
     assert page.locator("img[src=x]").count() == 0
+
+
+def test_safety_thresholds_per_kind_are_shown_saved_and_refused_by_name(
+    page: Any, server: Server, snapshot: Any
+) -> None:
+    directory = connected_directory(server.store, snapshot)
+    create_admin(server.store)
+    sign_in(page)
+
+    page.goto(f"/directories/{directory}/settings")
+    defaults = {
+        "max_deactivations": "500",
+        "max_deactivation_percent": "20.0",
+        "max_group_deletions": "50",
+        "max_group_deletion_percent": "20.0",
+        "max_membership_removals": "500",
+        "max_membership_removal_percent": "50.0",
+    }
+    for name, value in defaults.items():
+        assert page.input_value(f"#{name}") == value, name
+    safety_text = page.inner_text("main")
+    assert "the connection, the user filter, the group mappings or the deactivation choice changed" in safety_text
+    assert "Counted for groups of 10 members or more." in safety_text
+
+    page.fill("#max_group_deletions", "-3")
+    page.fill("#max_membership_removal_percent", "150")
+    page.click("#save-settings")
+    summary = page.locator("#form-errors")
+    summary.wait_for()
+    listed = summary.inner_text()
+    assert "At most this many group deletions" in listed
+    assert "At most this percentage of one group's members" in listed
+    deletions = page.locator(".field", has=page.locator("#max_group_deletions"))
+    assert "at least 0" in deletions.locator("[data-error-for=max_group_deletions]").inner_text()
+    removals = page.locator(".field", has=page.locator("#max_membership_removal_percent"))
+    assert "100" in removals.locator("[data-error-for=max_membership_removal_percent]").inner_text()
+    assert page.input_value("#max_group_deletions") == "-3", "what was typed comes back"
+    assert "max_group_deletions" not in page.inner_text("main"), "field labels, never setting names"
+    shot(page, "71-settings-safety-thresholds-refused")
+
+    page.fill("#max_group_deletions", "5")
+    page.fill("#max_membership_removal_percent", "30")
+    page.fill("#max_membership_removals", "40")
+    page.click("#save-settings")
+    page.get_by_text("Settings saved.").wait_for()
+    saved = _saved_settings(server, directory)["safety"]
+    assert saved["max_group_deletions"] == 5
+    assert saved["max_membership_removals"] == 40 and saved["max_membership_removal_percent"] == 30
+    shot(page, "72-settings-safety-thresholds-saved")

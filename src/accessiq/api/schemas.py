@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from accessiq.dependencies import plain_reference
-from accessiq.sync.settings import GroupMappingSpec
+from accessiq.sync.settings import GroupMappingSpec, Safety
 
 
 class _Out(BaseModel):
@@ -69,7 +69,8 @@ class SettingsPatch(BaseModel):
     default_role: str | None = None
     deactivation: Literal["deactivate", "ignore"] | None = None
     link_existing_users: Literal["by_email", "never"] | None = None
-    safety: dict[str, Any] | None = None
+    # Only the thresholds given change; the others keep their value.
+    safety: Safety | None = None
     full_sync_interval: str | None = None
 
 

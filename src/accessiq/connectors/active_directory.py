@@ -47,8 +47,11 @@ def sid_string(raw: bytes) -> str:
     return "-".join(["S", str(revision), str(authority), *(str(s) for s in subs)])
 
 
-def sid_rid(raw: bytes) -> int:
-    """The relative id (last sub-authority) of a binary SID: what primaryGroupID refers to."""
+def sid_rid(raw: bytes) -> int | None:
+    """The relative id (last sub-authority) of a binary SID: what primaryGroupID refers to; None
+    for bytes that are no SID with a sub-authority."""
+    if len(raw) < 12 or raw[1] == 0 or len(raw) < 8 + 4 * raw[1]:
+        return None
     return int(sid_string(raw).rsplit("-", 1)[1])
 
 
@@ -56,10 +59,11 @@ def is_disabled(user_account_control: bytes | str | None) -> bool:
     """True when the ACCOUNTDISABLE bit is set."""
     if user_account_control is None:
         return False
-    text = user_account_control.decode() if isinstance(user_account_control, bytes) else user_account_control
     try:
-        return bool(int(text) & ACCOUNTDISABLE)
-    except ValueError:
+        text = user_account_control.decode() if isinstance(user_account_control, bytes) else user_account_control
+        # A 32-bit flag word: anything longer is not one (and int() of thousands of digits is slow).
+        return len(text) <= 12 and bool(int(text) & ACCOUNTDISABLE)
+    except (ValueError, UnicodeDecodeError):
         return False
 
 

@@ -69,6 +69,8 @@ class FileConnector(Connector):
             raise UnreachableError(f"cannot read snapshot file {path}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
             raise SourceError(f"snapshot file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        except (RecursionError, ValueError) as exc:  # nesting past Python's stack; text that is not UTF-8
+            raise SourceError(f"snapshot file {path} cannot be read: {str(exc)[:120]}") from None
         if (
             not isinstance(document, dict)
             or not isinstance(document.get("users", []), list)
@@ -95,6 +97,9 @@ class FileConnector(Connector):
         for position, record in enumerate(document.get("users", [])):
             if not isinstance(record, dict) or not _has_id(record):
                 yield RecordRejected("user", None, f"users[{position}] has no 'id'")
+                continue
+            if not isinstance(record.get("active", True), bool):
+                yield RecordRejected("user", str(record["id"]), "'active' must be true or false")
                 continue
             yield UserUpserted(
                 SourceUser(
@@ -130,7 +135,9 @@ class FileConnector(Connector):
 
 
 def _has_id(record: dict[str, Any]) -> bool:
-    return record.get("id") not in (None, "")
+    """An id is text or a whole number; an object, a list or a boolean names nothing."""
+    external_id = record.get("id")
+    return isinstance(external_id, str | int) and not isinstance(external_id, bool) and external_id != ""
 
 
 def _keyed(records: list[Any]) -> set[str]:

@@ -457,7 +457,7 @@ class LdapConnector(Connector):
             known.by_uid.setdefault(uid.decode("utf-8", "replace").lower(), external_id)
         primary = get_values(entry, "primaryGroupID")
         if primary:
-            known.primary[external_id] = primary[0].decode()
+            known.primary[external_id] = primary[0].decode("ascii", "replace")
 
     def _remember_groups(self, known: _Identities, groups: list[Entry]) -> None:
         for dn, entry in groups:
@@ -466,8 +466,9 @@ class LdapConnector(Connector):
                 continue
             known.by_dn[normalize_dn(dn)] = ("group", external_id)
             sid = get_values(entry, "objectSid")
-            if sid:
-                known.group_by_rid[ad.sid_rid(sid[0])] = external_id
+            rid = ad.sid_rid(sid[0]) if sid else None
+            if rid is not None:
+                known.group_by_rid[rid] = external_id
 
     def _group(self, dn: str, entry: dict[str, list[bytes]], known: _Identities) -> GroupUpserted | RecordRejected:
         external_id = self._external_id(entry)
@@ -489,9 +490,9 @@ class LdapConnector(Connector):
             if user_id is not None:
                 users.add(user_id)
         sid = get_values(entry, "objectSid")
-        if sid:
-            rid = str(ad.sid_rid(sid[0]))
-            users |= {user for user, primary in known.primary.items() if primary == rid}
+        rid = ad.sid_rid(sid[0]) if sid else None
+        if rid is not None:
+            users |= {user for user, primary in known.primary.items() if primary == str(rid)}
         groups.discard(external_id)
         name = first_text(entry, "cn") or rdn_value(dn)
         return GroupUpserted(
@@ -851,7 +852,10 @@ class LdapConnector(Connector):
         if users:
             # A user's primary group lists no members; re-read it so its membership follows.
             rids = {
-                int(r) for _, _, entry in users for r in texts(get_values(entry, "primaryGroupID")) or [] if r.isdigit()
+                int(r)
+                for _, _, entry in users
+                for r in texts(get_values(entry, "primaryGroupID")) or []
+                if r.isascii() and r.isdigit() and len(r) <= 10
             }
             known = _Identities()
             self._remember_groups(known, list(self._search_groups_light()))

@@ -7,6 +7,7 @@ kept apart from the connector so they read and test on their own.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -81,7 +82,8 @@ def openldap_disabled(entry: Mapping[str, list[bytes]]) -> bool:
     if text0(entry, "nsAccountLock").lower() == "true":
         return True
     expire = text0(entry, "shadowExpire")
-    if expire.lstrip("-").isdigit() and int(expire) >= 0:
+    # Days since 1970 in ASCII digits; str.isdigit() also takes digits int() refuses (superscripts).
+    if re.fullmatch(r"-?[0-9]{1,9}", expire) and int(expire) >= 0:
         today = (datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)).days
         return int(expire) <= today
     return False

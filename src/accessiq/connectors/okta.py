@@ -766,11 +766,13 @@ def _deletion(event: Any) -> tuple[str, datetime, str, str] | None:
     """(uuid, published, event type, deleted id) of a delete event; None for anything else."""
     if not isinstance(event, dict) or event.get("eventType") not in (USER_DELETED, GROUP_DELETED):
         return None
-    if (event.get("outcome") or {}).get("result") not in (None, "SUCCESS"):
+    outcome = event.get("outcome")
+    if (outcome.get("result") if isinstance(outcome, dict) else outcome) not in (None, "SUCCESS"):
         return None
     wanted = "User" if event["eventType"] == USER_DELETED else "UserGroup"
     published = _parse_time_or_none(str(event.get("published")))
-    for target in event.get("target") or []:
+    targets = event.get("target")
+    for target in targets if isinstance(targets, list) else []:
         if isinstance(target, dict) and target.get("type") == wanted and target.get("id") and published:
             return str(event.get("uuid") or target["id"]), published, str(event["eventType"]), str(target["id"])
     return None
@@ -820,5 +822,5 @@ def _parse_time(text: str) -> datetime:
 def _parse_time_or_none(text: str) -> datetime | None:
     try:
         return _parse_time(text)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a time; a time that leaves the calendar in UTC
         return None

@@ -294,9 +294,13 @@ def open_pending_secrets(box: SecretBox, owner: int | str, tokens: dict[str, str
 def update_settings(
     session: Session, box: SecretBox, directory: Directory, patch: dict[str, Any], *, policy: InputPolicy
 ) -> Directory:
-    """Change the sync settings named in `patch`; the others keep their value."""
+    """Change the sync settings named in `patch`; the others keep their value, each safety
+    threshold included (`{"safety": {"max_group_deletions": 5}}` leaves the other thresholds)."""
     document = _document(session, directory)
-    document["settings"] = {**document["settings"], **patch}
+    settings = document["settings"]
+    if isinstance(patch.get("safety"), dict) and isinstance(settings.get("safety"), dict):
+        patch = {**patch, "safety": {**settings["safety"], **patch["safety"]}}
+    document["settings"] = {**settings, **patch}
     try:
         SyncSettings.model_validate(document["settings"])
     except ValidationError as exc:

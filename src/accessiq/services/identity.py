@@ -25,6 +25,7 @@ from accessiq.store.tables import (
     utcnow,
 )
 from accessiq.sync.context import settings_of
+from accessiq.sync.emails import email_problem
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -142,6 +143,10 @@ def create_user(
     email = email.strip()
     if not _EMAIL.match(email):
         raise ConfigurationError(f"{email!r} is not a valid email address", field="email")
+    # The same rule as for synced users: a look-alike of another address is no address to create.
+    problem = email_problem(email)
+    if problem:
+        raise ConfigurationError(problem, field="email")
     if session.scalar(select(User.id).where(User.email_key == email.casefold())) is not None:
         raise ConflictError(f"a user with email {email} already exists")
     display = " ".join(part for part in (given_name, family_name) if part) or None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -20,6 +22,8 @@ class SecretBox:
     def __init__(self, key: str | bytes) -> None:
         try:
             self._fernet = Fernet(key)
+            raw = key.encode() if isinstance(key, str) else key
+            self._fingerprint_key = hmac.new(raw, b"accessiq secret fingerprint", hashlib.sha256).digest()
         except (ValueError, TypeError):
             raise ConfigurationError(
                 "not a valid Fernet key (32 url-safe base64-encoded bytes)",
@@ -30,6 +34,12 @@ class SecretBox:
 
     def seal(self, secrets: dict[str, Any]) -> bytes | None:
         return self._fernet.encrypt(json.dumps(secrets).encode()) if secrets else None
+
+    def fingerprint(self, value: Any) -> str:
+        """A keyed digest of a secret value: it tells whether a secret changed, and nothing about it
+        to anyone without the master key."""
+        text = json.dumps(value, sort_keys=True, default=str).encode()
+        return hmac.new(self._fingerprint_key, text, hashlib.sha256).hexdigest()[:32]
 
     def open(self, token: bytes | None) -> dict[str, Any]:
         if not token:

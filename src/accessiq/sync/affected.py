@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from accessiq.connectors.base import ConnectionSettings
+from accessiq.store.crypto import SecretBox
 from accessiq.sync.planner import PlanContext
 from accessiq.sync.scope import resolve_group_ref, transitive_users
 from accessiq.sync.source import MirrorGroup, MirrorKey, SourceSnapshot
@@ -50,6 +52,40 @@ def config_digest(provider: str, connection: Mapping[str, Any], context: PlanCon
         "default_role": context.default_role,
     }
     return row_hash(parts)
+
+
+def connection_digests(connection: ConnectionSettings, box: SecretBox) -> dict[str, str]:
+    """`connection.FIELD` -> a digest of its value as a run reads with it; secrets keyed by the master key."""
+    values = connection.model_dump(mode="json")
+    return {
+        f"connection.{name}": box.fingerprint(value) if name in connection.secret_fields else row_hash({"v": value})
+        for name, value in sorted(values.items())
+    }
+
+
+def guard_digests(connection: Mapping[str, str], context: PlanContext) -> dict[str, str]:
+    """What the guard holds a run for when it changed: connection fields, user filter, group
+    mappings and the deactivation setting, each as a digest under its name."""
+    live = sorted(
+        [rule.source_group.strip().casefold(), rule.organization_id, rule.role_id]
+        for rule in context.group_mappings
+        if not rule.removed
+    )
+    settings = context.settings
+    return {
+        **connection,
+        "settings.user_filter": row_hash(settings.user_filter.model_dump(mode="json")),
+        "settings.deactivation": row_hash({"v": settings.deactivation}),
+        "group_mappings": row_hash({"v": live}),
+    }
+
+
+def guard_changes(before: Mapping[str, str] | None, now: Mapping[str, str]) -> tuple[str, ...]:
+    """The guarded settings whose digest moved; none when the last applied run left no digests
+    (the first run of a directory, or the first after the upgrade that added them)."""
+    if not before:
+        return ()
+    return tuple(sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name)))
 
 
 def resolved_refs(groups: Mapping[str, MirrorGroup], context: PlanContext) -> dict[str, str | None]:

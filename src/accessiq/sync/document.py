@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,87 @@ def load_document(path: Path) -> DirectoryDocument:
     return parse_document(text, source=str(path))
 
 
+# A directory document is a page or two; these bound what a hostile one can make the parser do.
+MAX_DOCUMENT = 1024 * 1024  # characters
+MAX_NESTING = 64  # mappings and lists within one another
+MAX_ALIASES = 100  # YAML `*alias` uses: a few keep a document short, thousands are a "billion laughs"
+
+
+class _DocumentError(yaml.YAMLError):
+    """A YAML document past the limits above, or with a key given twice."""
+
+    def __init__(self, problem: str, mark: Any = None) -> None:
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
+class _DocumentLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing deep nesting, many aliases and repeated keys."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise _DocumentError(f"more than {MAX_ALIASES} aliases", self.peek_event().start_mark)
+        self._depth += 1
+        if self._depth > MAX_NESTING:
+            raise _DocumentError(f"nested more than {MAX_NESTING} levels deep", self.peek_event().start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if key in seen:
+                raise _DocumentError(f"the key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ValueError(f"the key {key!r} is given twice")
+    return dict(pairs)
+
+
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _load_text(text: str) -> Any:
+    # Flow brackets are counted before parsing: json's recursion and PyYAML's flow scanner (which
+    # slows down with every level) would meet their limits well past ours, and slowly.
+    depth = 0
+    for bracket in _BRACKETS.finditer(text):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_NESTING:
+            raise ValueError(f"nested more than {MAX_NESTING} levels deep")
+    if text.lstrip().startswith("{"):
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    return yaml.load(text, Loader=_DocumentLoader)
+
+
 def parse_document(text: str, *, source: str = "document") -> DirectoryDocument:
+    if len(text) > MAX_DOCUMENT:
+        raise ConfigurationError(f"{source} is longer than {MAX_DOCUMENT // 1024} KiB")
     try:
-        raw = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+        raw = _load_text(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigurationError(f"{source} is not valid YAML or JSON{where}: {problem}") from None
+    except (ValueError, RecursionError) as exc:  # a number of thousands of digits, deep nesting
+        raise ConfigurationError(f"{source} is not a usable document: {str(exc).splitlines()[0][:120]}") from None
     if not isinstance(raw, dict):
         raise ConfigurationError(f"{source} must be a mapping with name, provider and connection")
     return validate_document(raw)

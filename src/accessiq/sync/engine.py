@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,20 +24,25 @@ from accessiq.sync.affected import (
     MirrorDiff,
     affected_users,
     config_digest,
+    connection_digests,
     diff_rows,
+    guard_changes,
+    guard_digests,
     old_groups,
     resolved_refs,
     restrict,
 )
 from accessiq.sync.apply import MirrorChange, apply_plan, record_log
 from accessiq.sync.context import build_connector, plan_context, settings_of
-from accessiq.sync.guard import check_safety
-from accessiq.sync.planner import Plan, PlanContext, active_users, desired_emails, plan_sync
+from accessiq.sync.document import validate_connection
+from accessiq.sync.guard import ReadFacts, check_safety, shrunk_groups
+from accessiq.sync.planner import Plan, PlanContext, StoreState, active_users, desired_emails, plan_sync
 from accessiq.sync.settings import parse_interval
-from accessiq.sync.source import SourceSnapshot, user_from_row
+from accessiq.sync.source import MirrorGroup, MirrorKey, SourceSnapshot, user_from_row
 from accessiq.sync.state import (
     active_synced_users,
     fingerprint,
+    group_member_counts,
     last_run_leftovers,
     load_cursor,
     load_mirror,
@@ -81,6 +86,9 @@ class _Prepared:
     def plans_everything(self) -> bool:
         """A full run of a push-only source plans every mirrored user again (Sync Now, new settings)."""
         return self.from_mirror and self.mode == "full"
+
+    # A digest per connection field (secrets included) as the read used them, for the guard.
+    connection: dict[str, str] | None = None
 
 
 def execute_run(
@@ -194,6 +202,10 @@ def _read(
     with store.read() as session:
         directory = session.get_one(Directory, prepared.directory_id)
         connector = build_connector(store.secrets, directory)
+        connection = validate_connection(
+            directory.provider, {**directory.connection, **store.secrets.open(directory.secrets)}
+        )
+        prepared.connection = connection_digests(connection, store.secrets)
     snapshot = SourceSnapshot.from_mirror(prepared.mirror)
     snapshot.users_partial = prepared.reads_changes
     cursor = prepared.cursor if prepared.reads_changes else None
@@ -276,13 +288,26 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     if partial:
         added = sum(1 for ext in snapshot.users if ("user", ext) not in index)
         gone = sum(1 for ext in snapshot.removed_users if ("user", ext) in index)
-        source_users = mirrored_users(session, directory.id) + added - gone
+        mirrored = mirrored_users(session, directory.id)
+        source_users = mirrored + added - gone
+    else:
+        mirrored = sum(1 for kind, _ in index if kind == "user")
+    guard = guard_digests(prepared.connection or {}, context)
     basis = {
         "config": config_digest(directory.provider, directory.connection, context),
         "refs": resolved_refs(snapshot.groups, context),
+        "guard": guard,
     }
+    changed_groups = diff.changed("group")
+    groups_before = old_groups(
+        snapshot.groups, changed_groups, load_mirror_rows(session, directory.id, "group", changed_groups)
+    )
     started = time.perf_counter()
-    scope = None if prepared.plans_everything else _affected_scope(session, cursor_row, basis, diff, snapshot, context)
+    scope = (
+        None
+        if prepared.plans_everything
+        else _affected_scope(session, cursor_row, basis, diff, snapshot, context, groups_before)
+    )
     if scope is None:
         _load_users(session, directory.id, snapshot, None)
         planned, current = snapshot, load_store_state(session, directory.id)
@@ -300,7 +325,20 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     plan.counts["users_planned"] = len(planned.users)
     # Pushes arrive one change at a time: the guard weighs a burst of them together.
     earlier = recent_push_deactivations(session, directory.id, now) if run.trigger == "push" else None
-    blocked = check_safety(plan, source_users, active, context.settings.safety, earlier_pushed=earlier)
+    facts = _read_facts(
+        session,
+        directory.id,
+        plan,
+        snapshot,
+        current,
+        index,
+        groups_before,
+        cursor_row,
+        guard,
+        (source_users, active, mirrored),
+        earlier,
+    )
+    blocked = check_safety(plan, facts, context.settings.safety)
 
     unindexed = {ext for ext in planned.users if ("user", ext) not in index}
     if partial and unindexed:
@@ -381,6 +419,38 @@ def _timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
         seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - started
 
 
+def _read_facts(
+    session: Session,
+    directory_id: int,
+    plan: Plan,
+    snapshot: SourceSnapshot,
+    current: StoreState,
+    index: Mapping[MirrorKey, Any],
+    groups_before: dict[str, MirrorGroup],
+    cursor: Cursor | None,
+    guard: dict[str, str],
+    users: tuple[int, int, int],
+    earlier_pushed: int | None,
+) -> ReadFacts:
+    """What the guard judges a plan against: the read beside the mirror and the store, and the
+    guarded settings that changed since the last applied run. `users`: (users read, active users
+    in the store, users mirrored)."""
+    removed_from = {str(op.detail["key"][0]) for op in plan.of("group_membership", "remove")}
+    source_users, active, mirrored = users
+    return ReadFacts(
+        source_users=source_users,
+        active=active,
+        mirrored_users=mirrored,
+        source_groups=len(snapshot.groups),
+        mirrored_groups=sum(1 for kind, _ in index if kind == "group"),
+        stored_groups=len(current.groups),
+        shrunk=shrunk_groups(snapshot.groups, groups_before),
+        group_sizes=group_member_counts(session, directory_id, removed_from),
+        changed=guard_changes((cursor.basis or {}).get("guard") if cursor is not None else None, guard),
+        earlier_pushed=earlier_pushed,
+    )
+
+
 def _affected_scope(
     session: Session,
     cursor: Cursor | None,
@@ -388,6 +458,7 @@ def _affected_scope(
     diff: MirrorDiff,
     snapshot: SourceSnapshot,
     context: PlanContext,
+    groups_before: dict[str, MirrorGroup],
 ) -> tuple[set[str], set[str]] | None:
     """(users to plan, the emails they map to), or None when the run must plan everything.
 
@@ -404,13 +475,9 @@ def _affected_scope(
         or before.get("counts") != store_counts(session, directory_id)
     ):
         return None
-    changed_groups = diff.changed("group")
-    groups_before = old_groups(
-        snapshot.groups, changed_groups, load_mirror_rows(session, directory_id, "group", changed_groups)
-    )
     users = affected_users(
         diff.changed("user"),
-        changed_groups,
+        diff.changed("group"),
         snapshot.groups,
         groups_before,
         also=snapshot.rejected_users

@@ -12,17 +12,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import TemplateError, meta, nodes
 
 from accessiq.connectors.base import UserFields
 from accessiq.errors import ConfigurationError
 from accessiq.sync.expression_errors import explain_syntax_error
+from accessiq.sync.template_sandbox import MAX_SOURCE, TemplateSandbox, budget, fits_output, refused_statement
 
 CORE_FIELDS = ("email", "username", "given_name", "family_name", "display_name")
 _TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
-_ENV = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
+_ENV = TemplateSandbox()
 
 
 class MappingError(Exception):
@@ -53,17 +53,23 @@ def _follow(record: Mapping[str, Any], parts: Sequence[str]) -> Any:
 
 
 def _compile(target: str, source: str) -> Callable[[Mapping[str, Any]], Any]:
+    field = f"settings.attribute_mapping.{target}"
+    if len(source) > MAX_SOURCE:
+        raise ConfigurationError(f"is longer than {MAX_SOURCE} characters", field=field)
     if is_template(source):
         try:
+            refused = refused_statement(_ENV.parse(source))
             template = _ENV.from_string(source)
         except TemplateError as exc:
             raise ConfigurationError(
-                f"template does not parse: {explain_syntax_error(exc, source, condition=False)}",
-                field=f"settings.attribute_mapping.{target}",
+                f"template does not parse: {explain_syntax_error(exc, source, condition=False)}", field=field
             ) from None
+        if refused:
+            raise ConfigurationError(refused, field=field)
 
         def render(record: Mapping[str, Any]) -> Any:
-            text = template.render(record).strip()
+            with budget():
+                text = fits_output(template.render(record)).strip()
             return text or None
 
         return render
@@ -93,13 +99,18 @@ def check_mapping(mapping: Mapping[str, str | None]) -> None:
 
 
 def check_condition(expression: str) -> None:
+    if len(expression) > MAX_SOURCE:
+        raise ConfigurationError(f"is longer than {MAX_SOURCE} characters", field="settings.user_filter.condition")
     try:
         _ENV.compile_expression(expression)
+        refused = refused_statement(_ENV.parse("{{ " + expression + " }}"))
     except TemplateError as exc:
         raise ConfigurationError(
             f"is not valid: {explain_syntax_error(exc, expression, condition=True)}",
             field="settings.user_filter.condition",
         ) from None
+    if refused:
+        raise ConfigurationError(f"is not valid: {refused}", field="settings.user_filter.condition")
 
 
 def referenced_fields(sources: list[str], condition: str | None = None) -> set[str]:
@@ -256,6 +267,7 @@ class Condition:
 
     def __call__(self, record: Mapping[str, Any]) -> bool:
         try:
-            return bool(self._expression(**record))
+            with budget():
+                return bool(self._expression(**record))
         except Exception as exc:
             raise MappingError(f"user_filter.condition: {exc}") from None

@@ -16,12 +16,32 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from accessiq.connectors.base import SourceUser
+from accessiq.sync.emails import email_problem
 from accessiq.sync.mapping import CORE_FIELDS, CompiledMapping, Condition, MappingError
 from accessiq.sync.scope import in_org_units, resolve_group_ref, transitive_users
 from accessiq.sync.settings import SyncSettings
 from accessiq.sync.source import SourceSnapshot
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+# The longest value each core field takes (the users table's columns).
+FIELD_LIMITS = {"email": 320, "username": 320, "given_name": 200, "family_name": 200, "display_name": 400}
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _field_problem(fields: Mapping[str, str | None]) -> str | None:
+    """Why a user's mapped core fields cannot be stored: too long, or holding control characters."""
+    for name, value in fields.items():
+        limit = FIELD_LIMITS[name]
+        if value is None:
+            continue
+        if len(value) > limit:
+            return f"{name} is {len(value)} characters long, more than {limit}"
+        control = _CONTROL.search(value)
+        if control:
+            return f"{name} holds a control character ({control.group()!r})"
+    return None
 
 
 # --- what the store holds (loaded by the store layer, passed in) -------------------------
@@ -396,6 +416,10 @@ class _Planner:
             return None
         if not _EMAIL.match(email):
             self._freeze_user(user.external_id, f"email {email!r} is not a valid address")
+            return None
+        problem = email_problem(email) or _field_problem(fields)
+        if problem:
+            self._freeze_user(user.external_id, problem)
             return None
         attributes = {name: value for name, value in values.items() if value is not None}
         return DesiredUser(user.external_id, fields, attributes, user.active)

@@ -46,12 +46,40 @@ class UserFilter(_Strict):
 
 
 class Safety(_Strict):
-    """Thresholds that block a run before it deactivates too many users."""
+    """Thresholds that block a run before it removes too much, per kind, as counts and percentages.
+
+    A run stops as `blocked` when any one is exceeded. The group and membership percentages count
+    only for a directory of at least `PERCENT_FLOOR` groups and a group of at least that many
+    members: a small group losing one of its three members is not a mass removal.
+    """
 
     max_deactivations: int = Field(default=500, ge=0, title="At most this many deactivations")
     max_deactivation_percent: float = Field(
-        default=20, ge=0, le=100, title="At most this percentage of the directory's users"
+        default=20, ge=0, le=100, allow_inf_nan=False, title="At most this percentage of the directory's users"
     )
+    max_group_deletions: int = Field(default=50, ge=0, title="At most this many group deletions")
+    max_group_deletion_percent: float = Field(
+        default=20, ge=0, le=100, allow_inf_nan=False, title="At most this percentage of the directory's groups"
+    )
+    max_membership_removals: int = Field(
+        default=500, ge=0, title="At most this many members removed from one group"
+    )
+    max_membership_removal_percent: float = Field(
+        default=50, ge=0, le=100, allow_inf_nan=False, title="At most this percentage of one group's members"
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        # YAML and JSON turn `yes`/`true` into a boolean, which pydantic would take for 1.
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not true or false")
+        return value
+
+
+# Below this many groups (or members of a group) the percentage thresholds for groups and
+# memberships, and the collapse check, do not apply; the counts still do.
+PERCENT_FLOOR = 10
 
 
 class SyncSettings(_Strict):

@@ -18,6 +18,7 @@ from accessiq.connectors.base import (
     UserRemoved,
     UserUpserted,
 )
+from accessiq.sync.records import checked
 
 
 @dataclass
@@ -79,8 +80,10 @@ class SourceSnapshot:
         return snapshot
 
     def fold(self, events: Iterable[SourceEvent]) -> Iterator[SourceEvent]:
-        """Apply a read's events one by one, passing each on (for progress reporting)."""
+        """Apply a read's events one by one, passing each on (for progress reporting); a record
+        past the limits of `records` becomes an error on that record."""
         for event in events:
+            event = checked(event)
             self._apply(event)
             yield event
 

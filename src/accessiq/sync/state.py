@@ -140,6 +140,22 @@ def active_synced_users(session: Session, directory_id: int) -> int:
     ) or 0
 
 
+def group_member_counts(session: Session, directory_id: int, external_ids: Collection[str]) -> dict[str, int]:
+    """Stored direct members of each of these groups of the directory, by the group's external id."""
+    counts: dict[str, int] = {}
+    if not external_ids:
+        return counts
+    for condition in _in_chunks(Group.external_id, external_ids):
+        query = (
+            select(Group.external_id, func.count())
+            .join(GroupMembership, GroupMembership.group_id == Group.id)
+            .where(Group.directory_id == directory_id, condition)
+            .group_by(Group.external_id)
+        )
+        counts.update((str(ext), int(n)) for ext, n in session.execute(query))
+    return counts
+
+
 def store_counts(session: Session, directory_id: int) -> dict[str, int]:
     """Row counts of what this directory's syncs own; a change made outside a sync alters one."""
     users = select(func.count()).where(User.directory_id == directory_id)

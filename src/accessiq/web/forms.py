@@ -82,6 +82,15 @@ def _key_file(form: FormData, name: str, field: str) -> str:
         raise ConfigurationError("the file is not text (PEM or JSON)", field=f"connection.{field}") from None
 
 
+# The safety thresholds' inputs, named as their settings, with the kind of number each takes.
+SAFETY_INPUTS: dict[str, type[int] | type[float]] = {
+    "max_deactivations": int,
+    "max_deactivation_percent": float,
+    "max_group_deletions": int,
+    "max_group_deletion_percent": float,
+    "max_membership_removals": int,
+    "max_membership_removal_percent": float,
+}
 # The settings form's inputs by the document field they set; a refused field's message shows beside its input.
 SETTINGS_INPUTS = {
     "settings.frequency": "frequency",
@@ -93,8 +102,7 @@ SETTINGS_INPUTS = {
     "settings.user_filter.groups": "filter_groups",
     "settings.user_filter.org_units": "filter_org_units",
     "settings.user_filter.condition": "filter_condition",
-    "settings.safety.max_deactivations": "max_deactivations",
-    "settings.safety.max_deactivation_percent": "max_deactivation_percent",
+    **{f"settings.safety.{name}": name for name in SAFETY_INPUTS},
     "settings.full_sync_interval": "full_sync_interval",
 }
 # The frequency choices every form offers, besides a custom interval or cron expression.
@@ -205,12 +213,10 @@ def settings_patch(form: FormData, *, schedule: bool = False) -> dict[str, Any]:
         },
     }
     safety: dict[str, Any] = {}
-    count = _number(form, "max_deactivations", int)
-    percent = _number(form, "max_deactivation_percent", float)
-    if count is not None:
-        safety["max_deactivations"] = count
-    if percent is not None:
-        safety["max_deactivation_percent"] = percent
+    for name, kind in SAFETY_INPUTS.items():
+        value = _number(form, name, kind)
+        if value is not None:
+            safety[name] = value
     patch["safety"] = safety
     if text(form, "full_sync_interval"):
         patch["full_sync_interval"] = text(form, "full_sync_interval")

@@ -22,7 +22,7 @@ from accessiq.dependencies import LauncherDep, PlainRef, PolicyDep, SessionDep, 
 from accessiq.services import configure, runs
 from accessiq.services import directories as dirs
 from accessiq.sync.document import DirectoryDocument
-from accessiq.sync.settings import GroupMappingSpec
+from accessiq.sync.settings import GroupMappingSpec, SyncSettings
 
 router = APIRouter(prefix="/directories", tags=["directories"])
 
@@ -87,13 +87,13 @@ def export_directory(directory: DirectoryRef, session: SessionDep) -> dict[str, 
     return dirs.export_document(session, dirs.get_directory(session, directory))
 
 
-@router.get("/{directory}/settings")
+@router.get("/{directory}/settings", response_model=SyncSettings)
 def get_settings(directory: DirectoryRef, session: SessionDep) -> dict[str, Any]:
     """The effective sync settings, defaults filled in."""
     return dirs.settings_of(dirs.get_directory(session, directory)).model_dump(mode="json")
 
 
-@router.patch("/{directory}/settings")
+@router.patch("/{directory}/settings", response_model=SyncSettings)
 def update_settings(
     directory: DirectoryRef, patch: SettingsPatch, session: SessionDep, store: StoreDep, policy: PolicyDep
 ) -> dict[str, Any]:

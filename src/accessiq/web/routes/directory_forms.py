@@ -13,6 +13,7 @@ from accessiq.errors import AccessIQError, ConfigurationError, FieldProblem
 from accessiq.services import Store, configure, identity
 from accessiq.services import directories as dirs
 from accessiq.services.input_policy import InputPolicy
+from accessiq.sync.settings import PERCENT_FLOOR
 from accessiq.web import forms
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ def form_context(store: Store, directory_id: int, **extra: Any) -> dict[str, Any
         "source_groups": groups,
         "groups_error": groups_error,
         "frequency_presets": FREQUENCY_PRESETS,
+        "percent_floor": PERCENT_FLOOR,
         **choices,
         **extra,
     }

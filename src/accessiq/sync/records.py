@@ -1,0 +1,116 @@
+"""Limits on one source record, checked as a read is folded, whatever the connector.
+
+A record past them (an id longer than the store keeps, a value nested deeper than anyone
+writes, a profile of megabytes, a number JSON cannot store, a state that is not true or false)
+becomes an error on that record: the object stays as the store has it and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from accessiq.connectors.base import GroupUpserted, RecordRejected, SourceEvent, UserUpserted
+
+MAX_ID = 200  # users.external_id, groups.external_id
+MAX_GROUP_NAME = 400  # groups.name
+MAX_TEXT = 64 * 1024  # a group's description, email or DN; a user's org unit
+MAX_RECORD = 1024 * 1024  # a user's record as JSON
+MAX_DEPTH = 32  # objects and lists within one another in a user's record
+
+
+def checked(event: SourceEvent) -> SourceEvent:
+    """The event itself, or a RecordRejected saying which limit its record passes."""
+    if isinstance(event, UserUpserted):
+        problem = _user_problem(event)
+        external_id = event.user.external_id
+        kind = "user"
+    elif isinstance(event, GroupUpserted):
+        problem = _group_problem(event)
+        external_id = event.group.external_id
+        kind = "group"
+    else:
+        return event
+    if problem is None:
+        return event
+    usable = external_id if isinstance(external_id, str) and 0 < len(external_id) <= MAX_ID else None
+    return RecordRejected(kind, usable, problem)
+
+
+def _id_problem(external_id: Any) -> str | None:
+    if not isinstance(external_id, str) or not external_id:
+        return "has no usable id"
+    if len(external_id) > MAX_ID:
+        return f"has an id of {len(external_id)} characters, more than {MAX_ID}"
+    if "\x00" in external_id:
+        return "has an id with a NUL character"
+    return None
+
+
+def _text_problem(value: Any, what: str, limit: int = MAX_TEXT) -> str | None:
+    """Text the store keeps in a column: no other type, no NUL (PostgreSQL text refuses it), bounded."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"has {what} that is not text"
+    if len(value) > limit:
+        return f"has {what} of {len(value)} characters, more than {limit}"
+    if "\x00" in value:
+        return f"has {what} with a NUL character"
+    return None
+
+
+def _user_problem(event: UserUpserted) -> str | None:
+    user = event.user
+    problem = _id_problem(user.external_id) or _text_problem(user.org_unit, "an org unit")
+    if problem:
+        return problem
+    if not isinstance(user.active, bool):
+        return f"has an enabled state that is not true or false: {str(user.active)[:40]!r}"
+    if not isinstance(user.data, Mapping):
+        return "is not an object"
+    if _depth(user.data) > MAX_DEPTH:
+        return f"nests values more than {MAX_DEPTH} levels deep"
+    try:
+        size = len(json.dumps(dict(user.data), allow_nan=False, default=_refuse).encode())
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"holds a value that cannot be stored ({str(exc)[:80]})"
+    if size > MAX_RECORD:
+        return f"is {size // 1024} KiB as JSON, more than {MAX_RECORD // 1024} KiB"
+    return None
+
+
+def _group_problem(event: GroupUpserted) -> str | None:
+    group = event.group
+    problem = _id_problem(group.external_id)
+    if problem:
+        return problem
+    if not isinstance(group.name, str) or not group.name.strip():
+        return "has no name"
+    problem = _text_problem(group.name, "a name", MAX_GROUP_NAME)
+    for field, what in (("description", "a description"), ("email", "an email"), ("dn", "a DN")):
+        problem = problem or _text_problem(getattr(group, field), what)
+    if problem:
+        return problem
+    members = event.added_users | event.removed_users | event.added_groups | event.removed_groups
+    if any(_id_problem(m) for m in members):
+        return f"names a member whose id is not text of 1 to {MAX_ID} characters"
+    return None
+
+
+def _depth(value: Any) -> int:
+    """How deep objects and lists nest, counted without recursion and stopping past the limit."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            if depth + 1 > MAX_DEPTH:
+                return depth + 1
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, Mapping) else item))
+    return deepest
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
