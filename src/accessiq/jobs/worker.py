@@ -33,7 +33,7 @@ import structlog
 from accessiq.errors import RunCanceledError
 from accessiq.jobs import queue, scheduler
 from accessiq.jobs.queue import Claim, LeaseLostError, WorkerSettings
-from accessiq.store.database import Store
+from accessiq.store.database import Store, is_busy
 from accessiq.store.tables import SyncRun
 from accessiq.sync import engine
 
@@ -147,9 +147,14 @@ class LeaseKeeper:
                 continue
             try:
                 states = queue.renew_leases(self.store, list(held), self.owner, self.lease)
-            except Exception:
+            except Exception as exc:
                 # The database may be back by the next beat; the lease has two more beats of slack.
-                log.exception("worker.heartbeat_failed")
+                if is_busy(exc):
+                    # SQLite is busy: a run's apply holds the write lock (a big first sync can
+                    # for a while). Nobody can take the lease over before that apply commits.
+                    log.warning("worker.heartbeat_waiting", reason="the store is busy with a sync's write")
+                else:
+                    log.exception("worker.heartbeat_failed")
                 continue
             for run_id, state in states.items():
                 # A run that ended well ended here, between our snapshot of `held` and now.

@@ -157,6 +157,13 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql(f"BEGIN {connection.get_execution_options().get('sqlite_begin', 'IMMEDIATE')}")
 
 
+def is_busy(error: BaseException) -> bool:
+    """True for SQLite giving up on the write lock (SQLITE_BUSY): another connection held it past
+    the busy timeout, such as a sync applying a large plan."""
+    original = getattr(error, "orig", None)
+    return isinstance(error, OperationalError) and getattr(original, "sqlite_errorcode", None) == 5
+
+
 def is_stale_read(error: BaseException) -> bool:
     """True for SQLite refusing a write in a `Store.read` transaction: another writer came first.
 
