@@ -168,6 +168,9 @@ def _read(
         raise AccessIQError("the read ended before the connector reported its end; nothing was applied")
     if progress is not None:
         progress("planning", users, groups)
+    # Committed before the plan-and-apply transaction begins, so whoever watches the run (the UI,
+    # a waiting `accessiq sync`) sees the read is over; the transaction itself shows nothing until done.
+    _set_progress(store, run_id, {"phase": "applying", "users": users, "groups": groups})
     return snapshot
 
 
@@ -177,9 +180,14 @@ def _set_progress(store: Store, run_id: int, progress: dict[str, Any]) -> None:
 
 
 def _lock_directory(session: Session, directory_id: int) -> Directory:
-    """Serialize writers of one directory (PostgreSQL row lock; SQLite's write lock covers it)."""
+    """Serialize writers of one directory (PostgreSQL row lock; SQLite's write lock covers it).
+
+    `FOR NO KEY UPDATE`, not `FOR UPDATE`: rows that reference the directory (a queued run, a
+    retry, a Sync Now) take a key-share lock on it, which a plain `FOR UPDATE` would make wait for
+    the whole plan and apply.
+    """
     return session.execute(
-        select(Directory).where(Directory.id == directory_id).with_for_update()
+        select(Directory).where(Directory.id == directory_id).with_for_update(key_share=True)
     ).scalar_one()
 
 
@@ -256,6 +264,12 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     }
     mirror = MirrorChange(diff.upserts, diff.deletes, snapshot.cursor, snapshot.full, emails_now, basis)
 
+    # A process frozen past its lease while it planned (stopped, swapped out, cut off) finds its run
+    # recovered and retried by another: look again under the run's row lock, which recovery skips,
+    # before the first write, so a recovered run is never applied nor turned back into a success.
+    session.refresh(run, with_for_update=True)
+    if run.status != "running":
+        raise ConflictError(f"run {run_id} is {run.status} now; nothing was applied")
     run.counts = plan.counts
     run.notes = list(snapshot.notes)
     run.progress = {"phase": "done", "users": source_users, "groups": len(snapshot.groups)}
