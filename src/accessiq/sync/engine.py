@@ -264,30 +264,36 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     }
     mirror = MirrorChange(diff.upserts, diff.deletes, snapshot.cursor, snapshot.full, emails_now, basis)
 
-    # A process frozen past its lease while it planned (stopped, swapped out, cut off) finds its run
-    # recovered and retried by another: look again under the run's row lock, which recovery skips,
-    # before the first write, so a recovered run is never applied nor turned back into a success.
+    # The run's own row is written last: until then the heartbeat keeps renewing its lease (a lock
+    # on the row would hold the heartbeat off for the whole apply, and the run would look lost).
+    record_log(session, run.id, plan)
+    stored: dict[str, Any] | None = None
+    if run.dry_run or blocked:
+        mirror_before = load_mirror(session, directory.id)
+        whole = current if scope is None else load_store_state(session, directory.id)
+        stored = {
+            "plan": plan.to_json(),
+            "mirror": mirror.to_json(),
+            "fingerprint": fingerprint(whole, mirror_before, cursor_row.value if cursor_row else None),
+        }
+    else:
+        apply_plan(session, directory.id, plan, mirror, now)
+    # A process frozen past its lease (stopped, swapped out, cut off) finds its run recovered and
+    # retried by another: look again under the run's row lock, which recovery skips, before this
+    # transaction commits, so a recovered run is never applied nor turned back into a success.
     session.refresh(run, with_for_update=True)
     if run.status != "running":
         raise ConflictError(f"run {run_id} is {run.status} now; nothing was applied")
     run.counts = plan.counts
     run.notes = list(snapshot.notes)
     run.progress = {"phase": "done", "users": source_users, "groups": len(snapshot.groups)}
-    record_log(session, run.id, plan)
-    if run.dry_run or blocked:
-        mirror_before = load_mirror(session, directory.id)
-        whole = current if scope is None else load_store_state(session, directory.id)
-        run.plan = {
-            "plan": plan.to_json(),
-            "mirror": mirror.to_json(),
-            "fingerprint": fingerprint(whole, mirror_before, cursor_row.value if cursor_row else None),
-        }
+    if stored is not None:
+        run.plan = stored
         if blocked:
             run.notes = [*run.notes, blocked]
         run.message = blocked if blocked and not run.dry_run else None
         run.status = "blocked" if blocked and not run.dry_run else _outcome(plan)
     else:
-        apply_plan(session, directory.id, plan, mirror, now)
         run.status = _outcome(plan)
     run.finished_at = utcnow()
     return run.status
