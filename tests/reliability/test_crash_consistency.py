@@ -125,7 +125,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         try:
             reference = procs.start("sync", "Corp")
             applying_at = wait_for(
-                lambda: _phase(store, directory_id) == "applying" and time.monotonic(),
+                lambda: _phase(store, directory_id) == "planning" and time.monotonic(),
                 120,
                 "the reference run to apply",
                 every=0.01,
@@ -213,7 +213,7 @@ def _crash_once(lab: Lab, kind: str, window: str, rng: random.Random) -> Kill:
         victim = _start(procs, kind)
         if window == "read":
             wait_for(
-                lambda: _phase(store, lab.directory_id) in ("reading", "applying", "succeeded"),
+                lambda: _phase(store, lab.directory_id) in ("reading", "planning", "succeeded"),
                 60,
                 "the run to start reading",
                 every=0.01,
@@ -221,13 +221,13 @@ def _crash_once(lab: Lab, kind: str, window: str, rng: random.Random) -> Kill:
             delay = rng.uniform(0, READ_SECONDS)
         else:
             wait_for(
-                lambda: _phase(store, lab.directory_id) in ("applying", "succeeded"), 60, "the run to apply", every=0.01
+                lambda: _phase(store, lab.directory_id) in ("planning", "succeeded"), 60, "the run to apply", every=0.01
             )
             # Now and then just past the end of the apply: a run killed after it committed.
             delay = rng.uniform(0, lab.apply_seconds * 1.15)
         time.sleep(delay)
         phase = _phase(store, lab.directory_id)
-        if phase == "applying" and applying(store, lab.directory_id):
+        if phase == "planning" and applying(store, lab.directory_id):
             phase = "applying (writing)"
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
@@ -264,6 +264,8 @@ def _crash_once(lab: Lab, kind: str, window: str, rng: random.Random) -> Kill:
             assert rescue.returncode == 0, rescue.stdout[-2000:] + rescue.stderr[-2000:]
         else:
             rescuer = _start(procs, kind)
+            # Up before it is asked to stop: a SIGTERM during start-up would end it with no handler.
+            procs.wait_output(rescuer, "worker.started", timeout=120)
             wait_for(_settled(lab, store), 180, f"the next {kind} to settle the directory", every=0.2)
             code, output = procs.stop(rescuer)
             assert code == 0, output[-3000:]
@@ -338,7 +340,7 @@ def _freeze_while_planning(lab: Lab) -> bool:
     try:
         run_id = _request(store, lab.directory_id)
         sleeper = procs.start("worker", "--no-scheduler", "--name", "sleeper")
-        wait_for(lambda: _phase(store, lab.directory_id) == "applying", 60, "the run to plan", every=0.005)
+        wait_for(lambda: _phase(store, lab.directory_id) == "planning", 60, "the run to plan", every=0.005)
         if lab.backend.dialect == "postgresql":
             # Inside the plan-and-apply transaction: it holds the directory's row lock.
             wait_for(lambda: applying(store, lab.directory_id), 30, "the run to lock its directory", every=0.002)

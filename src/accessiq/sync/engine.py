@@ -170,7 +170,7 @@ def _read(
         progress("planning", users, groups)
     # Committed before the plan-and-apply transaction begins, so whoever watches the run (the UI,
     # a waiting `accessiq sync`) sees the read is over; the transaction itself shows nothing until done.
-    _set_progress(store, run_id, {"phase": "applying", "users": users, "groups": groups})
+    _set_progress(store, run_id, {"phase": "planning", "users": users, "groups": groups})
     return snapshot
 
 
