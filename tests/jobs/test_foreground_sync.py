@@ -154,6 +154,8 @@ def test_second_sync_waits_for_the_live_one_or_exits_75_with_no_wait(
 
     # Without --no-wait it follows the live run (its lease is renewed, so it is never recovered).
     follower = procs.start("sync", "Piped", "--json")
+    # Started (a loaded machine takes seconds to start a process), then two leases of following.
+    procs.wait_output(follower, "waiting for it", timeout=60)
     time.sleep(LEASE * 2)
     assert follower.poll() is None and _running(backend) == [run_id]
     fifo.feed(snapshot_document(2, "piped"))

@@ -194,9 +194,10 @@ def _take(session: Session, run: SyncRun, owner: str, lease: timedelta) -> Claim
 def renew_leases(store: Store, run_ids: list[int], owner: str, lease: timedelta) -> dict[int, LeaseState]:
     """Extend this worker's leases on `run_ids`; returns each run's state as of now.
 
-    A run whose row is locked is one we are applying right now (the apply transaction updates
-    the row): it is skipped rather than waited for, and it cannot be recovered while locked
-    either, because recovery skips locked rows too.
+    A run whose row is locked is one we are finishing right now (the apply transaction writes the
+    row last): it is skipped rather than waited for, and it cannot be recovered while locked
+    either, because recovery skips locked rows too. `FOR NO KEY UPDATE`: the key-share locks that
+    the apply's change log takes on the row must not hold the renewal off.
     """
     if not run_ids:
         return {}
@@ -206,7 +207,7 @@ def renew_leases(store: Store, run_ids: list[int], owner: str, lease: timedelta)
             session.scalars(
                 select(SyncRun.id)
                 .where(SyncRun.id.in_(run_ids), SyncRun.status == "running", SyncRun.lease_owner == owner)
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, key_share=True)
             )
         )
         if free:

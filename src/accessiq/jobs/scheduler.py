@@ -217,8 +217,14 @@ def _reconcile(session: Session, now: datetime) -> None:
             .where(DirectorySchedule.directory_id == directory_id)
             .with_for_update(skip_locked=True)
         )
-        if row is None or row.schedule_key == wanted.key:
-            continue  # another scheduler holds it, or has just done this
+        if row is None:
+            continue  # another scheduler holds it
+        # The settings as they are now, under the row lock: the list above may be stale by the time
+        # the lock is ours (other schedulers' inserts are waited for), and a stale "off" would switch
+        # a schedule off that another scheduler just switched on, and move its grid when it comes back.
+        wanted = _wanted(session.scalar(select(Directory.settings).where(Directory.id == directory_id)))
+        if row.schedule_key == wanted.key:
+            continue  # another scheduler has just done this
         row.schedule_key = wanted.key
         row.updated_at = now
         row.next_run_at = _initial_next(session, directory_id, wanted, now)

@@ -233,6 +233,9 @@ def _read(
         raise AccessIQError("the read ended before the connector reported its end; nothing was applied")
     if progress is not None:
         progress("planning", users, groups)
+    # Committed before the plan-and-apply transaction begins, so whoever watches the run (the UI,
+    # a waiting `accessiq sync`) sees the read is over; the transaction itself shows nothing until done.
+    _set_progress(store, run_id, {"phase": "planning", "users": users, "groups": groups})
     return snapshot
 
 
@@ -242,8 +245,15 @@ def _set_progress(store: Store, run_id: int, progress: dict[str, Any]) -> None:
 
 
 def _lock_directory(session: Session, directory_id: int) -> Directory:
-    """Serialize writers of one directory (PostgreSQL row lock; SQLite's write lock covers it)."""
-    return session.execute(select(Directory).where(Directory.id == directory_id).with_for_update()).scalar_one()
+    """Serialize writers of one directory (PostgreSQL row lock; SQLite's write lock covers it).
+
+    `FOR NO KEY UPDATE`, not `FOR UPDATE`: rows that reference the directory (a queued run, a
+    retry, a Sync Now) take a key-share lock on it, which a plain `FOR UPDATE` would make wait for
+    the whole plan and apply.
+    """
+    return session.execute(
+        select(Directory).where(Directory.id == directory_id).with_for_update(key_share=True)
+    ).scalar_one()
 
 
 def _plan_and_apply(store: Store, run_id: int, prepared: _Prepared, snapshot: SourceSnapshot) -> str:
@@ -353,26 +363,38 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         diff.upserts, diff.deletes, snapshot.cursor, snapshot.full, emails_now, basis, diff.replaced, diff.digests
     )
 
-    run.counts = plan.counts
-    run.notes = list(snapshot.notes)
-    run.progress = {"phase": "done", "users": source_users, "groups": len(snapshot.groups)}
+    # The run's own row is written last: until then the heartbeat keeps renewing its lease (a lock
+    # on the row would hold the heartbeat off for the whole apply, and the run would look lost).
     with _timed(seconds, "log"):
         record_log(session, run.id, plan)
+    stored: dict[str, Any] | None = None
     if run.dry_run or blocked:
         mirror_before = load_mirror(session, directory.id)
         whole = current if scope is None else load_store_state(session, directory.id)
-        run.plan = {
+        stored = {
             "plan": plan.to_json(),
             "mirror": mirror.to_json(),
             "fingerprint": fingerprint(whole, mirror_before, cursor_row.value if cursor_row else None),
         }
+    else:
+        with _timed(seconds, "apply"):
+            apply_plan(session, directory.id, plan, mirror, now)
+    # A process frozen past its lease (stopped, swapped out, cut off) finds its run recovered and
+    # retried by another: look again under the run's row lock, which recovery skips, before this
+    # transaction commits, so a recovered run is never applied nor turned back into a success.
+    session.refresh(run, with_for_update=True)
+    if run.status != "running":
+        raise ConflictError(f"run {run_id} is {run.status} now; nothing was applied")
+    run.counts = plan.counts
+    run.notes = list(snapshot.notes)
+    run.progress = {"phase": "done", "users": source_users, "groups": len(snapshot.groups)}
+    if stored is not None:
+        run.plan = stored
         if blocked:
             run.notes = [*run.notes, blocked]
         run.message = blocked if blocked and not run.dry_run else None
         run.status = "blocked" if blocked and not run.dry_run else _outcome(plan)
     else:
-        with _timed(seconds, "apply"):
-            apply_plan(session, directory.id, plan, mirror, now)
         run.status = _outcome(plan)
     run.finished_at = utcnow()
     log.info(
