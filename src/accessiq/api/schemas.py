@@ -71,6 +71,8 @@ class SettingsPatch(BaseModel):
     link_existing_users: Literal["by_email", "never"] | None = None
     safety: dict[str, Any] | None = None
     full_sync_interval: str | None = None
+    # Also receive SCIM pushes between pulls (a pulled directory; `scim` ones always do).
+    push: bool | None = None
 
 
 class CheckOut(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -27,7 +27,7 @@ from accessiq.sync.affected import (
     resolved_refs,
     restrict,
 )
-from accessiq.sync.apply import MirrorChange, apply_plan, record_log
+from accessiq.sync.apply import MirrorChange, MirrorRecord, apply_plan, record_log
 from accessiq.sync.context import build_connector, plan_context, settings_of
 from accessiq.sync.guard import check_safety
 from accessiq.sync.planner import Plan, PlanContext, active_users, desired_emails, plan_sync
@@ -69,6 +69,8 @@ class _Prepared:
     mirror: dict[Any, dict[str, Any]]
     # A push-only source (SCIM): the mirror is the whole source, and a read only adds to it.
     from_mirror: bool = False
+    # Records that are no part of the source, stored with the plan (a push's SCIM resources).
+    records: list[MirrorRecord] = field(default_factory=list)
 
     @property
     def reads_changes(self) -> bool:
@@ -128,9 +130,12 @@ def _ends_cleanly(store: Store, run_id: int, bound: Any, event: str) -> Iterator
         _fail(store, run_id, f"internal error: {type(exc).__name__}: {exc}; see the service log")
 
 
-def execute_push(store: Store, run_id: int, events: Iterable[SourceEvent]) -> SyncRun:
+def execute_push(
+    store: Store, run_id: int, events: Iterable[SourceEvent], records: Iterable[MirrorRecord] = ()
+) -> SyncRun:
     """Plan and apply a push run: `events` (what a SCIM client wrote) fold into the mirror as an
-    incremental read would, and the same planner, guard and apply carry them out.
+    incremental read would, and the same planner, guard and apply carry them out. `records`
+    (kind, id, data or None to delete) are stored beside the source in the same transaction.
 
     The run is `running` already and holds its directory's slot; it ends like any run.
     """
@@ -141,7 +146,7 @@ def execute_push(store: Store, run_id: int, events: Iterable[SourceEvent]) -> Sy
             cursor_row = load_cursor(session, run.directory_id)
             cursor = cursor_row.value if cursor_row else None
             groups = load_mirror(session, run.directory_id, kind="group")
-        prepared = _Prepared(run.directory_id, "incremental", cursor, groups, from_mirror=True)
+        prepared = _Prepared(run.directory_id, "incremental", cursor, groups, from_mirror=True, records=list(records))
         snapshot = SourceSnapshot.from_mirror(groups)
         snapshot.users_partial = True
         for _ in snapshot.fold([ReadStarted(full=False), *events, ReadFinished(cursor=cursor)]):
@@ -312,6 +317,13 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     mirror = MirrorChange(
         diff.upserts, diff.deletes, snapshot.cursor, snapshot.full, emails_now, basis, diff.replaced, diff.digests
     )
+    for kind, ext, data in prepared.records:
+        if data is None:
+            mirror.deletes.append((kind, ext))
+        else:
+            mirror.upserts.append((kind, ext, data))
+            if mirror.replaced is not None:
+                mirror.replaced.append((kind, ext))
 
     run.counts = plan.counts
     run.notes = list(snapshot.notes)
