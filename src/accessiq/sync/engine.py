@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -71,6 +73,8 @@ class _Prepared:
     from_mirror: bool = False
     # Records that are no part of the source, stored with the plan (a push's SCIM resources).
     records: list[MirrorRecord] = field(default_factory=list)
+    # A held push whose change is already held by a pending blocked run: that run's id.
+    held_by: int | None = None
 
     @property
     def reads_changes(self) -> bool:
@@ -153,9 +157,9 @@ def execute_push(
             pass
         with _store_moved("applying"):
             status = _plan_and_apply(store, run_id, prepared, snapshot)
-        bound.info("push.finished", status=status)
+        bound.info("push.finished", status=status, held_by=prepared.held_by)
     with store.read() as session:
-        return session.get_one(SyncRun, run_id)
+        return session.get_one(SyncRun, prepared.held_by or run_id)
 
 
 def _start(store: Store, run_id: int) -> _Prepared:
@@ -304,6 +308,15 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     # Pushes arrive one change at a time: the guard weighs a burst of them together.
     earlier = recent_push_deactivations(session, directory.id, now) if run.trigger == "push" else None
     blocked = check_safety(plan, source_users, active, context.settings.safety, earlier_pushed=earlier)
+    prepared.held_by = None
+    change_key = _change_key(plan, diff) if blocked and run.trigger == "push" else None
+    if change_key is not None:
+        held = _pending_hold(session, directory.id, change_key)
+        if held is not None:
+            # The client sent a held write again: it stays held by the run that holds it already.
+            prepared.held_by = held
+            session.delete(run)
+            return "blocked"
 
     unindexed = {ext for ext in planned.users if ("user", ext) not in index}
     if partial and unindexed:
@@ -338,6 +351,8 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
             "mirror": mirror.to_json(),
             "fingerprint": fingerprint(whole, mirror_before, cursor_row.value if cursor_row else None),
         }
+        if change_key is not None:
+            run.plan["change"] = change_key
         if blocked:
             run.notes = [*run.notes, blocked]
         run.message = blocked if blocked and not run.dry_run else None
@@ -354,6 +369,32 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         **{f"{k}_s": round(v, 3) for k, v in seconds.items()},
     )
     return run.status
+
+
+def _change_key(plan: Plan, diff: MirrorDiff) -> str:
+    """What a held push would do (its operations and the source records it moves), as a digest; a
+    client's retry of the same write has the same one (timestamps in the resource aside)."""
+    what = {
+        "operations": plan.to_json()["operations"],
+        "upserts": sorted([kind, ext] for kind, ext, _ in diff.upserts),
+        "deletes": sorted([kind, ext] for kind, ext in diff.deletes),
+    }
+    text = json.dumps(what, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _pending_hold(session: Session, directory_id: int, change_key: str) -> int | None:
+    """The pending blocked push run of the directory that holds the change `change_key`, if any."""
+    held = session.execute(
+        select(SyncRun.id, SyncRun.plan).where(
+            SyncRun.directory_id == directory_id,
+            SyncRun.trigger == "push",
+            SyncRun.status == "blocked",
+            SyncRun.resolution.is_(None),
+            SyncRun.dry_run.is_(False),
+        )
+    )
+    return next((run_id for run_id, plan in held if (plan or {}).get("change") == change_key), None)
 
 
 @contextmanager
