@@ -227,9 +227,33 @@ def get_group(session: Session, directory_id: int, group_id: str) -> Group:
 def list_users(
     session: Session, directory_id: int, filter: str | None, start: int, count: int | None
 ) -> ResourcePage:
-    ids = _user_name_lookup(session, directory_id, _filter(ScimUser, filter))
+    matcher = _filter(ScimUser, filter)
+    if matcher is None:
+        total, rows = _stored_page(session, directory_id, "user", start, count)
+        return ResourcePage(total, max(start, 1), [_user_of(row["data"]) for row in rows])
+    ids = _user_name_lookup(session, directory_id, matcher)
     users = (_user_of(row["data"]) for _, row in sorted(_rows(session, directory_id, "user", ids).items()))
     return _page(users, ScimUser, filter, start, count)
+
+
+def _stored_page(
+    session: Session, directory_id: int, kind: str, start: int, count: int | None
+) -> tuple[int, list[dict[str, Any]]]:
+    """(how many resources of `kind` there are, the rows of one page of them): a list without a filter
+    reads only its page, in id order, and counts the rest in the database."""
+    mine = (SourceObject.directory_id == directory_id, SourceObject.kind == _kind(session, directory_id, kind))
+    total = session.scalar(select(func.count()).select_from(SourceObject).where(*mine)) or 0
+    first, size = _window(start, count)
+    if size == 0 or first >= total:
+        return total, []
+    query = select(SourceObject.data).where(*mine).order_by(SourceObject.external_id).offset(first).limit(size)
+    return total, [dict(row) for row in session.scalars(query)]
+
+
+def _window(start: int, count: int | None) -> tuple[int, int]:
+    """(rows to skip, rows to return) for SCIM's 1-based `startIndex` and `count`, capped at MAX_PAGE."""
+    first = min(max(start, 1), 2**31) - 1
+    return first, MAX_PAGE if count is None else max(0, min(count, MAX_PAGE))
 
 
 def _user_name_lookup(session: Session, directory_id: int, matcher: ScimFilter[Any] | None) -> list[str] | None:
@@ -247,6 +271,9 @@ def _user_name_lookup(session: Session, directory_id: int, matcher: ScimFilter[A
 def list_groups(
     session: Session, directory_id: int, filter: str | None, start: int, count: int | None
 ) -> ResourcePage:
+    if _filter(Group, filter) is None:
+        total, rows = _stored_page(session, directory_id, "group", start, count)
+        return ResourcePage(total, max(start, 1), [_group_of(row) for row in rows])
     groups = (_group_of(row) for _, row in sorted(_rows(session, directory_id, "group").items()))
     return _page(groups, Group, filter, start, count)
 
@@ -256,9 +283,8 @@ def _page(
 ) -> ResourcePage:
     matcher = _filter(model, filter)
     matched = [r for r in resources if matcher is None or matcher.match(r)]
-    start = max(start, 1)
-    count = MAX_PAGE if count is None else max(0, min(count, MAX_PAGE))
-    return ResourcePage(len(matched), start, matched[start - 1 : start - 1 + count])
+    first, size = _window(start, count)
+    return ResourcePage(len(matched), max(start, 1), matched[first : first + size])
 
 
 def _filter(model: type[Resource[Any]], text: str | None) -> ScimFilter[Any] | None:
