@@ -131,6 +131,8 @@ def test_a_pushed_delete_deactivates_and_group_members_move_at_once(
 
     assert scim("DELETE", f"/Users/{ids['ann']}").status_code == 204
     assert users(store, directory)["ann@example.com"]["status"] == "deactivated"
+    members = scim("GET", f"/Groups/{group.json()['id']}").json()["members"]
+    assert [m["value"] for m in members] == [ids["cat"]]
 
     # The next pull reads the source as it is: ann and bob back in Engineering, cat out.
     sync(store, directory)

@@ -52,6 +52,7 @@ from accessiq.services import Store
 from accessiq.services.directories import get_directory
 from accessiq.services.scim_tokens import receives_pushes
 from accessiq.store.tables import Directory, SourceObject, utcnow
+from accessiq.sync.apply import MirrorRecord
 from accessiq.sync.state import load_mirror_rows
 
 ScimUser = User[EnterpriseUser]
@@ -390,7 +391,13 @@ def delete_user(store: Store, directory_id: int, user_id: str) -> None:
             return PushChange([UserRemoved(user_id)], None)
         pulled = _pulled_user(session, directory_id, _user_of(row["data"]).external_id)
         events: list[SourceEvent] = [UserRemoved(pulled[0])] if pulled is not None else []
-        return PushChange(events, None, records=[("scim_user", user_id, None)])
+        # Its SCIM groups no longer list it, as a push-only directory's groups do not.
+        groups: list[MirrorRecord] = [
+            ("scim_group", ext, {**group, "users": [u for u in group.get("users", []) if u != user_id]})
+            for ext, group in _rows(session, directory_id, "group").items()
+            if user_id in (group.get("users") or [])
+        ]
+        return PushChange(events, None, records=[("scim_user", user_id, None), *groups])
 
     _carry(store, directory_id, change)  # type: ignore[type-var]
 
