@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from directory_fixtures import directory_document, seed
 
-from accessiq.services import runs
+from accessiq.services import directories as dirs
+from accessiq.services import runs, scim_tokens
 from accessiq.store.database import Store
 
 pytestmark = pytest.mark.usefixtures("orgs")
@@ -401,3 +402,22 @@ def test_responses_are_json_documents(api: Any, snapshot: Any) -> None:
     assert response.headers["content-type"] == "application/json"
     assert response.headers["Cache-Control"] == "no-store"
     json.loads(response.text)
+
+
+def test_the_push_setting_is_validated_and_opens_the_scim_endpoint(api: Any, store: Store, snapshot: Any) -> None:
+    created = _create(api, snapshot)
+    settings = f"/api/v1/directories/{created['id']}/settings"
+    refused = api("PATCH", settings, json={"push": "sometimes"})
+    assert refused.status_code == 422
+    assert "push" in json.dumps(refused.json())
+    document = {**directory_document(snapshot.path, name="Pushed"), "push": "sometimes"}
+    refused_document = api("POST", "/api/v1/directories", json=document)
+    assert refused_document.status_code == 422
+    assert refused_document.json()["error"]["field"] == "settings.push"
+    assert api("PATCH", settings, json={"push": True}).json()["push"] is True
+    with store.transaction() as session:
+        token = scim_tokens.issue_token(session, dirs.get_directory(session, created["id"])).token
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert api.client.get(f"/scim/v2/{created['id']}/Users", headers=bearer).status_code == 200
+    api("PATCH", settings, json={"push": False})
+    assert api.client.get(f"/scim/v2/{created['id']}/Users", headers=bearer).status_code == 401

@@ -78,3 +78,28 @@ def test_approval_lets_a_held_burst_through_after_other_pushes_moved_the_store(
     assert scim("DELETE", f"/Users/{ids[1]}").status_code == 204
     assert users(store, directory)["v1@example.com"]["status"] == "deactivated"
     assert scim("DELETE", f"/Users/{ids[2]}").status_code == 503  # a second over the limit is held again
+
+
+def test_a_held_write_sent_again_stays_held_by_the_same_run(app_client: TestClient, store: Store) -> None:
+    directory = make_directory(store, safety={"max_deactivations": 1, "max_deactivation_percent": 100})
+    scim = Scim(app_client, directory, issue(store, directory))
+    ids = [scim("POST", "/Users", user_body(f"w{i}@example.com")).json()["id"] for i in range(4)]
+    off = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+           "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}
+    assert scim("PATCH", f"/Users/{ids[0]}", off).status_code == 200
+    first = scim("PATCH", f"/Users/{ids[1]}", off)
+    assert first.status_code == 503
+    held = push_runs(store, directory)[-1]
+    assert held["status"] == "blocked"
+    # Entra and Okta send it again and again until someone approves: one blocked run, named each time.
+    for _ in range(3):
+        again = scim("PATCH", f"/Users/{ids[1]}", off)
+        assert again.status_code == 503
+        assert f"run {held['id']}" in again.json()["detail"]
+    assert [r["id"] for r in push_runs(store, directory) if r["status"] == "blocked"] == [held["id"]]
+    # Another write over the limit is another change: held by a run of its own.
+    assert scim("DELETE", f"/Users/{ids[2]}").status_code == 503
+    assert len([r for r in push_runs(store, directory) if r["status"] == "blocked"]) == 2
+    runs.approve(store, held["id"])
+    assert users(store, directory)["w1@example.com"]["status"] == "deactivated"
+    assert scim("PATCH", f"/Users/{ids[1]}", off).status_code == 200

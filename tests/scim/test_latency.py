@@ -17,9 +17,9 @@ from .conftest import PATCH_SCHEMA, Scim, issue, make_directory, users
 PEOPLE = 1000
 
 
-def _seed(store: Store, directory: int) -> list[str]:
-    """PEOPLE users, all in Engineering (mapped to acme-eng admin), pushed in one run."""
-    ids = [f"{n:032x}" for n in range(PEOPLE)]
+def seed_people(store: Store, directory: int, people: int = PEOPLE) -> list[str]:
+    """`people` users, all in Engineering (mapped to acme-eng admin), pushed in one run; their ids."""
+    ids = [f"{n:032x}" for n in range(people)]
 
     def change(_: Session) -> PushChange[None]:
         people = [
@@ -51,7 +51,7 @@ def _seed(store: Store, directory: int) -> list[str]:
 
 def test_deprovisioning_takes_under_a_second(app_client: TestClient, store: Store) -> None:
     directory = make_directory(store, safety={"max_deactivations": 500, "max_deactivation_percent": 100})
-    ids = _seed(store, directory)
+    ids = seed_people(store, directory)
     scim = Scim(app_client, directory, issue(store, directory))
     body = {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}
     # The first request after the 1000-user seed also records the token's use, and SQLite then

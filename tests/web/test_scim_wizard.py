@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from browser_steps import Server, create_admin, shot, sign_in, start_wizard
+from browser_steps import Server, company, create_admin, file_directory, shot, sign_in, start_wizard
 
 
 def test_scim_wizard_shows_the_endpoint_and_a_token_once(page: Any, server: Server) -> None:
@@ -43,4 +43,29 @@ def test_scim_wizard_shows_the_endpoint_and_a_token_once(page: Any, server: Serv
     page.locator("#scim-endpoint").wait_for()
     assert "push · incremental" in page.locator("table").last.inner_text()
     shot(page, "scim-dashboard")
+    assert server.console_errors == []
+
+
+def test_a_pulled_directory_that_receives_pushes_shows_its_scim_endpoint(
+    page: Any, server: Server, snapshot: Any
+) -> None:
+    create_admin(server.store)
+    directory = file_directory(server.store, "Corp", company(snapshot))
+    sign_in(page)
+    page.goto(f"/directories/{directory}")
+    assert page.locator("#scim-endpoint").count() == 0
+
+    page.goto(f"/directories/{directory}/settings")
+    page.locator("#push").check()
+    page.locator("#save-settings").click()
+    page.get_by_text("Settings saved.").wait_for()
+    assert page.locator("#push").is_checked()
+    page.goto(f"/directories/{directory}")
+    base = page.locator("#scim-base-url").inner_text().strip()
+    assert base == f"{server.url}/scim/v2/{directory}"
+    page.locator("#create-scim-token").click()
+    token = page.locator("#new-scim-token").inner_text().strip()
+    listed = httpx.get(f"{base}/Users", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 200, listed.text
+    shot(page, "scim-pulled-push")
     assert server.console_errors == []

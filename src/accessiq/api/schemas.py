@@ -72,6 +72,8 @@ class SettingsPatch(BaseModel):
     # Only the thresholds given change; the others keep their value.
     safety: Safety | None = None
     full_sync_interval: str | None = None
+    # Also receive SCIM pushes between pulls (a pulled directory; `scim` ones always do).
+    push: bool | None = None
 
 
 class CheckOut(BaseModel):

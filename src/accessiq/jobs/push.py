@@ -27,6 +27,7 @@ from accessiq.errors import AccessIQError
 from accessiq.jobs.queue import db_now, recover_lapsed
 from accessiq.store.database import Store, is_stale_read
 from accessiq.store.tables import SyncRun, utcnow
+from accessiq.sync.apply import MirrorRecord, store_records
 from accessiq.sync.engine import execute_push
 
 T = TypeVar("T")
@@ -54,6 +55,8 @@ class PushChange(Generic[T]):
 
     events: Sequence[SourceEvent]
     result: T
+    # Records stored beside the source with the change (a pulled directory's SCIM resources).
+    records: Sequence[MirrorRecord] = ()
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,9 @@ def push(store: Store, directory_id: int, change: Callable[[Session], PushChange
             _drop(store, run_id)
             raise
         if not computed.events:
-            _drop(store, run_id)
+            _drop(store, run_id, computed.records)
             return Pushed(None, None, None, computed.result)
-        run = execute_push(store, run_id, computed.events)
+        run = execute_push(store, run_id, computed.events, computed.records)
         _end_lease(store, run_id)
         return Pushed(run.id, run.status, run.message, computed.result)
 
@@ -128,9 +131,13 @@ def _take_slot(store: Store, directory_id: int) -> int:
         pause = min(pause * 2, 0.5)
 
 
-def _drop(store: Store, run_id: int) -> None:
-    """Forget a push that was refused or changed nothing: it never was a run."""
+def _drop(store: Store, run_id: int, records: Sequence[MirrorRecord] = ()) -> None:
+    """Forget a push that was refused or changed nothing the engine plans: it never was a run.
+    Its `records` (resources that change no user) are stored as the slot is given back."""
     with store.transaction(write=True) as session:
+        if records:
+            directory_id = session.get_one(SyncRun, run_id).directory_id
+            store_records(session, directory_id, list(records))
         session.execute(delete(SyncRun).where(SyncRun.id == run_id))
 
 

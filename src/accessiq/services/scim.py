@@ -50,7 +50,9 @@ from accessiq.errors import AccessIQError, NotFoundError
 from accessiq.jobs.push import PushChange, push
 from accessiq.services import Store
 from accessiq.services.directories import get_directory
-from accessiq.store.tables import SourceObject, utcnow
+from accessiq.services.scim_tokens import receives_pushes
+from accessiq.store.tables import Directory, SourceObject, utcnow
+from accessiq.sync.apply import MirrorRecord
 from accessiq.sync.state import load_mirror_rows
 
 ScimUser = User[EnterpriseUser]
@@ -97,9 +99,21 @@ def push_directory(session: Session, ref: str) -> int:
         directory = get_directory(session, ref)
     except NotFoundError:
         directory = None
-    if directory is None or directory.provider != "scim":
+    if directory is None or not receives_pushes(directory):
         raise NotFoundError(f"no SCIM directory {ref!r}")
     return directory.id
+
+
+def _linked(session: Session, directory_id: int) -> bool:
+    """True for a pulled directory that also receives pushes (`push: true`): its SCIM resources are
+    kept apart from the pulled records, and a push moves only what it can safely say about them."""
+    directory = session.get(Directory, directory_id)
+    return directory is not None and directory.provider != "scim"
+
+
+def _kind(session: Session, directory_id: int, kind: str) -> str:
+    """Where the directory's SCIM resources of `kind` (user, group) are kept in the mirror."""
+    return f"scim_{kind}" if _linked(session, directory_id) else kind
 
 
 # -- the mirror <-> resources ------------------------------------------------------------------
@@ -171,7 +185,9 @@ def _check_sizes(value: Any, key: str = "", depth: int = 0) -> None:
 
 
 def _rows(session: Session, directory_id: int, kind: str, ids: Iterable[str] | None = None) -> dict[str, Any]:
-    return load_mirror_rows(session, directory_id, kind, None if ids is None else set(ids))
+    """The directory's SCIM resources of `kind` (user, group) as stored, by id."""
+    wanted = None if ids is None else set(ids)
+    return load_mirror_rows(session, directory_id, _kind(session, directory_id, kind), wanted)
 
 
 def _one(session: Session, directory_id: int, kind: str, resource_id: str) -> dict[str, Any]:
@@ -212,9 +228,33 @@ def get_group(session: Session, directory_id: int, group_id: str) -> Group:
 def list_users(
     session: Session, directory_id: int, filter: str | None, start: int, count: int | None
 ) -> ResourcePage:
-    ids = _user_name_lookup(session, directory_id, _filter(ScimUser, filter))
+    matcher = _filter(ScimUser, filter)
+    if matcher is None:
+        total, rows = _stored_page(session, directory_id, "user", start, count)
+        return ResourcePage(total, max(start, 1), [_user_of(row["data"]) for row in rows])
+    ids = _user_name_lookup(session, directory_id, matcher)
     users = (_user_of(row["data"]) for _, row in sorted(_rows(session, directory_id, "user", ids).items()))
     return _page(users, ScimUser, filter, start, count)
+
+
+def _stored_page(
+    session: Session, directory_id: int, kind: str, start: int, count: int | None
+) -> tuple[int, list[dict[str, Any]]]:
+    """(how many resources of `kind` there are, the rows of one page of them): a list without a filter
+    reads only its page, in id order, and counts the rest in the database."""
+    mine = (SourceObject.directory_id == directory_id, SourceObject.kind == _kind(session, directory_id, kind))
+    total = session.scalar(select(func.count()).select_from(SourceObject).where(*mine)) or 0
+    first, size = _window(start, count)
+    if size == 0 or first >= total:
+        return total, []
+    query = select(SourceObject.data).where(*mine).order_by(SourceObject.external_id).offset(first).limit(size)
+    return total, [dict(row) for row in session.scalars(query)]
+
+
+def _window(start: int, count: int | None) -> tuple[int, int]:
+    """(rows to skip, rows to return) for SCIM's 1-based `startIndex` and `count`, capped at MAX_PAGE."""
+    first = min(max(start, 1), 2**31) - 1
+    return first, MAX_PAGE if count is None else max(0, min(count, MAX_PAGE))
 
 
 def _user_name_lookup(session: Session, directory_id: int, matcher: ScimFilter[Any] | None) -> list[str] | None:
@@ -232,6 +272,9 @@ def _user_name_lookup(session: Session, directory_id: int, matcher: ScimFilter[A
 def list_groups(
     session: Session, directory_id: int, filter: str | None, start: int, count: int | None
 ) -> ResourcePage:
+    if _filter(Group, filter) is None:
+        total, rows = _stored_page(session, directory_id, "group", start, count)
+        return ResourcePage(total, max(start, 1), [_group_of(row) for row in rows])
     groups = (_group_of(row) for _, row in sorted(_rows(session, directory_id, "group").items()))
     return _page(groups, Group, filter, start, count)
 
@@ -241,9 +284,8 @@ def _page(
 ) -> ResourcePage:
     matcher = _filter(model, filter)
     matched = [r for r in resources if matcher is None or matcher.match(r)]
-    start = max(start, 1)
-    count = MAX_PAGE if count is None else max(0, min(count, MAX_PAGE))
-    return ResourcePage(len(matched), start, matched[start - 1 : start - 1 + count])
+    first, size = _window(start, count)
+    return ResourcePage(len(matched), max(start, 1), matched[first : first + size])
 
 
 def _filter(model: type[Resource[Any]], text: str | None) -> ScimFilter[Any] | None:
@@ -288,7 +330,7 @@ def _user_names(session: Session, directory_id: int, lowered: str) -> list[tuple
     name = SourceObject.data["data"]["userName"].as_string()
     query = select(SourceObject.external_id, name).where(
         SourceObject.directory_id == directory_id,
-        SourceObject.kind == "user",
+        SourceObject.kind == _kind(session, directory_id, "user"),
         func.lower(name) == lowered if lowered.isascii() else name.is_not(None),
     )
     return [(str(ext), str(value)) for ext, value in session.execute(query)]
@@ -306,7 +348,7 @@ def create_user(store: Store, directory_id: int, user: ScimUser) -> ScimUser:
         _unique_user_name(session, directory_id, user, None)
         user.id = uuid.uuid4().hex
         _stamp(user, "User", None)
-        return PushChange([_user_event(user)], user)
+        return _user_push(session, directory_id, None, user)
 
     return _carry(store, directory_id, change)
 
@@ -339,13 +381,23 @@ def _user_change(session: Session, directory_id: int, current: ScimUser, new: Sc
         return PushChange([], current)
     _unique_user_name(session, directory_id, new, current.id)
     _stamp(new, "User", current)
-    return PushChange([_user_event(new)], new)
+    return _user_push(session, directory_id, current, new)
 
 
 def delete_user(store: Store, directory_id: int, user_id: str) -> None:
     def change(session: Session) -> PushChange[None]:
-        _one(session, directory_id, "user", user_id)
-        return PushChange([UserRemoved(user_id)], None)
+        row = _one(session, directory_id, "user", user_id)
+        if not _linked(session, directory_id):
+            return PushChange([UserRemoved(user_id)], None)
+        pulled = _pulled_user(session, directory_id, _user_of(row["data"]).external_id)
+        events: list[SourceEvent] = [UserRemoved(pulled[0])] if pulled is not None else []
+        # Its SCIM groups no longer list it, as a push-only directory's groups do not.
+        groups: list[MirrorRecord] = [
+            ("scim_group", ext, {**group, "users": [u for u in group.get("users", []) if u != user_id]})
+            for ext, group in _rows(session, directory_id, "group").items()
+            if user_id in (group.get("users") or [])
+        ]
+        return PushChange(events, None, records=[("scim_user", user_id, None), *groups])
 
     _carry(store, directory_id, change)  # type: ignore[type-var]
 
@@ -379,7 +431,7 @@ def create_group(store: Store, directory_id: int, group: Group) -> Group:
     def change(session: Session) -> PushChange[Group]:
         group.id = uuid.uuid4().hex
         _stamp(group, "Group", None)
-        return PushChange([_group_event(session, directory_id, group)], group)
+        return _group_push(session, directory_id, None, group)
 
     return _reread(store, directory_id, _carry(store, directory_id, change))
 
@@ -418,7 +470,7 @@ def _group_change(session: Session, directory_id: int, current: Group, new: Grou
     if _group_body(new) == _group_body(current):
         return PushChange([], current)
     _stamp(new, "Group", current)
-    return PushChange([_group_event(session, directory_id, new)], new)
+    return _group_push(session, directory_id, current, new)
 
 
 def _group_body(group: Group) -> dict[str, Any]:
@@ -430,7 +482,96 @@ def _group_body(group: Group) -> dict[str, Any]:
 def delete_group(store: Store, directory_id: int, group_id: str) -> None:
     def change(session: Session) -> PushChange[None]:
         _one(session, directory_id, "group", group_id)
+        if _linked(session, directory_id):
+            # The pulled group stays as the pull has it; only the SCIM resource goes.
+            return PushChange([], None, records=[("scim_group", group_id, None)])
         events: list[SourceEvent] = [GroupRemoved(group_id)]
         return PushChange(events, None)
 
     _carry(store, directory_id, change)  # type: ignore[type-var]
+
+
+# -- pushes to a pulled directory (`push: true`) -----------------------------------------------
+#
+# The pulled records are in the provider's own format, so the SCIM resources are kept beside them
+# (`scim_user`, `scim_group`) and linked by `externalId` to a pulled record's id (a group, failing
+# that, by its name). A push says at once only what it can safely say about a pulled record: a
+# user deactivated or reactivated, a user deleted, members added to or removed from a group. The
+# next pull reconciles everything, and what it reads wins.
+
+
+def _pulled_user(session: Session, directory_id: int, external_id: str | None) -> tuple[str, dict[str, Any]] | None:
+    if not external_id or len(external_id) > 200:
+        return None
+    row = load_mirror_rows(session, directory_id, "user", {external_id}).get(external_id)
+    return None if row is None else (external_id, row)
+
+
+def _user_push(session: Session, directory_id: int, before: ScimUser | None, user: ScimUser) -> PushChange[ScimUser]:
+    event = _user_event(user)
+    if not _linked(session, directory_id):
+        return PushChange([event], user)
+    assert user.id is not None
+    record = ("scim_user", user.id, {"data": dict(event.user.data), "active": event.user.active})
+    events: list[SourceEvent] = []
+    pulled = _pulled_user(session, directory_id, user.external_id)
+    was_active = before is None or before.active is not False
+    if pulled is not None and was_active != event.user.active and pulled[1]["active"] != event.user.active:
+        ext, row = pulled
+        events.append(
+            UserUpserted(SourceUser(ext, data=row["data"], active=event.user.active, org_unit=row.get("org_unit")))
+        )
+    return PushChange(events, user, records=[record])
+
+
+def _pulled_group(session: Session, directory_id: int, group: Group) -> tuple[str, dict[str, Any]] | None:
+    rows = load_mirror_rows(session, directory_id, "group", None)
+    if group.external_id and group.external_id in rows:
+        return group.external_id, rows[group.external_id]
+    name = (group.display_name or "").casefold()
+    named = [(ext, row) for ext, row in rows.items() if name and str(row.get("name") or "").casefold() == name]
+    return named[0] if len(named) == 1 else None
+
+
+def _group_push(session: Session, directory_id: int, before: Group | None, group: Group) -> PushChange[Group]:
+    event = _group_event(session, directory_id, group)
+    if not _linked(session, directory_id):
+        return PushChange([event], group)
+    assert group.id is not None
+    record = (
+        "scim_group",
+        group.id,
+        {
+            "name": event.group.name,
+            "data": dict(event.group.data or {}),
+            "users": sorted(event.added_users),
+            "groups": sorted(event.added_groups),
+        },
+    )
+    written = before.members or [] if before is not None else []
+    old = {m.value for m in written if m.value and m.type == "User"}
+    added, removed = set(event.added_users) - old, old - set(event.added_users)
+    pulled = _pulled_group(session, directory_id, group) if added or removed else None
+    if pulled is None:
+        return PushChange([], group, records=[record])
+    links = {
+        scim_id: str(row["data"].get("externalId") or "")
+        for scim_id, row in _rows(session, directory_id, "user", added | removed).items()
+    }
+    known = set(load_mirror_rows(session, directory_id, "user", {ext for ext in links.values() if ext}))
+    ext, row = pulled
+    members = set(row.get("users") or [])
+    adds = {links[u] for u in added if links.get(u) in known} - members
+    removes = {links[u] for u in removed if links.get(u) in known} & members
+    if not adds and not removes:
+        return PushChange([], group, records=[record])
+    source = SourceGroup(
+        external_id=ext,
+        name=str(row.get("name") or ext),
+        description=row.get("description"),
+        email=row.get("email"),
+        dn=row.get("dn"),
+        data=row.get("data"),
+    )
+    upsert = GroupUpserted(source, added_users=frozenset(adds), removed_users=frozenset(removes))
+    return PushChange([upsert], group, records=[record])

@@ -44,13 +44,18 @@ def parse_grace(text: str) -> timedelta:
         raise ConfigurationError(str(exc), field="grace") from None
 
 
+def receives_pushes(directory: Directory) -> bool:
+    """True for a directory with a SCIM endpoint: provider `scim`, or a pulled one with `push: true`."""
+    return directory.provider == "scim" or (directory.settings or {}).get("push") is True
+
+
 def issue_token(session: Session, directory: Directory, grace: timedelta = DEFAULT_GRACE) -> IssuedToken:
     """A new SCIM token for `directory`; its live tokens stop working after `grace`."""
-    if directory.provider != "scim":
+    if not receives_pushes(directory):
         raise ConfigurationError(
             f"directory {directory.name!r} does not receive pushes (its provider is {directory.provider})",
-            field="provider",
-            hint="a directory with provider: scim receives SCIM pushes",
+            field="push",
+            hint="a directory with provider: scim, or with push: true, receives SCIM pushes",
         )
     if grace < timedelta(0) or grace > MAX_GRACE:
         raise ConfigurationError("the grace period is between 0 and 30 days", field="grace")

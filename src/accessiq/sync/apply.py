@@ -52,6 +52,10 @@ def _insert_rows(
     insert_many(session, Base.metadata.tables[model.__tablename__], rows, same)
 
 
+# (kind, external id, data): a mirror record to store, or with None to delete.
+MirrorRecord = tuple[str, str, dict[str, Any] | None]
+
+
 @dataclass(frozen=True)
 class MirrorChange:
     """How the stored source mirror moves with this plan, and the cursor that goes with it."""
@@ -118,6 +122,19 @@ def apply_plan(session: Session, directory_id: int, plan: Plan, mirror: MirrorCh
             session.delete(mapping)
     cursor = session.get_one(Cursor, directory_id)
     cursor.basis = None if mirror.basis is None else {**mirror.basis, "counts": store_counts(session, directory_id)}
+
+
+def store_records(session: Session, directory_id: int, records: list[MirrorRecord]) -> None:
+    """Store or delete mirror records that are no part of the source and change nothing else."""
+    for kind, ext, data in records:
+        session.execute(
+            delete(SourceObject).where(
+                SourceObject.directory_id == directory_id, SourceObject.kind == kind, SourceObject.external_id == ext
+            )
+        )
+        if data is not None:
+            row = SourceObject(directory_id=directory_id, kind=kind, external_id=ext, data=data, hash=row_hash(data))
+            session.add(row)
 
 
 def _apply_mirror(session: Session, directory_id: int, mirror: MirrorChange, now: datetime) -> None:

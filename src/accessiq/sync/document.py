@@ -27,6 +27,24 @@ class DirectoryDocument(BaseModel):
     settings: SyncSettings = Field(default_factory=SyncSettings)
     group_mappings: list[GroupMappingSpec] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _push_beside_provider(cls, raw: Any) -> Any:
+        # `push: true` may sit beside `provider` (as SPEC writes it) or among the settings.
+        if isinstance(raw, dict) and "push" in raw:
+            raw = dict(raw)
+            push = raw.pop("push")
+            settings = raw.get("settings")
+            if settings is None:
+                settings = {}
+            if isinstance(settings, dict):
+                if "push" in settings and settings["push"] != push:
+                    raise ConfigurationError(
+                        "push is given twice, with different values", field="push", hint="keep settings.push"
+                    )
+                raw["settings"] = {**settings, "push": push}
+        return raw
+
     @model_validator(mode="after")
     def _one_mapping_per_group_and_organization(self) -> DirectoryDocument:
         # A user has one role in an organization: two rows for one pair would be two answers.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -32,7 +34,7 @@ from accessiq.sync.affected import (
     resolved_refs,
     restrict,
 )
-from accessiq.sync.apply import MirrorChange, apply_plan, record_log
+from accessiq.sync.apply import MirrorChange, MirrorRecord, apply_plan, record_log
 from accessiq.sync.context import build_connector, plan_context, settings_of
 from accessiq.sync.document import validate_connection
 from accessiq.sync.guard import ReadFacts, check_safety, shrunk_groups
@@ -76,6 +78,10 @@ class _Prepared:
     mirror: dict[Any, dict[str, Any]]
     # A push-only source (SCIM): the mirror is the whole source, and a read only adds to it.
     from_mirror: bool = False
+    # Records that are no part of the source, stored with the plan (a push's SCIM resources).
+    records: list[MirrorRecord] = field(default_factory=list)
+    # A held push whose change is already held by a pending blocked run: that run's id.
+    held_by: int | None = None
 
     @property
     def reads_changes(self) -> bool:
@@ -138,9 +144,12 @@ def _ends_cleanly(store: Store, run_id: int, bound: Any, event: str) -> Iterator
         _fail(store, run_id, f"internal error: {type(exc).__name__}: {exc}; see the service log")
 
 
-def execute_push(store: Store, run_id: int, events: Iterable[SourceEvent]) -> SyncRun:
+def execute_push(
+    store: Store, run_id: int, events: Iterable[SourceEvent], records: Iterable[MirrorRecord] = ()
+) -> SyncRun:
     """Plan and apply a push run: `events` (what a SCIM client wrote) fold into the mirror as an
-    incremental read would, and the same planner, guard and apply carry them out.
+    incremental read would, and the same planner, guard and apply carry them out. `records`
+    (kind, id, data or None to delete) are stored beside the source in the same transaction.
 
     The run is `running` already and holds its directory's slot; it ends like any run.
     """
@@ -151,16 +160,16 @@ def execute_push(store: Store, run_id: int, events: Iterable[SourceEvent]) -> Sy
             cursor_row = load_cursor(session, run.directory_id)
             cursor = cursor_row.value if cursor_row else None
             groups = load_mirror(session, run.directory_id, kind="group")
-        prepared = _Prepared(run.directory_id, "incremental", cursor, groups, from_mirror=True)
+        prepared = _Prepared(run.directory_id, "incremental", cursor, groups, from_mirror=True, records=list(records))
         snapshot = SourceSnapshot.from_mirror(groups)
         snapshot.users_partial = True
         for _ in snapshot.fold([ReadStarted(full=False), *events, ReadFinished(cursor=cursor)]):
             pass
         with _store_moved("applying"):
             status = _plan_and_apply(store, run_id, prepared, snapshot)
-        bound.info("push.finished", status=status)
+        bound.info("push.finished", status=status, held_by=prepared.held_by)
     with store.read() as session:
-        return session.get_one(SyncRun, run_id)
+        return session.get_one(SyncRun, prepared.held_by or run_id)
 
 
 def _start(store: Store, run_id: int) -> _Prepared:
@@ -302,7 +311,11 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         source_users = mirrored + added - gone
     else:
         mirrored = sum(1 for kind, _ in index if kind == "user")
-    guard = guard_digests(prepared.connection or {}, context)
+    connection = prepared.connection
+    if connection is None:  # a push reads nothing through the connection: it stays as last applied
+        before = (cursor_row.basis or {}).get("guard") if cursor_row is not None else None
+        connection = {name: value for name, value in (before or {}).items() if name.startswith("connection.")}
+    guard = guard_digests(connection, context)
     basis = {
         "config": config_digest(directory.provider, directory.connection, context),
         "refs": resolved_refs(snapshot.groups, context),
@@ -349,6 +362,15 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
         earlier,
     )
     blocked = check_safety(plan, facts, context.settings.safety)
+    prepared.held_by = None
+    change_key = _change_key(plan, diff) if blocked and run.trigger == "push" else None
+    if change_key is not None:
+        held = _pending_hold(session, directory.id, change_key)
+        if held is not None:
+            # The client sent a held write again: it stays held by the run that holds it already.
+            prepared.held_by = held
+            session.delete(run)
+            return "blocked"
 
     unindexed = {ext for ext in planned.users if ("user", ext) not in index}
     if partial and unindexed:
@@ -362,6 +384,13 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     mirror = MirrorChange(
         diff.upserts, diff.deletes, snapshot.cursor, snapshot.full, emails_now, basis, diff.replaced, diff.digests
     )
+    for kind, ext, data in prepared.records:
+        if data is None:
+            mirror.deletes.append((kind, ext))
+        else:
+            mirror.upserts.append((kind, ext, data))
+            if mirror.replaced is not None:
+                mirror.replaced.append((kind, ext))
 
     # The run's own row is written last: until then the heartbeat keeps renewing its lease (a lock
     # on the row would hold the heartbeat off for the whole apply, and the run would look lost).
@@ -390,6 +419,8 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     run.progress = {"phase": "done", "users": source_users, "groups": len(snapshot.groups)}
     if stored is not None:
         run.plan = stored
+        if change_key is not None:
+            run.plan["change"] = change_key
         if blocked:
             run.notes = [*run.notes, blocked]
         run.message = blocked if blocked and not run.dry_run else None
@@ -429,6 +460,32 @@ def _no_cycle_collection() -> Iterator[None]:
             _collection_paused -= 1
             if not _collection_paused:
                 gc.enable()
+
+
+def _change_key(plan: Plan, diff: MirrorDiff) -> str:
+    """What a held push would do (its operations and the source records it moves), as a digest; a
+    client's retry of the same write has the same one (timestamps in the resource aside)."""
+    what = {
+        "operations": plan.to_json()["operations"],
+        "upserts": sorted([kind, ext] for kind, ext, _ in diff.upserts),
+        "deletes": sorted([kind, ext] for kind, ext in diff.deletes),
+    }
+    text = json.dumps(what, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _pending_hold(session: Session, directory_id: int, change_key: str) -> int | None:
+    """The pending blocked push run of the directory that holds the change `change_key`, if any."""
+    held = session.execute(
+        select(SyncRun.id, SyncRun.plan).where(
+            SyncRun.directory_id == directory_id,
+            SyncRun.trigger == "push",
+            SyncRun.status == "blocked",
+            SyncRun.resolution.is_(None),
+            SyncRun.dry_run.is_(False),
+        )
+    )
+    return next((run_id for run_id, plan in held if (plan or {}).get("change") == change_key), None)
 
 
 @contextmanager

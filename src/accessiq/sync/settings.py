@@ -98,6 +98,8 @@ class SyncSettings(_Strict):
     )
     safety: Safety = Field(default_factory=Safety, title="Safety thresholds")
     full_sync_interval: str = Field(default="24h", title="Full reconciliation every")
+    # A pulled directory may also receive SCIM pushes between pulls (provider `scim` always does).
+    push: bool = Field(default=False, title="Receive SCIM pushes between syncs")
 
     @field_validator("frequency")
     @classmethod

@@ -225,6 +225,12 @@ def last_run_leftovers(session: Session, directory_id: int) -> set[str]:
     return {str(ext) for query in (errors, retained) for ext in session.scalars(query) if ext is not None}
 
 
+# The kinds of mirror records a read of the source moves. A pulled directory that also receives
+# SCIM pushes keeps the resources its SCIM client wrote beside them, as `scim_user` and `scim_group`
+# records, which only pushes move.
+SOURCE_KINDS = ("user", "group")
+
+
 def load_mirror_index(
     session: Session, directory_id: int, users: Collection[str] | None = None
 ) -> dict[MirrorKey, tuple[str | None, str | None]]:
@@ -233,7 +239,7 @@ def load_mirror_index(
     columns = (SourceObject.kind, SourceObject.external_id, SourceObject.hash, SourceObject.email_key)
     mine = SourceObject.directory_id == directory_id
     queries = (
-        [select(*columns).where(mine)]
+        [select(*columns).where(mine, SourceObject.kind.in_(SOURCE_KINDS))]
         if users is None
         else [select(*columns).where(mine, SourceObject.kind == "group")]
         + [
@@ -276,12 +282,11 @@ def users_with_emails(session: Session, directory_id: int, emails: Collection[st
 
 
 def load_mirror(session: Session, directory_id: int, kind: str | None = None) -> dict[MirrorKey, dict[str, Any]]:
-    """The stored mirror, or only its records of one kind."""
+    """The stored mirror of the source (its users and groups), or only its records of one kind."""
     query = select(SourceObject.kind, SourceObject.external_id, SourceObject.data).where(
-        SourceObject.directory_id == directory_id
+        SourceObject.directory_id == directory_id,
+        SourceObject.kind.in_(SOURCE_KINDS) if kind is None else SourceObject.kind == kind,
     )
-    if kind is not None:
-        query = query.where(SourceObject.kind == kind)
     return {(kind, external_id): data for kind, external_id, data in session.execute(query)}
 
 

@@ -104,6 +104,7 @@ SETTINGS_INPUTS = {
     "settings.user_filter.condition": "filter_condition",
     **{f"settings.safety.{name}": name for name in SAFETY_INPUTS},
     "settings.full_sync_interval": "full_sync_interval",
+    "settings.push": "push",
 }
 # The frequency choices every form offers, besides a custom interval or cron expression.
 FREQUENCY_PRESETS = ("15m", "1h", "24h")
@@ -222,6 +223,8 @@ def settings_patch(form: FormData, *, schedule: bool = False) -> dict[str, Any]:
         patch["full_sync_interval"] = text(form, "full_sync_interval")
     if schedule:
         patch["schedule_enabled"] = form.get("schedule_enabled") == "on"
+    if form.get("push_shown"):
+        patch["push"] = form.get("push") == "on"
     return patch
 
 

@@ -96,7 +96,7 @@ def dashboard(request: Request, directory_id: DirectoryId, store: StoreDep, admi
             "chart": runs_chart(list(reversed(finished[:20]))),
             "next_sync": _next_sync(data),
             "setup_labels": dict(WIZARD_STEPS),
-            "scim": scim_panel(request, store, directory_id, data["provider"]),
+            "scim": scim_panel(request, store, directory_id),
         },
     )
 

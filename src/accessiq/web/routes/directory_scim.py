@@ -24,12 +24,13 @@ def base_url(request: Request, directory_id: int) -> str:
     return f"{str(request.base_url).rstrip('/')}/scim/v2/{directory_id}"
 
 
-def scim_panel(request: Request, store: StoreDep, directory_id: int, provider: str) -> dict[str, Any] | None:
-    """What the SCIM card shows for a push directory (None for a pulled one)."""
-    if provider != "scim":
-        return None
+def scim_panel(request: Request, store: StoreDep, directory_id: int) -> dict[str, Any] | None:
+    """What the SCIM card shows for a directory that receives pushes (None for one that does not)."""
     with store.read() as session:
-        tokens = scim_tokens.token_summaries(session, dirs.get_directory(session, directory_id))
+        directory = dirs.get_directory(session, directory_id)
+        if not scim_tokens.receives_pushes(directory):
+            return None
+        tokens = scim_tokens.token_summaries(session, directory)
     return {"base_url": base_url(request, directory_id), "tokens": tokens}
 
 

@@ -207,7 +207,7 @@ def wizard_test(request: Request, directory_id: DirectoryId, store: StoreDep, ad
     with store.transaction() as session:
         _, data = load_directory(session, directory_id)
     result = forms.labelled_result(result, data["provider"])
-    scim = scim_panel(request, store, directory_id, data["provider"])
+    scim = scim_panel(request, store, directory_id)
     return render(request, "directories/wizard_test.html", _wizard("test", data, result=result, scim=scim))
 
 
