@@ -31,7 +31,7 @@ def test_okta_wizard_against_the_okta_sandbox(page: Any, server: Server, okta_or
 
     page.click("#add-directory")
     page.fill("#name", "Acme Okta")
-    page.locator("label.choice", has_text="Okta").click()
+    page.locator("label.choice", has=page.locator("span.title").get_by_text("Okta", exact=True)).click()
     page.get_by_role("button", name="Continue").click()
 
     page.wait_for_url("**/directories/new/credentials*")
