@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from accessiq.errors import ConflictError
 from accessiq.jobs import queue
-from accessiq.jobs.worker import Worker, WorkerSettings, execute_with_lease
+from accessiq.jobs.worker import LeaseKeeper, Worker, WorkerSettings, execute_with_lease
 from accessiq.services import runs
 from accessiq.store.database import Store
 from accessiq.store.tables import Cursor, Directory, SyncRun, utcnow
@@ -191,3 +191,30 @@ def test_worker_recovers_a_dead_workers_run_on_start(store: Store, tmp_path: Pat
     assert first.status == "failed" and "worker lost" in (first.message or "")
     assert retry.retry_of_run_id == run_id and retry.status == "succeeded"
     assert count_users(store, directory_id) == 3
+
+
+def test_heartbeats_hold_off_while_a_sync_plans_without_the_sqlite_write_lock(
+    sqlite_file_store: Store, tmp_path: Path
+) -> None:
+    """A commit during an optimistic plan would make its apply fail and the plan be made again."""
+    store = sqlite_file_store
+    run_id = _request(store, _directory(store, tmp_path))
+    lease = timedelta(seconds=1.5)  # a beat every 0.5 s; held off for at most 1 s
+    claim = queue.claim_run(store, run_id, "w1", lease)
+    keeper = LeaseKeeper(store, "w1", lease)
+    keeper.start()
+    try:
+        with keeper.holding(claim):
+            with store.writing_later() as session:
+                before = session.get_one(SyncRun, run_id).lease_expires_at
+                time.sleep(0.8)  # past a beat
+                session.get_one(SyncRun, run_id).notes = ["planned"]
+                session.flush()  # the write the apply makes: no other commit came first
+            with store.writing_later() as session:
+                session.get_one(SyncRun, run_id)
+                time.sleep(2.5)  # a long plan: the lease is renewed all the same
+                assert queue.lease_state(store, run_id, "w1").held
+                assert _status(store, run_id).lease_expires_at > before
+    finally:
+        keeper.stop()
+    assert queue.recover_expired(store) == []

@@ -450,6 +450,13 @@ def test_email_normalisation_is_nfkc_and_casefold() -> None:
     assert email_problem("山田@例え.jp") is None and email_problem("yamada-やまだ@example.jp") is None
 
 
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_an_ascii_address_is_refused_exactly_for_its_control_characters(local: str) -> None:
+    email = f"{local}@example.com"
+    controls = [ch for ch in email if unicodedata.category(ch) == "Cc"]
+    assert (email_problem(email) is not None) == bool(controls), email
+
+
 # --- groups: cycles and very deep nesting --------------------------------------------------
 
 

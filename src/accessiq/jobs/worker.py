@@ -107,7 +107,8 @@ class _Held:
 
 
 class LeaseKeeper:
-    """A thread that renews the leases of the runs this process holds, every third of a lease."""
+    """A thread that renews the leases of the runs this process holds, every third of a lease
+    (every two thirds while a sync of this process plans on SQLite, see `Store.writing_later`)."""
 
     def __init__(self, store: Store, owner: str, lease: timedelta) -> None:
         self.store = store
@@ -140,10 +141,19 @@ class LeaseKeeper:
 
     def _loop(self) -> None:
         interval = self.lease.total_seconds() / 3
-        while not self._stop.wait(interval):
+        renewed = time.monotonic()
+        wait = interval
+        while not self._stop.wait(wait):
+            # A sync planning on SQLite without the write lock must not see a commit before its
+            # apply (it would plan again): while one does, renew at two thirds of the lease, not one.
+            if self.store.quiet and time.monotonic() - renewed < 2 * interval:
+                wait = min(1.0, interval / 4)
+                continue
+            wait = interval
             with self._lock:
                 held = dict(self._held)
             if not held:
+                renewed = time.monotonic()
                 continue
             try:
                 states = queue.renew_leases(self.store, list(held), self.owner, self.lease)
@@ -156,6 +166,7 @@ class LeaseKeeper:
                 else:
                     log.exception("worker.heartbeat_failed")
                 continue
+            renewed = time.monotonic()
             for run_id, state in states.items():
                 # A run that ended well ended here, between our snapshot of `held` and now.
                 if state.held or held[run_id].lost or state.status in _ENDED_HERE:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -33,6 +34,8 @@ class Store:
         self.secrets = secrets
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._readers = sessionmaker(engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False)
+        self._optimistic = 0
+        self._optimistic_lock = threading.Lock()
 
     @property
     def dialect(self) -> str:
@@ -72,6 +75,28 @@ class Store:
         """
         with self._session(self._readers) as session:
             yield session
+
+    @contextmanager
+    def writing_later(self) -> Iterator[Session]:
+        """A `read()` transaction that means to write at its end (a sync's plan, then its apply).
+
+        On SQLite any commit made meanwhile, even one to another table, makes its first write
+        fail; while one is open, `quiet` is true and this process's own routine writes (lease
+        heartbeats) hold off for as long as they safely can.
+        """
+        with self._optimistic_lock:
+            self._optimistic += 1
+        try:
+            with self.read() as session:
+                yield session
+        finally:
+            with self._optimistic_lock:
+                self._optimistic -= 1
+
+    @property
+    def quiet(self) -> bool:
+        """True while a `writing_later()` transaction is open on SQLite in this process."""
+        return self._optimistic > 0 and self.dialect == "sqlite"
 
     @staticmethod
     @contextmanager

@@ -26,6 +26,7 @@ _NEUTRAL = frozenset({"COMMON", "INHERITED"})
 # Control, format (zero-width, bidi), surrogate, private use, unassigned; line/paragraph separators.
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _LABELS = re.compile(r"[@.]")
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def email_key(email: str) -> str:
@@ -37,8 +38,10 @@ def email_problem(email: str) -> str | None:
     """Why this address must not be given to a user, or None."""
     if len(email) > MAX_EMAIL:
         return f"email is longer than {MAX_EMAIL} characters"
+    if email.isascii():  # NFKC keeps ASCII as it is, and ASCII letters are all Latin
+        return None if _ASCII_CONTROL.search(email) is None else _invisible(email)
     if any(unicodedata.category(ch) in _INVISIBLE for ch in email):
-        return f"email {email!r} holds invisible or control characters"
+        return _invisible(email)
     if unicodedata.normalize("NFKC", email) != email:
         return (
             f"email {email!r} holds look-alike characters (such as full-width letters or ligatures) "
@@ -52,3 +55,7 @@ def email_problem(email: str) -> str | None:
                 "which makes it look like another address"
             )
     return None
+
+
+def _invisible(email: str) -> str:
+    return f"email {email!r} holds invisible or control characters"

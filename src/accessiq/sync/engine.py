@@ -275,7 +275,7 @@ def _plan_and_apply(store: Store, run_id: int, prepared: _Prepared, snapshot: So
     if store.dialect == "sqlite":
         for attempt in range(_OPTIMISTIC_TRIES):
             try:
-                with store.read() as session:
+                with store.writing_later() as session:
                     return _plan_and_apply_in(session, run_id, prepared, snapshot)
             except OperationalError as exc:
                 if not is_stale_read(exc):
