@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from accessiq.errors import ConfigurationError
 from accessiq.store.bulk import insert_many
 from accessiq.store.crypto import SecretBox, load_or_create_key
-from accessiq.store.database import Store
+from accessiq.store.database import SCHEMA_HEAD, Store, alembic_config
 from accessiq.store.tables import Directory, Role, SyncRun, User
 
 from ..conftest import TEST_KEY
@@ -40,6 +41,17 @@ def test_migrations_create_every_table_and_the_ranked_builtin_roles(store: Store
     with store.transaction() as session:
         roles = [(r.name, r.builtin) for r in session.scalars(select(Role).order_by(Role.rank.desc()))]
     assert roles == [("owner", True), ("admin", True), ("member", True), ("viewer", True)]
+
+
+def test_the_schema_head_a_store_is_checked_against_is_the_newest_migration(store: Store) -> None:
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [SCHEMA_HEAD]
+    assert store.schema_is_current()
+    with store.transaction() as session:
+        session.execute(text("UPDATE alembic_version SET version_num = '0007'"))
+    assert not store.schema_is_current()
+    with store.transaction() as session:
+        session.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": SCHEMA_HEAD})
+    assert store.schema_is_current()
 
 
 def test_emails_are_unique_case_insensitively(store: Store) -> None:

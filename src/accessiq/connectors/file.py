@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import orjson
 from pydantic import Field
 
 from accessiq.connectors.base import (
@@ -62,7 +63,7 @@ class FileConnector(Connector):
     def _load(self) -> dict[str, Any]:
         path = Path(self.settings.path)
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            document = _parse(path.read_bytes())
         except FileNotFoundError:
             raise UnreachableError(f"snapshot file {path} does not exist", hint="check connection.path") from None
         except OSError as exc:
@@ -127,11 +128,20 @@ class FileConnector(Connector):
                 ),
                 # A member id names a user or a group; one that names neither is
                 # ignored, as a directory ignores a dangling reference.
-                added_users=frozenset(m for m in members if m in users),
-                added_groups=frozenset(m for m in members if m in groups),
+                added_users=frozenset(users.intersection(members)),
+                added_groups=frozenset(groups.intersection(members)),
                 replace_members=True,
             )
         yield ReadFinished(cursor=None)
+
+
+def _parse(content: bytes) -> Any:
+    """The document, by orjson; what orjson refuses (numbers past 64 bits, deep nesting) by json,
+    which also says what is wrong."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content.decode("utf-8"))
 
 
 def _has_id(record: dict[str, Any]) -> bool:

@@ -67,6 +67,7 @@ Checkpoint = Callable[[], None]
 
 FINISHED = ("succeeded", "succeeded_with_errors", "failed", "blocked", "canceled")
 _PROGRESS_EVERY = 1.0  # seconds between progress writes to the run row
+_SHOW_EVERY = 0.1  # seconds between calls of a run's progress callback (a CLI progress bar)
 _OPTIMISTIC_TRIES = 2  # plans made on SQLite without the write lock before one is made under it
 
 
@@ -220,6 +221,7 @@ def _read(
     cursor = prepared.cursor if prepared.reads_changes else None
     users = groups = 0
     last_report = time.monotonic()
+    last_shown = 0.0
     try:
         for event in snapshot.fold(connector.read(cursor)):
             if isinstance(event, UserUpserted):
@@ -229,7 +231,8 @@ def _read(
             else:
                 continue
             now = time.monotonic()
-            if progress is not None:
+            if progress is not None and now - last_shown >= _SHOW_EVERY:
+                last_shown = now
                 progress("reading", users, groups)
             if now - last_report >= _PROGRESS_EVERY:
                 last_report = now

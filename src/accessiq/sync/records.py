@@ -8,8 +8,11 @@ becomes an error on that record: the object stays as the store has it and the ru
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from accessiq.connectors.base import GroupUpserted, RecordRejected, SourceEvent, UserUpserted
 
@@ -48,6 +51,13 @@ def _id_problem(external_id: Any) -> str | None:
     return None
 
 
+def _usable_ids(ids: frozenset[Any]) -> bool:
+    """Whether every id is text of 1 to MAX_ID characters without NUL (whole sets at C speed)."""
+    if not all(type(i) is str for i in ids):
+        return all(_id_problem(i) is None for i in ids)
+    return min(map(len, ids)) > 0 and max(map(len, ids)) <= MAX_ID and "\x00" not in "".join(ids)
+
+
 def _text_problem(value: Any, what: str, limit: int = MAX_TEXT) -> str | None:
     """Text the store keeps in a column: no other type, no NUL (PostgreSQL text refuses it), bounded."""
     if value is None:
@@ -70,10 +80,11 @@ def _user_problem(event: UserUpserted) -> str | None:
         return f"has an enabled state that is not true or false: {str(user.active)[:40]!r}"
     if not isinstance(user.data, Mapping):
         return "is not an object"
-    if _depth(user.data) > MAX_DEPTH:
+    depth, plain = _walk(user.data)
+    if depth > MAX_DEPTH:
         return f"nests values more than {MAX_DEPTH} levels deep"
     try:
-        size = len(json.dumps(dict(user.data), allow_nan=False, default=_refuse).encode())
+        size = _json_size(user.data, plain)
     except (TypeError, ValueError, RecursionError) as exc:
         return f"holds a value that cannot be stored ({str(exc)[:80]})"
     if size > MAX_RECORD:
@@ -94,22 +105,50 @@ def _group_problem(event: GroupUpserted) -> str | None:
     if problem:
         return problem
     members = event.added_users | event.removed_users | event.added_groups | event.removed_groups
-    if any(_id_problem(m) for m in members):
+    if members and not _usable_ids(members):
         return f"names a member whose id is not text of 1 to {MAX_ID} characters"
     return None
 
 
-def _depth(value: Any) -> int:
-    """How deep objects and lists nest, counted without recursion and stopping past the limit."""
-    deepest, stack = 0, [(value, 0)]
+_PLAIN = frozenset((str, int, bool, type(None)))
+
+
+def _walk(value: Any) -> tuple[int, bool]:
+    """How deep objects and lists nest (stopping past the limit, without recursion), and whether
+    the value is plain JSON: dicts with text keys, lists, text, finite floats, 64-bit integers."""
+    deepest, plain, stack = 0, True, [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, Mapping | list | tuple):
+        kind = type(item)
+        if kind is dict or kind is list or kind is tuple or isinstance(item, Mapping):
             if depth + 1 > MAX_DEPTH:
-                return depth + 1
+                return depth + 1, False
             deepest = max(deepest, depth + 1)
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, Mapping) else item))
-    return deepest
+            children = item.values() if isinstance(item, Mapping) else item
+            if (kind is not dict and kind is not list) or (kind is dict and not all(type(k) is str for k in item)):
+                plain = False
+            for child in children:
+                child_kind = type(child)
+                if child_kind in _PLAIN:
+                    if child_kind is int and not -(2**63) <= child < 2**64:
+                        plain = False
+                elif child_kind is float:
+                    plain = plain and math.isfinite(child)
+                else:
+                    stack.append((child, depth + 1))
+        elif kind not in _PLAIN and not (kind is float and math.isfinite(item)):
+            plain = False
+    return deepest, plain
+
+
+def _json_size(value: Any, plain: bool) -> int:
+    """Bytes of the record as JSON; raises for what JSON cannot hold (NaN, sets, ...)."""
+    if plain:  # orjson is exact for these, and fast
+        try:
+            return len(orjson.dumps(value))
+        except orjson.JSONEncodeError:  # text that is no UTF-8 (a lone surrogate): json escapes it
+            pass
+    return len(json.dumps(dict(value), allow_nan=False, default=_refuse).encode())
 
 
 def _refuse(value: Any) -> Any:

@@ -83,12 +83,10 @@ def load_store_state(
             state.emails[email_key] = user
             if users is None and user.directory_id == directory_id and user.external_id is not None:
                 state.users[user.external_id] = user
-        others = select(
-            User.id, User.email, User.email_key, User.directory_id, User.external_id, User.status
-        ).where(User.directory_id != directory_id)
-        for user_id, email, email_key, other_directory, external_id, status in session.execute(
-            others.where(condition)
-        ):
+        others = select(User.id, User.email, User.email_key, User.directory_id, User.external_id, User.status).where(
+            User.directory_id != directory_id
+        )
+        for user_id, email, email_key, other_directory, external_id, status in session.execute(others.where(condition)):
             state.emails[email_key] = StoredUser(
                 user_id, email, None, None, None, None, status, None, {}, other_directory, external_id
             )
@@ -109,8 +107,7 @@ def load_store_state(
             .where(Group.directory_id == directory_id, mine)
         )
         state.group_members |= {
-            (str(group_ext), str(user_ext))
-            for group_ext, user_ext in session.execute(members.where(condition))
+            (str(group_ext), str(user_ext)) for group_ext, user_ext in session.execute(members.where(condition))
         }
         grants = (
             select(
@@ -122,9 +119,7 @@ def load_store_state(
             .join(User, User.id == OrganizationMembership.user_id)
             .where(mine, OrganizationMembership.origin.in_(origins))
         )
-        for org_id, user_ext, origin, role_id in session.execute(
-            grants.where(condition)
-        ):
+        for org_id, user_ext, origin, role_id in session.execute(grants.where(condition)):
             state.org_memberships[(org_id, str(user_ext), origin)] = role_id
     return state
 
@@ -135,9 +130,7 @@ def _stored(values: list[Any]) -> StoredUser:
 
 
 def active_synced_users(session: Session, directory_id: int) -> int:
-    return session.scalar(
-        select(func.count()).where(User.directory_id == directory_id, User.status == "active")
-    ) or 0
+    return session.scalar(select(func.count()).where(User.directory_id == directory_id, User.status == "active")) or 0
 
 
 def group_member_counts(session: Session, directory_id: int, external_ids: Collection[str]) -> dict[str, int]:
@@ -188,9 +181,7 @@ def recent_push_deactivations(session: Session, directory_id: int, now: datetime
     """Users that applied pushes deactivated within the guard's window, counted since the last approval."""
     since = now - PUSH_WINDOW
     approved = session.scalar(
-        select(func.max(SyncRun.finished_at)).where(
-            SyncRun.directory_id == directory_id, SyncRun.trigger == "approval"
-        )
+        select(func.max(SyncRun.finished_at)).where(SyncRun.directory_id == directory_id, SyncRun.trigger == "approval")
     )
     if approved is not None and approved > since:
         since = approved
@@ -208,8 +199,8 @@ def recent_push_deactivations(session: Session, directory_id: int, now: datetime
 
 def last_run_leftovers(session: Session, directory_id: int) -> set[str]:
     """Users the last applied run reported an error for or retained as they were."""
-    run_id = session.scalar(
-        select(SyncRun.id)
+    last = session.execute(
+        select(SyncRun.id, SyncRun.counts)
         .where(
             SyncRun.directory_id == directory_id,
             SyncRun.dry_run.is_(False),
@@ -217,12 +208,18 @@ def last_run_leftovers(session: Session, directory_id: int) -> set[str]:
         )
         .order_by(SyncRun.id.desc())
         .limit(1)
-    )
-    if run_id is None:
+    ).first()
+    if last is None:
         return set()
-    errors = select(RunError.external_id).where(RunError.run_id == run_id, RunError.object == "user")
-    retained = select(RunChange.external_id).where(RunChange.run_id == run_id, RunChange.action == "retain")
-    return {str(ext) for query in (errors, retained) for ext in session.scalars(query) if ext is not None}
+    run_id, counts = last
+    counts = counts or {}
+    queries = []
+    # The counts say whether there are any: a first sync's log holds a row per change to pass over.
+    if counts.get("user_errors", 1):
+        queries.append(select(RunError.external_id).where(RunError.run_id == run_id, RunError.object == "user"))
+    if counts.get("users_retained", 1):
+        queries.append(select(RunChange.external_id).where(RunChange.run_id == run_id, RunChange.action == "retain"))
+    return {str(ext) for query in queries for ext in session.scalars(query) if ext is not None}
 
 
 # The kinds of mirror records a read of the source moves. A pulled directory that also receives
