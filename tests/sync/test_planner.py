@@ -6,8 +6,10 @@ import random
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from accessiq.sync.planner import StoredGroup, plan_sync
+from accessiq.sync.planner import StoredGroup, _in_order, plan_sync
 
 from .planner_kit import (
     DIRECTORY,
@@ -26,6 +28,7 @@ from .planner_kit import (
 DEFAULT = f"directory-default:{DIRECTORY}"
 ACME, ENG = ORG_IDS["acme"], ORG_IDS["acme-eng"]
 MEMBER, ADMIN, VIEWER = ROLE_IDS["member"], ROLE_IDS["admin"], ROLE_IDS["viewer"]
+USERS = ["ann", "bob", "cy", "dee", "ed"]
 
 
 # Each case: (source, store state, context, expected (object, action, external id) steps in order).
@@ -252,18 +255,14 @@ def test_user_filter_groups_include_nested_members_and_tolerate_cycles() -> None
 
 def test_a_user_leaving_the_filter_scope_is_deactivated_with_the_reason() -> None:
     snapshot = source(user("a"), user("b"), group("eng", "Engineering", users=("a",)))
-    plan = plan_sync(
-        snapshot, state(stored("a", 1), stored("b", 2)), context(user_filter={"groups": ["eng"]})
-    )
+    plan = plan_sync(snapshot, state(stored("a", 1), stored("b", 2)), context(user_filter={"groups": ["eng"]}))
     [op] = plan.of("user", "deactivate")
     assert op.external_id == "b" and op.detail["reason"] == "out of the user filter's scope"
 
 
 def test_an_unresolvable_filter_group_never_deactivates_for_scope() -> None:
     snapshot = source(user("a"), user("b"), group("eng", "Engineering", users=("a",)))
-    plan = plan_sync(
-        snapshot, state(stored("a", 1), stored("b", 2)), context(user_filter={"groups": ["eng", "Nope"]})
-    )
+    plan = plan_sync(snapshot, state(stored("a", 1), stored("b", 2)), context(user_filter={"groups": ["eng", "Nope"]}))
     assert plan.of("user", "deactivate") == []
     assert plan.errors[0].object == "user_filter" and "'Nope'" in plan.errors[0].message
 
@@ -305,9 +304,7 @@ def test_all_filter_criteria_must_hold() -> None:
     plan = plan_sync(
         snapshot,
         state(),
-        context(
-            user_filter={"groups": ["All"], "org_units": ["/Sales"], "condition": "department == 'Sales'"}
-        ),
+        context(user_filter={"groups": ["All"], "org_units": ["/Sales"], "condition": "department == 'Sales'"}),
     )
     assert [op.external_id for op in plan.of("user", "create")] == ["a"]
 
@@ -353,9 +350,7 @@ def test_a_deactivated_user_loses_sync_memberships_and_regains_them_on_return() 
 
 
 def test_default_organization_and_role_for_every_synced_user() -> None:
-    plan = plan_sync(
-        source(user("a"), user("b")), state(), context(default_organization="acme", default_role="viewer")
-    )
+    plan = plan_sync(source(user("a"), user("b")), state(), context(default_organization="acme", default_role="viewer"))
     grants = plan.of("org_membership", "grant")
     assert [(op.detail["organization"], op.detail["role"], op.detail["origin"]) for op in grants] == [
         ("acme", "viewer", DEFAULT),
@@ -469,3 +464,28 @@ def test_a_plan_round_trips_through_json() -> None:
 
     plan = plan_sync(source(user("a"), group("g", users=("a",))), state(stored("b", 2)), context())
     assert Plan.from_json(plan.to_json()) == plan
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([f"g{i}" for i in range(8)]),
+        st.tuples(st.sampled_from(["Eng", "Ops", "Eng Ops", "E"]), st.sets(st.sampled_from(USERS), max_size=6)),
+        max_size=8,
+    ),
+    st.sets(st.tuples(st.sampled_from([f"g{i}" for i in range(8)]), st.sampled_from(USERS)), max_size=20),
+)
+def test_memberships_are_planned_in_the_order_every_step_is_sorted_by(
+    groups: dict[str, tuple[str, set[str]]], members: set[tuple[str, str]]
+) -> None:
+    """Membership changes are made in apply order rather than sorted: the same order as the sort."""
+    snapshot = source(
+        *(user(u, f"{u[::-1]}@example.com") for u in USERS),
+        *(group(g, name, users=tuple(sorted(users))) for g, (name, users) in groups.items()),
+    )
+    current = state(
+        *(stored(u, n, f"{u[::-1]}@example.com") for n, u in enumerate(USERS, 1)),
+        groups=tuple(StoredGroup(n, g, "Eng", None) for n, g in enumerate(sorted({g for g, _ in members}), 1)),
+        members=members,
+    )
+    plan = plan_sync(snapshot, current, context())
+    assert plan.operations == _in_order(list(reversed(plan.operations)))

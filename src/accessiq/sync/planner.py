@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -178,12 +178,25 @@ class Plan:
     # (duplicates included): kept in the mirror so later runs find users sharing an email.
     emails: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
+    # The operations of each (object, action), made once per list of operations.
+    _steps: tuple[list[Operation], dict[tuple[str, str], list[Operation]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
     @property
     def empty(self) -> bool:
         return not self.operations
 
     def of(self, obj: str, action: str) -> list[Operation]:
-        return [op for op in self.operations if op.object == obj and op.action == action]
+        return list(self._by_step().get((obj, action), ()))
+
+    def _by_step(self) -> dict[tuple[str, str], list[Operation]]:
+        if self._steps is None or self._steps[0] is not self.operations:
+            steps: dict[tuple[str, str], list[Operation]] = defaultdict(list)
+            for op in self.operations:
+                steps[op[0], op[1]].append(op)
+            self._steps = (self.operations, steps)
+        return self._steps[1]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -267,6 +280,8 @@ class _Planner:
         self.frozen_users: set[str] = set()
         self.frozen_groups: set[str] = set(source.rejected_groups)
         self.retained_origins: set[str] = set()
+        # Steps whose operations were made in apply order already.
+        self.in_order: set[tuple[str, str]] = set()
 
     def error(self, obj: str, external_id: str | None, message: str) -> None:
         self.plan.errors.append(Issue(obj, external_id, message))
@@ -284,7 +299,7 @@ class _Planner:
         self._plan_groups()
         self._plan_group_memberships(targets)
         self._plan_org_memberships(targets, mapping_groups)
-        self.plan.operations = _in_order(self.ops)
+        self.plan.operations = _in_order(self.ops, self.in_order)
         self.plan.errors.sort(key=lambda issue: (issue.object, issue.external_id or "", issue.message))
         self.plan.retained.sort()
         self._count(desired)
@@ -606,20 +621,26 @@ class _Planner:
             ("add", wanted - self.current.group_members),
             ("remove", self.current.group_members - wanted),
         ):
+            # Made in apply order (user, then label, then key), which for one user's label
+            # "email / group" is the group's name, then its id: a sort of each user's few groups
+            # instead of one of every membership.
+            by_user: dict[str, list[tuple[str, str]]] = defaultdict(list)
             for group_id, user_id in pairs:
-                if group_id in frozen_groups or user_id in frozen_users or group_id in deleted:
-                    continue
-                group = names[group_id]
+                if group_id not in frozen_groups and user_id not in frozen_users and group_id not in deleted:
+                    by_user[user_id].append((names[group_id], group_id))
+            for user_id in sorted(by_user):
                 user = emails.get(user_id, user_id)
-                ops.append(
-                    Operation(
-                        "group_membership",
-                        action,
-                        user_id,
-                        f"{user} / {group}",
-                        {"key": [group_id, user_id], "group": group, "user": user},
+                for group, group_id in sorted(by_user[user_id]):
+                    ops.append(
+                        Operation(
+                            "group_membership",
+                            action,
+                            user_id,
+                            f"{user} / {group}",
+                            {"key": [group_id, user_id], "group": group, "user": user},
+                        )
                     )
-                )
+            self.in_order.add(("group_membership", action))
 
     def _emails(self) -> dict[str, str]:
         """external id -> the email a membership change names: as planned, else as stored."""
@@ -679,7 +700,8 @@ class _Planner:
 
     def _count(self, desired: Mapping[str, DesiredUser]) -> None:
         plan = self.plan
-        touched_users = {op.external_id for op in plan.operations if op.object == "user"}
+        steps = plan._by_step()
+        touched_users = {op.external_id for (obj, _), ops in steps.items() if obj == "user" for op in ops}
         unchanged = sum(
             1
             for external_id, user in desired.items()
@@ -687,7 +709,7 @@ class _Planner:
             and external_id not in touched_users
             and external_id not in self.frozen_users
         )
-        n = Counter((op.object, op.action) for op in plan.operations)
+        n = Counter({step: len(ops) for step, ops in steps.items()})
         plan.counts = {
             "users_created": n["user", "create"],
             "users_updated": n["user", "update"] + n["user", "link"],
@@ -712,16 +734,18 @@ class _Planner:
         }
 
 
-def _in_order(operations: list[Operation]) -> list[Operation]:
+def _in_order(operations: list[Operation], ordered_steps: Collection[tuple[str, str]] = ()) -> list[Operation]:
     """Apply order: by step, then within a step by external id, label and key (all of a step's
-    operations have a key or none has)."""
+    operations have a key or none has). The operations of `ordered_steps` are in that order already."""
     steps: dict[int, list[Operation]] = defaultdict(list)
     for op in operations:
         steps[_STEP_INDEX[op.object, op.action]].append(op)
     ordered: list[Operation] = []
     for index in sorted(steps):
         ops = steps[index]
-        if any(op.external_id is None for op in ops):
+        if STEPS[index] in ordered_steps:
+            pass
+        elif any(op.external_id is None for op in ops):
             ops.sort(key=_full_order)
         else:
             # A first sync orders hundreds of thousands of memberships: sort by the C-level
