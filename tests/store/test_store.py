@@ -184,5 +184,12 @@ def test_bulk_inserts_store_what_the_orm_stores(store: Store) -> None:
         }
         assert {u.created_at for u in stored} == {created}
         assert {u.status for u in stored} == {"active"}  # the column's default
+    names = ("email", "email_key", "attributes", "created_at", "updated_at")
+    with store.transaction() as session:  # rows as tuples of the named columns' values, to the same effect
+        insert_many(session, User.__table__, [("T@x.org", "t@x.org", rows[2]["attributes"], created, created)],
+                    columns=names)  # fmt: skip
+    with store.read() as session:
+        again = session.scalars(select(User).where(User.email_key == "t@x.org")).one()
+        assert (again.attributes, again.created_at, again.status) == (stored[2].attributes, created, "active")
     with pytest.raises(IntegrityError), store.transaction() as session:
         insert_many(session, User.__table__, rows[:1])

@@ -22,16 +22,23 @@ _Processor = Callable[[Any], Any] | None
 
 
 def insert_many(
-    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], same: Mapping[str, Any] | None = None
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    same: Mapping[str, Any] | None = None,
+    *,
+    columns: Sequence[str] | None = None,
 ) -> None:
-    """Insert `rows` (dicts of column name -> value, all with the keys of the first) into `table`.
+    """Insert `rows` (dicts of column name -> value, all with the keys of the first; or, with
+    `columns`, tuples of those columns' values) into `table`.
 
     `same` holds values every row shares (converted once); columns left out of both take their
     scalar default, or NULL. Nothing is read back.
     """
     if not rows:
         return
-    names = list(rows[0])
+    tuple_rows = columns is not None
+    names = list(columns) if columns is not None else list(rows[0])  # type: ignore[arg-type]
     defaults = {
         column.name: column.default.arg  # type: ignore[attr-defined]
         for column in table.columns
@@ -39,17 +46,17 @@ def insert_many(
     } | dict(same or {})
     connection = session.connection()
     dialect = connection.dialect
-    columns = [table.columns[name] for name in [*names, *defaults]]
-    processors = [_processor(column, dialect) for column in columns]
-    tuples = _tuples(rows, names, list(defaults.values()), processors)
+    targets = [table.columns[name] for name in [*names, *defaults]]
+    processors = [_processor(column, dialect) for column in targets]
+    tuples = _tuples(rows, None if tuple_rows else names, list(defaults.values()), processors)
     raw: Any = connection.connection.dbapi_connection  # sqlite3 takes an iterator of rows
     assert raw is not None
-    column_list = ", ".join(dialect.identifier_preparer.quote(column.name) for column in columns)
+    column_list = ", ".join(dialect.identifier_preparer.quote(column.name) for column in targets)
     target = dialect.identifier_preparer.format_table(table)
     if dialect.name == "postgresql":
         statement = f"COPY {target} ({column_list}) FROM STDIN"
     else:
-        statement = f"INSERT INTO {target} ({column_list}) VALUES ({', '.join('?' * len(columns))})"
+        statement = f"INSERT INTO {target} ({column_list}) VALUES ({', '.join('?' * len(targets))})"
     cursor = raw.cursor()
     try:
         if dialect.name == "postgresql":
@@ -71,17 +78,25 @@ def _processor(column: Column[Any], dialect: Dialect) -> _Processor:
 
 
 def _tuples(
-    rows: Iterable[Mapping[str, Any]], names: list[str], fixed: list[Any], processors: list[_Processor]
+    rows: Iterable[Any], names: list[str] | None, fixed: list[Any], processors: list[_Processor]
 ) -> Iterator[tuple[Any, ...]]:
-    take = itemgetter(*names)
-    single = len(names) == 1
-    converted = [(i, processor) for i, processor in enumerate(processors[: len(names)]) if processor is not None]
+    """Each row's values in column order, converted, followed by the `fixed` ones; `names` picks
+    the values out of dict rows, and is None for rows that are tuples of them already."""
+    given = len(processors) - len(fixed)
+    pick: Callable[[Any], list[Any]] = list
+    if names is not None and len(names) == 1:
+        only = names[0]
+        pick = lambda row: [row[only]]  # noqa: E731
+    elif names is not None:
+        take = itemgetter(*names)
+        pick = lambda row: list(take(row))  # noqa: E731
+    converted = [(i, processor) for i, processor in enumerate(processors[:given]) if processor is not None]
     tail = tuple(
         value if processor is None else processor(value)
-        for value, processor in zip(fixed, processors[len(names) :], strict=True)
+        for value, processor in zip(fixed, processors[given:], strict=True)
     )
     for row in rows:
-        values = [take(row)] if single else list(take(row))
+        values = pick(row)
         for i, processor in converted:
             values[i] = processor(values[i])
         yield (*values, *tail)

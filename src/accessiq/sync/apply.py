@@ -314,10 +314,10 @@ class _Applier:
     # -- memberships
 
     def _group_membership_add(self, ops: list[Operation]) -> None:
-        rows = [
-            {"group_id": self.group_ids[g], "user_id": self.user_ids[u]} for g, u in (op.detail["key"] for op in ops)
-        ]
-        self._insert(GroupMembership, rows)
+        groups, users = self.group_ids, self.user_ids
+        # In primary key order: appended to the index's end rather than scattered through it.
+        pairs = sorted((groups[g], users[u]) for g, u in (op.detail["key"] for op in ops))
+        self._insert(GroupMembership, [{"group_id": g, "user_id": u} for g, u in pairs])
 
     def _group_membership_remove(self, ops: list[Operation]) -> None:
         statement = delete(GroupMembership).where(
@@ -366,23 +366,10 @@ def record_log(session: Session, run_id: int, plan: Plan) -> None:
     """
     retain = Operation("user", "retain", None, "", {"reason": _RETAINED})
     entries = itertools.chain(plan.operations, (retain._replace(external_id=ext, label=ext) for ext in plan.retained))
+    table = Base.metadata.tables[RunChange.__tablename__]
     for start, batch in _slices(entries, _LOG_SLICE):
-        _insert_rows(
-            session,
-            RunChange,
-            [
-                {
-                    "seq": start + i,
-                    "object": op.object,
-                    "action": op.action,
-                    "external_id": op.external_id,
-                    "label": op.label[:500],
-                    "detail": _log_detail(op),
-                }
-                for i, op in enumerate(batch)
-            ],
-            {"run_id": run_id},
-        )
+        rows = [(seq, op[0], op[1], op[2], op[3][:500], _log_detail(op)) for seq, op in enumerate(batch, start)]
+        insert_many(session, table, rows, {"run_id": run_id}, columns=_LOG_COLUMNS)
     errors = [
         {"run_id": run_id, "object": issue.object, "external_id": issue.external_id, "message": issue.message}
         for issue in plan.errors
@@ -399,6 +386,7 @@ def _slices(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
         start += len(batch)
 
 
+_LOG_COLUMNS = ("seq", "object", "action", "external_id", "label", "detail")
 _NOT_LOGGED = frozenset(("key", "user_id", "group_id", "attributes"))
 
 
