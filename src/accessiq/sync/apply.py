@@ -315,9 +315,8 @@ class _Applier:
 
     def _group_membership_add(self, ops: list[Operation]) -> None:
         groups, users = self.group_ids, self.user_ids
-        # In primary key order: appended to the index's end rather than scattered through it.
-        pairs = sorted((groups[g], users[u]) for g, u in (op.detail["key"] for op in ops))
-        self._insert(GroupMembership, [{"group_id": g, "user_id": u} for g, u in pairs])
+        rows = [{"group_id": groups[g], "user_id": users[u]} for g, u in (op.detail["key"] for op in ops)]
+        self._insert(GroupMembership, rows)
 
     def _group_membership_remove(self, ops: list[Operation]) -> None:
         statement = delete(GroupMembership).where(
