@@ -29,6 +29,40 @@ from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
 
 
+def directory_document(sandbox: SlapdSandbox, name: str, organization: str) -> dict[str, Any]:
+    """An `ldap` directory reading the sandbox as its service account, department and title mapped."""
+    return {
+        "name": name,
+        "provider": "ldap",
+        "connection": {
+            "url": sandbox.url,
+            "bind_dn": sandbox.service_dn(),
+            "bind_password": SERVICE_ACCOUNTS["accessiq"],
+            "base_dn": sandbox.suffix,
+        },
+        "settings": {
+            "default_organization": organization,
+            "attribute_mapping": {"department": "departmentNumber", "title": "title"},
+        },
+    }
+
+
+def make_ten_changes(sandbox: SlapdSandbox) -> None:
+    """A rename, a move, a disable, a delete, two title edits, a hire and three membership changes."""
+    people = [p for p in sandbox.population.people if p.active and p.email]
+    teams = [g for g in sandbox.population.groups if g.kind == "team" and len(g.member_users) > 1]
+    sandbox.rename(people[0].username, "renamed.person")
+    sandbox.move(people[1].username, "Legal" if people[1].department != "Legal" else "Finance")
+    sandbox.disable_user(people[2].username)
+    sandbox.delete(people[3].username)
+    sandbox.update_user(people[4].username, {"title": ["Benchmarker"]})
+    sandbox.update_user(people[5].username, {"title": ["Benchmarker"]})
+    hire = sandbox.add_user(given_name="New", surname="Hire")
+    sandbox.change_members(teams[0].name, add=[hire["uid"]])
+    sandbox.change_members(teams[1].name, remove=[sandbox.population.by_id[teams[1].member_users[-1]].username])
+    sandbox.change_members(teams[2].name, add=[teams[3].name])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--users", type=int, default=10_000)
@@ -41,22 +75,11 @@ def main() -> int:
         store = open_store(Settings(data_dir=Path(base), database_url=args.database_url))
         with store.transaction() as session:
             identity.create_organization(session, "contoso")
-            document = {
-                "name": "Contoso LDAP",
-                "provider": "ldap",
-                "connection": {
-                    "url": sandbox.url,
-                    "bind_dn": sandbox.service_dn(),
-                    "bind_password": SERVICE_ACCOUNTS["accessiq"],
-                    "base_dn": sandbox.suffix,
-                },
-                "settings": {
-                    "default_organization": "contoso",
-                    "attribute_mapping": {"department": "departmentNumber", "title": "title"},
-                },
-            }
             directory_id = dirs.apply_document(
-                session, store.secrets, validate_document(document), policy=InputPolicy.operator()
+                session,
+                store.secrets,
+                validate_document(directory_document(sandbox, "Contoso LDAP", "contoso")),
+                policy=InputPolicy.operator(),
             )[0].id
 
         def timed_sync(label: str, *, full: bool = False) -> dict[str, Any]:
@@ -86,18 +109,7 @@ def main() -> int:
         timed_sync("first sync (full)")
         timed_sync("unchanged re-sync")
         timed_sync("unchanged full re-read", full=True)
-        people = [p for p in sandbox.population.people if p.active and p.email]
-        teams = [g for g in sandbox.population.groups if g.kind == "team" and len(g.member_users) > 1]
-        sandbox.rename(people[0].username, "renamed.person")
-        sandbox.move(people[1].username, "Legal" if people[1].department != "Legal" else "Finance")
-        sandbox.disable_user(people[2].username)
-        sandbox.delete(people[3].username)
-        sandbox.update_user(people[4].username, {"title": ["Benchmarker"]})
-        sandbox.update_user(people[5].username, {"title": ["Benchmarker"]})
-        hire = sandbox.add_user(given_name="New", surname="Hire")
-        sandbox.change_members(teams[0].name, add=[hire["uid"]])
-        sandbox.change_members(teams[1].name, remove=[sandbox.population.by_id[teams[1].member_users[-1]].username])
-        sandbox.change_members(teams[2].name, add=[teams[3].name])
+        make_ten_changes(sandbox)
         third = timed_sync("after 10 changes")
         store.dispose()
     counts = third["counts"]

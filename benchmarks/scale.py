@@ -1,27 +1,36 @@
 """The performance targets at 100,000 users: every figure beside its limit, on SQLite and PostgreSQL.
 
-    python benchmarks/scale.py [--users 100000] [--backends sqlite,postgresql] [--json FILE] [--no-entra]
+    python benchmarks/scale.py [--users 100000] [--backends sqlite,postgresql] [--json FILE]
+                               [--no-entra] [--no-ldap] [--no-peers]
 
 Data: `--users` users, 2 % as many groups, 3-7 memberships per user (about 5), some nesting.
 Each sync runs as `accessiq sync` in a process of its own, whose peak RSS is reported:
 
 - file snapshot: first sync, unchanged re-sync, re-sync after 1 % of the users changed;
-- the Entra ID Graph sandbox (same number of users): first sync, incremental run after 10 changes.
+- the Entra ID Graph sandbox (same number of users): first sync, incremental run after 10 changes;
+- a private slapd (same number of users and groups; the sandbox's own memberships, about 2.4 direct
+  ones per user): first sync, unchanged re-sync, re-sync after 1 % of the users changed,
+  incremental run after 10 changes;
+- on PostgreSQL, the peers ldap2pg and pgldapsync against the same slapd, each a first run and an
+  unchanged re-run, when installed (`pip install ldap2pg pgldapsync`; not dependencies of ours).
 
 While the first sync runs, a reader asks the store for the runs list (the query behind
 `accessiq runs list` and `GET /api/v1/runs`) every 0.2 s; the slowest answer is reported.
 
 The limit of a run is what no implementation can avoid: for the file snapshot, parsing it and
 bulk-inserting its users, groups and memberships into empty tables (executemany on SQLite,
-COPY on PostgreSQL); for Entra, downloading every page through the connector. Prints one table
+COPY on PostgreSQL); for Entra and LDAP, reading everything through the connector. Prints one table
 with each figure's ratio to its limit and target; `--json` writes the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,14 +43,20 @@ from pathlib import Path
 from typing import Any
 
 import file_sync  # the snapshot generator of the 10,000-user benchmark beside this one
+import ldap_sync  # the directory document and ten changes of the LDAP benchmark beside this one
 from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
 from accessiq.config import Settings
+from accessiq.connectors.base import Connector
 from accessiq.connectors.entra import EntraConnection, EntraConnector
+from accessiq.connectors.ldap import LdapConnector
+from accessiq.connectors.ldap_settings import LdapConnection
 from accessiq.logs import configure_logging
 from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.entra import EntraSandbox, create_app
+from accessiq.sandbox.ldap import SERVICE_ACCOUNTS, SlapdSandbox
+from accessiq.sandbox.people import generate_population
 from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
 from accessiq.services.input_policy import InputPolicy
@@ -134,7 +149,22 @@ def entra_download_limit(sandbox: EntraSandbox, server: SandboxServer) -> float:
         authority_url=server.url,
         graph_url=server.url,
     )
-    connector = EntraConnector(connection, fields=("department",))
+    return read_limit(EntraConnector(connection, fields=("department",)))
+
+
+def ldap_read_limit(sandbox: SlapdSandbox) -> float:
+    """Seconds to read every user and group of the slapd through the connector, storing nothing."""
+    connection = LdapConnection(
+        url=sandbox.url,
+        bind_dn=sandbox.service_dn(),
+        bind_password=SERVICE_ACCOUNTS["accessiq"],
+        base_dn=sandbox.suffix,
+    )
+    return read_limit(LdapConnector(connection, fields=("departmentNumber", "title")))
+
+
+def read_limit(connector: Connector) -> float:
+    """Seconds to read everything through `connector` (a full read), storing nothing."""
     started = time.perf_counter()
     try:
         for _ in connector.read(None):
@@ -176,17 +206,10 @@ class Bench:
     def sync(self, name: str, label: str, limit: float | None) -> Figure:
         """`accessiq sync NAME` in a process of its own: wall time, peak RSS, the run's status and changes."""
         out = self.base / "sync.json"
-        started = time.perf_counter()
         with out.open("wb") as stdout:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "accessiq", "sync", name, "--json"],
-                env=self.env,
-                stdout=stdout,
-                stderr=subprocess.DEVNULL,
+            elapsed, rss_mb, _ = run_measured(
+                [sys.executable, "-m", "accessiq", "sync", name, "--json"], self.env, stdout
             )
-            _, _, usage = os.wait4(process.pid, 0)
-        elapsed = time.perf_counter() - started
-        process.returncode = 0
         try:
             run = json.loads(out.read_text())
         except ValueError:
@@ -195,7 +218,9 @@ class Bench:
         changes = sum(v for k, v in counts.items() if k.endswith(("_created", "_updated", "_deactivated",
                                                                     "_reactivated", "_deleted", "_added",
                                                                     "_removed", "_granted", "_revoked")))  # fmt: skip
-        figure = Figure(self.backend, label, elapsed, limit, usage.ru_maxrss / 1024, run["status"], changes)
+        return self.record(Figure(self.backend, label, elapsed, limit, rss_mb, run["status"], changes))
+
+    def record(self, figure: Figure) -> Figure:
         self.figures.append(figure)
         print(_row(figure), flush=True)
         return figure
@@ -221,9 +246,29 @@ class Bench:
         finally:
             stop.set()
             thread.join()
-        figure = Figure(self.backend, label, slowest[0], None, None, "answered", None)
-        self.figures.append(figure)
-        print(_row(figure), flush=True)
+        self.record(Figure(self.backend, label, slowest[0], None, None, "answered", None))
+
+
+# A process this one starts begins with this one's peak RSS as its own (Linux carries the peak of
+# the address space it was forked from across exec), which would hide any figure below what the
+# benchmark itself holds. So a small Python process starts the command and reports its figures.
+_MEASURE = (
+    "import os, sys, time; started = time.perf_counter(); "
+    "pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ); _, status, usage = os.wait4(pid, 0); "
+    "open(sys.argv[1], 'w').write(f'{time.perf_counter() - started} {usage.ru_maxrss}'); "
+    "sys.exit(os.waitstatus_to_exitcode(status))"
+)
+
+
+def run_measured(
+    command: list[str], env: dict[str, str], stdout: Any, stderr: Any = subprocess.DEVNULL
+) -> tuple[float, float, int]:
+    """Run `command` in a process of its own to its end: wall seconds, peak RSS in MB, exit code."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        measure = [sys.executable, "-I", "-S", "-c", _MEASURE, report.name, *command]
+        code = subprocess.run(measure, env=env, stdout=stdout, stderr=stderr, check=False).returncode
+        seconds, rss_kb = report.read().split()
+    return float(seconds), int(rss_kb) / 1024, code
 
 
 def _row(f: Figure) -> str:
@@ -316,6 +361,164 @@ def entra_runs(bench: Bench, users: int) -> None:
         bench.sync("Contoso", "Entra incremental, 10 changes", None)
 
 
+def ldap_runs(bench: Bench, users: int, *, peers: bool = True) -> None:
+    # Seeding (generating the people, writing the LDIF, slapadd) takes about 20 s at 100,000 users.
+    # About 2 % of the sandbox's people have no mail on purpose: their records are rejected, so the
+    # runs succeed with errors. A mail domain of its own: the Entra sandbox draws the same people,
+    # and their addresses, already in the store, are never taken over by another directory.
+    population = generate_population(users, max(1, users // 50), seed=1, domain="fabrikam.example")
+    with SlapdSandbox(population) as sandbox:
+        limit = ldap_read_limit(sandbox)
+        bench.connect(ldap_sync.directory_document(sandbox, "Contoso LDAP", "acme"))
+        bench.sync("Contoso LDAP", "LDAP first sync", limit)
+        bench.sync("Contoso LDAP", "LDAP unchanged re-sync", None)
+        if peers and bench.backend == "postgresql":
+            peer_runs(bench, sandbox)  # before the changes below: the data of the first sync
+        people = [p for p in sandbox.population.people if p.active and p.email]
+        for person in people[: max(1, users // 100)]:
+            sandbox.update_user(person.username, {"title": ["Changed"]})
+        bench.sync("Contoso LDAP", "LDAP re-sync after 1% changed", None)
+        ldap_sync.make_ten_changes(sandbox)
+        bench.sync("Contoso LDAP", "LDAP incremental, 10 changes", None)
+
+
+# -- peers ------------------------------------------------------------------------------------
+# Neither peer pages its searches: bound as the service account, slapd's 500-entry soft size limit
+# stops ldap2pg with "Size limit exceeded" and makes pgldapsync create 500 roles without a word.
+# They bind as the root DN, which the limit does not apply to. PostgreSQL roles belong to the
+# cluster, which may be shared, not to the database: every role a peer creates is marked (ldap2pg
+# comments it, pgldapsync grants it PEER_MARK), the peers touch no other role, and the marked roles
+# are dropped after the peer's runs. A peer's "changes" are the roles it made.
+PEER_MARK = "accessiq_bench_peer"
+PEER_ROLES = (
+    f"SELECT rolname FROM pg_roles WHERE shobj_description(oid, 'pg_authid') = '{PEER_MARK}' OR oid IN "
+    f"(SELECT member FROM pg_auth_members WHERE roleid = (SELECT oid FROM pg_roles WHERE rolname = '{PEER_MARK}'))"
+)
+
+
+def _ldap2pg_config(sandbox: SlapdSandbox, url: str) -> str:
+    """Users as login roles, groupOfNames groups as group roles with their user members (ldap2pg 5 YAML).
+
+    Marked by comment, not by a parent role: ldap2pg resolves memberships with list scans, so one
+    parent of every role would make its runs quadratic.
+    """
+    config = {
+        "ldap": {"uri": sandbox.url, "binddn": sandbox.admin_dn, "password": sandbox.admin_password},
+        "postgres": {
+            "dsn": url,
+            "databases_query": [url.rsplit("/", 1)[1]],
+            "managed_roles_query": PEER_ROLES,
+        },
+        "sync_map": [
+            {
+                "ldapsearch": {"base": f"ou=People,{sandbox.suffix}", "filter": "(objectClass=inetOrgPerson)"},
+                "role": {"name": "{uid}", "options": "LOGIN", "comment": PEER_MARK},
+            },
+            {
+                "ldapsearch": {
+                    "base": f"ou=Groups,{sandbox.suffix}",
+                    "filter": "(objectClass=groupOfNames)",
+                    "on_unexpected_dn": "ignore",  # nested groups: member DNs with no uid
+                },
+                "role": {"name": "{cn}", "options": "NOLOGIN", "members": "{member.uid}", "comment": PEER_MARK},
+            },
+        ],
+    }
+    return json.dumps(config)  # YAML reads JSON
+
+
+def _pgldapsync_config(sandbox: SlapdSandbox, url: str) -> str:
+    """Users as login roles (pgldapsync has no groups), never dropping a role it did not make.
+
+    pgldapsync 1.0.0 grants the role "" when either list of roles to grant is empty: both name PEER_MARK.
+    """
+    return f"""[ldap]
+server_uri = {sandbox.url}
+bind_username = {sandbox.admin_dn}
+bind_password = {sandbox.admin_password}
+search_scope = SUBTREE
+base_dn = ou=People,{sandbox.suffix}
+filter_string = (objectClass=inetOrgPerson)
+username_attribute = uid
+
+[postgres]
+server_connstr = {url}
+
+[general]
+remove_login_roles_from_postgres = false
+roles_to_grant = {PEER_MARK}
+roles_to_grant_with_admin = {PEER_MARK}
+"""
+
+
+PEERS: dict[str, tuple[Callable[[SlapdSandbox, str], str], list[str]]] = {
+    # name: (its configuration, the arguments before the configuration file's path)
+    "ldap2pg": (_ldap2pg_config, ["--real", "--config"]),
+    "pgldapsync": (_pgldapsync_config, []),
+}
+
+
+def peer_runs(bench: Bench, sandbox: SlapdSandbox) -> None:
+    """Each installed peer into a fresh database: a first run and an unchanged re-run, wall time and peak RSS."""
+    for peer, (make_config, arguments) in PEERS.items():
+        executable = shutil.which(peer)
+        if executable is None:
+            continue
+        fresh = _fresh_postgres("accessiq_bench_peer")
+        url = fresh.engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+        fresh.dispose()
+        config = bench.base / f"{peer}.conf"
+        config.touch(mode=0o600)  # ldap2pg refuses a password in a file others may read
+        config.write_text(make_config(sandbox, url))
+        log = bench.base / f"{peer}.log"
+        _drop_peer_roles(url)  # left behind by an interrupted run
+        _sql(url, f'CREATE ROLE "{PEER_MARK}" NOLOGIN')  # the role pgldapsync grants
+        try:
+            for label in ("first sync", "unchanged re-run"):
+                before = _peer_roles(url)
+                with log.open("wb") as out:
+                    elapsed, rss_mb, code = run_measured([executable, *arguments, str(config)], bench.env, out, out)
+                status = _peer_status(code, log.read_text(errors="replace"))
+                bench.record(
+                    Figure(
+                        bench.backend, f"peer {peer} {label}", elapsed, None, rss_mb, status, _peer_roles(url) - before
+                    )
+                )
+                if status != "succeeded":
+                    print(log.read_text(errors="replace")[-2000:], file=sys.stderr)
+        finally:
+            _drop_peer_roles(url)
+
+
+def _peer_status(code: int, log: str) -> str:
+    # pgldapsync exits 0 when roles failed: it makes them all in one transaction, a savepoint and a
+    # GRANT each, and PostgreSQL's lock table (max_locks_per_transaction 64) runs out after about
+    # 12,600 ("out of shared memory"); it says so only in its summary.
+    failed = re.search(r"Errors adding login roles:\s*(\d+)", log)
+    if code == 0 and failed and int(failed[1]):
+        return f"{failed[1]} roles failed"
+    return "succeeded" if code == 0 else f"exit {code}"
+
+
+def _peer_roles(url: str) -> int:
+    return len(_sql(url, PEER_ROLES))
+
+
+def _drop_peer_roles(url: str) -> None:
+    names = [name for (name,) in _sql(url, PEER_ROLES)]
+    for start in range(0, len(names), 1000):
+        _sql(url, "DROP ROLE " + ", ".join(f'"{n}"' for n in names[start : start + 1000]))
+    _sql(url, f'DROP ROLE IF EXISTS "{PEER_MARK}"')
+
+
+def _sql(url: str, statement: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as pg, pg.cursor() as cursor:
+        cursor.execute(statement)
+        return cursor.fetchall() if cursor.description else []
+
+
 def _fresh_postgres(name: str) -> Store:
     admin = open_store(Settings(database_url=POSTGRES, secret_key=Fernet.generate_key().decode()), migrate=False)
     with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -331,7 +534,9 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
-    parser.add_argument("--no-entra", action="store_true", help="only the file snapshot runs")
+    parser.add_argument("--no-entra", action="store_true", help="leave out the Entra ID runs")
+    parser.add_argument("--no-ldap", action="store_true", help="leave out the slapd runs (and the peers)")
+    parser.add_argument("--no-peers", action="store_true", help="leave out ldap2pg and pgldapsync")
     args = parser.parse_args()
     configure_logging("warning")
 
@@ -347,15 +552,24 @@ def main() -> int:
             runners: list[Callable[[Bench, int], None]] = [file_runs]
             if not args.no_entra:
                 runners.append(entra_runs)
+            if not args.no_ldap:
+                runners.append(functools.partial(ldap_runs, peers=not args.no_peers))
             for runner in runners:
                 runner(bench, args.users)
             bench.store.dispose()
             figures += bench.figures
     if args.json:
         args.json.write_text(json.dumps([asdict(f) for f in figures], indent=2))
-    failed = [f for f in figures if f.status not in ("succeeded", "succeeded_with_errors", "answered")]
-    if failed:
-        print(f"FAIL: runs that did not succeed: {[(f.backend, f.run, f.status) for f in failed]}", file=sys.stderr)
+    unfinished = [
+        (f.backend, f.run, f.status)
+        for f in figures
+        if f.status not in ("succeeded", "succeeded_with_errors", "answered")
+    ]
+    # A peer that cannot do the job here is a finding of the comparison, not a failure of ours.
+    if peers := [u for u in unfinished if u[1].startswith("peer ")]:
+        print(f"NOTE: peer runs that did not finish: {peers}", file=sys.stderr)
+    if failed := [u for u in unfinished if not u[1].startswith("peer ")]:
+        print(f"FAIL: runs that did not succeed: {failed}", file=sys.stderr)
         return 1
     return 0
 
