@@ -98,9 +98,7 @@ EXPIRY_MODES = ("syncStateNotFound", "resyncRequired", "location")
 class GraphError(Exception):
     """An error Graph answers with its envelope: `{"error": {"code", "message", "innerError"}}`."""
 
-    def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -291,6 +289,7 @@ class EntraSandbox:
         self._factory = PeopleFactory(self.seed + 104729, self.domain)
         self._factory.reserve(self.population.people)
         self._seq = 0
+        self._entries: tuple[tuple[str, bool, int, int], list[dict[str, Any]]] | None = None
         self._log_seqs: list[int] = []
         self._log: list[tuple[str, str]] = []
         self._objects: dict[str, _Object] = {}
@@ -421,21 +420,14 @@ class EntraSandbox:
                 ),
                 None,
             )
-        if (
-            obj is None
-            or obj.kind != kind
-            or (obj.state != "active" and not include_deleted)
-            or obj.state == "gone"
-        ):
+        if obj is None or obj.kind != kind or (obj.state != "active" and not include_deleted) or obj.state == "gone":
             raise KeyError(f"no {kind} {ref!r}")
         return obj
 
     def _groups_of(self, member_id: str) -> list[_Object]:
         return [o for o in self._objects.values() if o.kind == "group" and member_id in o.members]
 
-    def add_user(
-        self, props: Mapping[str, Any] | None = None, *, department: str | None = None
-    ) -> dict[str, Any]:
+    def add_user(self, props: Mapping[str, Any] | None = None, *, department: str | None = None) -> dict[str, Any]:
         """Create a user from generated attributes overlaid with `props` (Graph property names)."""
         with self._lock:
             props = dict(props or {})
@@ -547,9 +539,7 @@ class EntraSandbox:
             self._remove(group, permanent)
             return group.id
 
-    def change_members(
-        self, group_ref: str, add: Iterable[str] = (), remove: Iterable[str] = ()
-    ) -> dict[str, Any]:
+    def change_members(self, group_ref: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> dict[str, Any]:
         """Add and remove direct members (users or groups, by id, UPN, mail or group name)."""
         with self._lock:
             group = self._get("group", group_ref)
@@ -583,11 +573,7 @@ class EntraSandbox:
     def snapshot(self) -> dict[str, Any]:
         """The directory as it is now, for tests to compare a sync's result with."""
         with self._lock:
-            users = {
-                o.id: dict(o.props)
-                for o in self._objects.values()
-                if o.kind == "user" and o.state == "active"
-            }
+            users = {o.id: dict(o.props) for o in self._objects.values() if o.kind == "user" and o.state == "active"}
             groups = {
                 o.id: {
                     "displayName": o.props.get("displayName"),
@@ -597,9 +583,7 @@ class EntraSandbox:
                 for o in self._objects.values()
                 if o.kind == "group" and o.state == "active"
             }
-            removed_users = sorted(
-                o.id for o in self._objects.values() if o.kind == "user" and o.state != "active"
-            )
+            removed_users = sorted(o.id for o in self._objects.values() if o.kind == "user" and o.state != "active")
             return {"users": users, "groups": groups, "removed_users": removed_users}
 
     # ---------------------------------------------------------- faults and clock
@@ -715,9 +699,7 @@ class EntraSandbox:
                 rnd = self._open_round(params["$skiptoken"], kind, "skip", base)
             elif params.get("$deltatoken") and params["$deltatoken"] != "latest":
                 prev = self._open_round(params["$deltatoken"], kind, "delta", base)
-                rnd = replace(
-                    prev, initial=False, upto=self._seq, issued=self.now(), after="", moff=0, page=0
-                )
+                rnd = replace(prev, initial=False, upto=self._seq, issued=self.now(), after="", moff=0, page=0)
             else:
                 select, ids = _delta_options(kind, params)
                 rnd = _Round(
@@ -746,9 +728,7 @@ class EntraSandbox:
             if nxt is not None:
                 body["@odata.nextLink"] = f"{base}/v1.0/{kind}/delta?$skiptoken={self._round_token(nxt)}"
             else:
-                done = replace(
-                    rnd, initial=False, since=rnd.upto, after="", moff=0, page=0, issued=self.now()
-                )
+                done = replace(rnd, initial=False, since=rnd.upto, after="", moff=0, page=0, issued=self.now())
                 body["@odata.deltaLink"] = f"{base}/v1.0/{kind}/delta?$deltatoken={self._round_token(done)}"
             body["value"] = value
             self.served[kind] += sum(1 for item in value if "@removed" not in item)
@@ -839,10 +819,17 @@ class EntraSandbox:
         return value, replace(nxt, after=chunk[-1])
 
     def _member_entries(self, group: _Object, rnd: _Round) -> list[dict[str, Any]]:
+        """The group's member entries of this round; a big group's pages share one list (every
+        write moves `_seq`, so a list is never served after a change it does not show)."""
+        key = (group.id, rnd.initial, rnd.since, self._seq)
+        cached = self._entries
+        if cached is None or cached[0] != key:
+            cached = self._entries = (key, self._make_member_entries(group, rnd))
+        return cached[1]
+
+    def _make_member_entries(self, group: _Object, rnd: _Round) -> list[dict[str, Any]]:
         if rnd.initial:
-            return [
-                {"@odata.type": f"#microsoft.graph.{t}", "id": m} for m, t in sorted(group.members.items())
-            ]
+            return [{"@odata.type": f"#microsoft.graph.{t}", "id": m} for m, t in sorted(group.members.items())]
         entries = []
         for member_id in sorted(group.member_seq):
             if group.member_seq[member_id] <= rnd.since:
@@ -886,9 +873,7 @@ class EntraSandbox:
                 value.append(_removed_item(gid, obj))
                 index, first_member, budget = index + 1, 0, budget - 1
                 continue
-            item: dict[str, Any] = (
-                self._render(obj, rnd.select, delta=True) if first_member == 0 else {"id": gid}
-            )
+            item: dict[str, Any] = self._render(obj, rnd.select, delta=True) if first_member == 0 else {"id": gid}
             if not rnd.members:
                 value.append(item)
                 index, budget = index + 1, budget - 1
@@ -939,12 +924,7 @@ class EntraSandbox:
                         f"Query option '{unsupported}' is not supported on this resource.",
                     )
             eventual = headers.get("consistencylevel", "").lower() == "eventual"
-            advanced = (
-                "$search" in params
-                or params.get("$count") == "true"
-                or cast is not None
-                or "$orderby" in params
-            )
+            advanced = "$search" in params or params.get("$count") == "true" or cast is not None or "$orderby" in params
             if advanced and not eventual:
                 if "$search" in params:
                     raise GraphError(
@@ -1157,8 +1137,7 @@ class EntraSandbox:
                 401,
                 "invalid_client",
                 7000218,
-                "The request body must contain the following parameter: 'client_assertion' or "
-                "'client_secret'.",
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
             )
         if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
             raise AADError(400, "invalid_request", 50027, "Invalid client_assertion_type.")
@@ -1168,9 +1147,7 @@ class EntraSandbox:
             claims = json.loads(_unb64(claims_b64))
             signature = _unb64(sig_b64)
         except ValueError:
-            raise AADError(
-                401, "invalid_client", 50027, "Client assertion is not a well-formed JWT."
-            ) from None
+            raise AADError(401, "invalid_client", 50027, "Client assertion is not a well-formed JWT.") from None
         thumbprint = str(header.get("x5t#S256") or header.get("x5t") or "")
         # Clients differ on padding and alphabet; the digest is what counts.
         cert = app.certificates.get(thumbprint.rstrip("=").replace("+", "-").replace("/", "_"))
@@ -1197,9 +1174,7 @@ class EntraSandbox:
             )
             key.verify(signature, signed, pad, hashes.SHA256())
         except InvalidSignature:
-            raise AADError(
-                401, "invalid_client", 700027, "Client assertion contains an invalid signature."
-            ) from None
+            raise AADError(401, "invalid_client", 700027, "Client assertion contains an invalid signature.") from None
         audience = urlsplit(str(claims.get("aud", "")))
         expected = urlsplit(token_url)
         if (audience.netloc, audience.path) != (expected.netloc, expected.path):
@@ -1217,9 +1192,7 @@ class EntraSandbox:
                 "Client assertion application identifier doesn't match 'client_id' parameter.",
             )
         if float(claims.get("exp", 0)) < self.now():
-            raise AADError(
-                401, "invalid_client", 700024, "Client assertion is not within its valid time range."
-            )
+            raise AADError(401, "invalid_client", 700024, "Client assertion is not within its valid time range.")
 
     def _jwt(self, claims: dict[str, Any]) -> str:
         head = _b64(json.dumps({"typ": "JWT", "alg": "HS256", "kid": "sandbox"}).encode())
@@ -1229,11 +1202,7 @@ class EntraSandbox:
 
     def authorize(self, authorization: str | None) -> dict[str, Any]:
         """The claims of a valid bearer token, or the 401 Graph gives for a bad one."""
-        if (
-            not authorization
-            or not authorization.lower().startswith("bearer ")
-            or not authorization[7:].strip()
-        ):
+        if not authorization or not authorization.lower().startswith("bearer ") or not authorization[7:].strip():
             raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
         token = authorization[7:].strip()
         try:
@@ -1252,9 +1221,7 @@ class EntraSandbox:
             if claims.get("exp", 0) < self.now() or claims.get("xms_gen", 0) < self._token_generation.get(
                 claims["appid"], 0
             ):
-                raise GraphError(
-                    401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired."
-                )
+                raise GraphError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
         return claims
 
     def charge(self, claims: Mapping[str, Any], cost: int) -> None:
@@ -1275,9 +1242,7 @@ class EntraSandbox:
                     "Too many requests.",
                     {
                         "Retry-After": str(wait),
-                        "x-ms-throttle-scope": (
-                            f"Tenant_Application/Read/{claims.get('appid')}/{self.tenant_id}"
-                        ),
+                        "x-ms-throttle-scope": (f"Tenant_Application/Read/{claims.get('appid')}/{self.tenant_id}"),
                         "x-ms-throttle-information": "ResourceUnitLimitExceeded",
                     },
                 )
@@ -1303,9 +1268,7 @@ def _user_props(person: Person) -> dict[str, Any]:
         "employeeId": person.employee_id,
         "employeeType": "Employee",
         "givenName": person.given_name,
-        "identities": [
-            {"signInType": "userPrincipalName", "issuer": person.domain, "issuerAssignedId": login}
-        ],
+        "identities": [{"signInType": "userPrincipalName", "issuer": person.domain, "issuerAssignedId": login}],
         "jobTitle": person.job_title,
         "mail": person.email,
         "mailNickname": person.username,
@@ -1380,9 +1343,7 @@ def _parse_top(raw: str | None, default: int) -> int:
 _ID_EQ = re.compile(r"^\s*id\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
 
 
-def _delta_options(
-    kind: str, params: Mapping[str, str]
-) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+def _delta_options(kind: str, params: Mapping[str, str]) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
     for option in ("$top", "$orderby", "$expand", "$search", "$count"):
         if option in params:
             raise GraphError(
@@ -1441,9 +1402,7 @@ def _clause_test(match: re.Match[str]) -> Any:
             literal = raw[1:-1].replace("''", "'")
         if isinstance(literal, str):
             return lambda obj: (
-                str(obj.props.get(prop) or "").lower() == literal.lower()
-                if prop != "id"
-                else obj.id == literal
+                str(obj.props.get(prop) or "").lower() == literal.lower() if prop != "id" else obj.id == literal
             )
         return lambda obj: obj.props.get(prop) == literal
     prop, prefix = match.group("sprop"), match.group("prefix").replace("''", "'").lower()
@@ -1455,17 +1414,11 @@ def _search(objects: list[_Object], expression: str) -> list[_Object]:
     if not match:
         raise GraphError(400, "Request_UnsupportedQuery", 'Invalid $search; use "property:text".')
     prop, text = match.group(1), match.group(2).lower()
-    return [
-        o
-        for o in objects
-        if any(word.startswith(text) for word in str(o.props.get(prop) or "").lower().split())
-    ]
+    return [o for o in objects if any(word.startswith(text) for word in str(o.props.get(prop) or "").lower().split())]
 
 
 def _options_digest(raw_query: str) -> str:
-    kept = sorted(
-        p for p in raw_query.split("&") if p and not p.lower().startswith(("$skiptoken=", "%24skiptoken="))
-    )
+    kept = sorted(p for p in raw_query.split("&") if p and not p.lower().startswith(("$skiptoken=", "%24skiptoken=")))
     return hashlib.sha256("&".join(kept).encode()).hexdigest()[:16]
 
 
@@ -1493,8 +1446,7 @@ def _expired(mode: str, status: int, code_case: str, location: str = "") -> Grap
     return GraphError(
         status,
         "SyncStateNotFound" if pascal else "syncStateNotFound",
-        "The sync state generation is not found. The delta token is expired and data must be "
-        "synchronized again.",
+        "The sync state generation is not found. The delta token is expired and data must be synchronized again.",
     )
 
 
@@ -1780,9 +1732,7 @@ def create_app(sandbox: EntraSandbox) -> FastAPI:
         kind = parts[0]
         needed = USER_READ_ROLES if kind == "users" else GROUP_READ_ROLES
         if not roles & needed:
-            raise GraphError(
-                403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
-            )
+            raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
         if len(parts) == 1:
             return sandbox.list_objects(kind, params, headers, base, request.url.query, request.url.path)
         if parts[1] == "delta" and len(parts) == 2:
@@ -1803,10 +1753,7 @@ def create_app(sandbox: EntraSandbox) -> FastAPI:
                 if parts[3] not in ("microsoft.graph.user", "microsoft.graph.group"):
                     raise GraphError(400, "Request_UnsupportedQuery", f"Unsupported cast '{parts[3]}'.")
                 cast = parts[3].rsplit(".", 1)[1]
-                if (
-                    params.get("$count") != "true"
-                    or headers.get("consistencylevel", "").lower() != "eventual"
-                ):
+                if params.get("$count") != "true" or headers.get("consistencylevel", "").lower() != "eventual":
                     raise GraphError(
                         400,
                         "Request_UnsupportedQuery",
@@ -1912,9 +1859,7 @@ def _admin_routes(app: FastAPI, sandbox: EntraSandbox) -> None:
         try:
             body = await body_of(request)
             return JSONResponse(
-                sandbox.add_group(
-                    str(body["displayName"]), description=body.get("description"), mail=body.get("mail")
-                ),
+                sandbox.add_group(str(body["displayName"]), description=body.get("description"), mail=body.get("mail")),
                 status_code=201,
             )
         except (KeyError, ValueError) as exc:
@@ -1930,9 +1875,7 @@ def _admin_routes(app: FastAPI, sandbox: EntraSandbox) -> None:
     @app.delete("/_admin/groups/{ref}")
     async def delete_group(ref: str, permanent: bool = True) -> JSONResponse:
         try:
-            return JSONResponse(
-                {"id": sandbox.delete_group(ref, permanent=permanent), "permanent": permanent}
-            )
+            return JSONResponse({"id": sandbox.delete_group(ref, permanent=permanent), "permanent": permanent})
         except KeyError as exc:
             return fail(exc)
 
