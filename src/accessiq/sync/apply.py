@@ -36,6 +36,7 @@ _CHUNK = 500
 _LOG_SLICE = 5000
 _RETAINED = "left the directory or its scope; deactivation is ignore"
 _ANALYZE_AFTER = 1000
+_ALL_IDS_FROM = 5000  # a plan naming more users or groups than this reads all of the directory's ids
 _BULK_TABLES = ("users", "groups", "group_memberships", "organization_memberships", "source_objects")
 
 
@@ -194,24 +195,36 @@ class _Applier:
         self.session = session
         self.directory_id = directory_id
         self.now = now
+        self.users_named: set[str] = set()
+        self.groups_named: set[str] = set()
 
     @cached_property
     def user_ids(self) -> dict[str, int]:
-        return self._ids(User)
+        return self._ids(User, self.users_named)
 
     @cached_property
     def group_ids(self) -> dict[str, int]:
-        return self._ids(Group)
+        return self._ids(Group, self.groups_named)
 
-    def _ids(self, table: type[User] | type[Group]) -> dict[str, int]:
-        """external id -> row id of this directory's users or groups."""
+    def _ids(self, table: type[User] | type[Group], named: set[str]) -> dict[str, int]:
+        """external id -> row id of the directory's users or groups the plan names: all of them
+        in one scan when it names many, else just those (an incremental run's few)."""
         query = select(table.external_id, table.id).where(table.directory_id == self.directory_id)
-        return {str(ext): row_id for ext, row_id in self.session.execute(query)}
+        if len(named) > _ALL_IDS_FROM:
+            return {str(ext): row_id for ext, row_id in self.session.execute(query)}
+        ids: dict[str, int] = {}
+        for chunk in _chunks(sorted(named)):
+            ids.update(
+                (str(ext), row_id) for ext, row_id in self.session.execute(query.where(table.external_id.in_(chunk)))
+            )
+        return ids
 
     def _insert(self, model: type[Base], rows: list[dict[str, Any]], same: dict[str, Any] | None = None) -> None:
         _insert_rows(self.session, model, rows, same)
 
     def run(self, operations: list[Operation]) -> None:
+        self.users_named = {op.external_id for op in operations if op.object != "group" and op.external_id}
+        self.groups_named = {op.detail["key"][0] for op in operations if op.object == "group_membership"}
         steps: dict[tuple[str, str], list[Operation]] = defaultdict(list)
         order: list[tuple[str, str]] = []
         for op in operations:
