@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accessiq.sync.planner import StoredGroup, _in_order, plan_sync
+from accessiq.sync.planner import Plan, StoredGroup, _in_order, plan_sync
 
 from .planner_kit import (
     DIRECTORY,
@@ -489,3 +490,11 @@ def test_memberships_are_planned_in_the_order_every_step_is_sorted_by(
     )
     plan = plan_sync(snapshot, current, context())
     assert plan.operations == _in_order(list(reversed(plan.operations)))
+
+
+def test_a_membership_change_reads_and_stores_as_its_dict() -> None:
+    plan = plan_sync(source(user("ann"), group("g1", "Eng", users=("ann",))), state(), context())
+    (op,) = plan.of("group_membership", "add")
+    detail = {"key": ["g1", "ann"], "group": "Eng", "user": "ann@example.com"}
+    assert op.detail == detail and dict(op.detail) == detail and len(op.detail) == 3
+    assert Plan.from_json(json.loads(json.dumps(plan.to_json()))).operations == plan.operations
