@@ -46,11 +46,16 @@ def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
 
 
 def _insert_rows(
-    session: Session, model: type[Base], rows: list[dict[str, Any]], same: dict[str, Any] | None = None
+    session: Session,
+    model: type[Base],
+    rows: list[dict[str, Any]] | list[tuple[Any, ...]],
+    same: dict[str, Any] | None = None,
+    columns: tuple[str, ...] | None = None,
 ) -> None:
     """Straight to the driver (executemany on SQLite, COPY on PostgreSQL); `same` holds what every
-    row shares. Nothing is read back: callers read ids back in one query if needed."""
-    insert_many(session, Base.metadata.tables[model.__tablename__], rows, same)
+    row shares; with `columns`, rows are tuples of those. Nothing is read back: callers read ids
+    back in one query if needed."""
+    insert_many(session, Base.metadata.tables[model.__tablename__], rows, same, columns=columns)
 
 
 # (kind, external id, data): a mirror record to store, or with None to delete.
@@ -328,8 +333,8 @@ class _Applier:
 
     def _group_membership_add(self, ops: list[Operation]) -> None:
         groups, users = self.group_ids, self.user_ids
-        rows = [{"group_id": groups[g], "user_id": users[u]} for g, u in (op.detail["key"] for op in ops)]
-        self._insert(GroupMembership, rows)
+        rows = [(groups[g], users[u]) for g, u in (op.detail["key"] for op in ops)]
+        _insert_rows(self.session, GroupMembership, rows, columns=("group_id", "user_id"))
 
     def _group_membership_remove(self, ops: list[Operation]) -> None:
         statement = delete(GroupMembership).where(
@@ -339,12 +344,12 @@ class _Applier:
         self.session.connection().execute(statement, rows)
 
     def _org_membership_grant(self, ops: list[Operation]) -> None:
+        users = self.user_ids
         rows = [
-            {"organization_id": org, "user_id": self.user_ids[user], "origin": origin, "role_id": op.detail["role_id"]}
-            for op in ops
-            for org, user, origin in [op.detail["key"]]
+            (org, users[user], origin, op.detail["role_id"]) for op in ops for org, user, origin in [op.detail["key"]]
         ]
-        self._insert(OrganizationMembership, rows, {"created_at": self.now})
+        columns = ("organization_id", "user_id", "origin", "role_id")
+        _insert_rows(self.session, OrganizationMembership, rows, {"created_at": self.now}, columns)
 
     def _org_membership_statement(self, ops: list[Operation], role: bool) -> None:
         condition = and_(
@@ -378,10 +383,9 @@ def record_log(session: Session, run_id: int, plan: Plan) -> None:
     """
     retain = Operation("user", "retain", None, "", {"reason": _RETAINED})
     entries = itertools.chain(plan.operations, (retain._replace(external_id=ext, label=ext) for ext in plan.retained))
-    table = Base.metadata.tables[RunChange.__tablename__]
     for start, batch in _slices(entries, _LOG_SLICE):
         rows = [(seq, op[0], op[1], op[2], op[3][:500], _log_detail(op)) for seq, op in enumerate(batch, start)]
-        insert_many(session, table, rows, {"run_id": run_id}, columns=_LOG_COLUMNS)
+        _insert_rows(session, RunChange, rows, {"run_id": run_id}, _LOG_COLUMNS)
     errors = [
         {"run_id": run_id, "object": issue.object, "external_id": issue.external_id, "message": issue.message}
         for issue in plan.errors
