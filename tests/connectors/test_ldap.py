@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from ldap.dn import str2dn
 
 from accessiq.connectors import connector_class
 from accessiq.connectors.base import GroupUpserted, ReadStarted, UserUpserted
 from accessiq.connectors.ldap import LdapConnector
+from accessiq.connectors.ldap_entries import normalize_dn, parsed_normal_dn
 from accessiq.connectors.ldap_settings import LdapConnection
 from accessiq.errors import (
     AuthenticationError,
@@ -285,3 +288,15 @@ def test_a_changed_scope_reads_everything_again(big: LdapKit) -> None:
     events = list(big.connector(user_base_dns=[f"ou=Sales,ou=People,{SUFFIX}"]).read(cursor))
     assert isinstance(events[0], ReadStarted) and events[0].full and "settings changed" in (events[0].note or "")
     assert any(isinstance(e, GroupUpserted) for e in events)
+
+
+_attribute = st.sampled_from(["uid", "CN", "ou", "OU", "dc", "DC", "o", "sAMAccountName", "x-y"])
+_value = st.text(alphabet="aAzZ09._@- #+,=\\\"éß", min_size=1, max_size=12)
+
+
+@given(st.lists(st.tuples(_attribute, _value), min_size=1, max_size=5), st.sampled_from([",", ", ", " ,"]))
+def test_a_dn_has_one_spelling_whichever_way_it_is_normalized(rdns: list[tuple[str, str]], comma: str) -> None:
+    """Plain DNs take a fast path (their lowercase); it spells them as parsing them would."""
+    dn = comma.join(f"{attribute}={value}" for attribute, value in rdns)
+    assert normalize_dn(dn) == parsed_normal_dn(dn)
+    assert normalize_dn("UID=JDoe,OU=People,DC=Example,DC=org") == "uid=jdoe,ou=people,dc=example,dc=org"

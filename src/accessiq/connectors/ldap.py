@@ -42,6 +42,7 @@ from accessiq.connectors.ldap_entries import (
     SyncAnswer,
     and_filters,
     entry_digest,
+    first_rdn,
     first_text,
     get_values,
     is_stale,
@@ -94,6 +95,8 @@ log = structlog.get_logger(__name__)
 _OWN_OPERATIONAL = frozenset(("entryuuid", "modifytimestamp", "entrycsn", "usnchanged", "objectguid"))
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 _CURSOR_VERSION = 1
+# Members of changed groups looked up by name in an incremental read; more read every user's id.
+_NAMED_MEMBERS = 2000
 _UUID_BATCH = 200
 # A search the server or the connection broke off is tried this many times, waiting base * 2**n seconds between.
 _RETRY_ATTEMPTS = 4
@@ -107,6 +110,8 @@ class _Interrupted(Exception):
     def __init__(self, cause: Exception) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
 Entry = tuple[str, dict[str, list[bytes]]]
 
 
@@ -133,6 +138,14 @@ class _Identities:
     by_uid: dict[str, str] = field(default_factory=dict)
     group_by_rid: dict[int, str] = field(default_factory=dict)
     primary: dict[str, str] = field(default_factory=dict)  # AD user id -> primaryGroupID
+
+
+def _member_values(entry: Mapping[str, list[bytes]]) -> Iterator[str]:
+    """The DNs a group's member and uniqueMember values name."""
+    for attribute in ("member", "uniqueMember"):
+        for raw in get_values(entry, attribute):
+            value = raw.decode("utf-8", "replace")
+            yield re.sub(r"#'[01]*'B$", "", value) if attribute == "uniqueMember" else value  # nameAndOptionalUID
 
 
 class _FullReloadNeeded(Exception):
@@ -443,6 +456,36 @@ class LdapConnector(Connector):
             self._remember_user(known, dn, entry)
         return known
 
+    def _member_identities(self, groups: list[tuple[str, str, dict[str, list[bytes]]]]) -> _Identities:
+        """Who the members of these changed groups are: up to `_NAMED_MEMBERS` of them looked up by
+        the first RDN of their DN, their uid or their primary group (attributes every directory
+        indexes), more by the light search of every user."""
+        from ldap.filter import escape_filter_chars
+
+        conditions: set[str] = set()
+        for _, _, entry in groups:
+            for value in _member_values(entry):
+                rdn = first_rdn(value)
+                if rdn is not None:
+                    conditions.add(f"({rdn[0]}={escape_filter_chars(rdn[1])})")
+            for raw in get_values(entry, "memberUid"):
+                conditions.add(f"(uid={escape_filter_chars(raw.decode('utf-8', 'replace'))})")
+            sid = get_values(entry, "objectSid")
+            rid = ad.sid_rid(sid[0]) if sid else None
+            if rid is not None:
+                conditions.add(f"(primaryGroupID={rid})")
+        if len(conditions) > _NAMED_MEMBERS:
+            return self._identities()
+        known = _Identities()
+        attributes = [self.settings.id_attribute, "uid", "primaryGroupID"]
+        ordered = sorted(conditions)
+        for base in self.settings.user_bases:
+            for start in range(0, len(ordered), _UUID_BATCH):
+                wanted = and_filters(self.settings.users_filter, or_filters(*ordered[start : start + _UUID_BATCH]))
+                for dn, entry in self._search(base, wanted, attributes, during=f"search group members in {base}"):
+                    self._remember_user(known, dn, entry)
+        return known
+
     def _users_light(self) -> Iterator[Entry]:
         attributes = [self.settings.id_attribute, "uid", "primaryGroupID"]
         for base in self.settings.user_bases:
@@ -477,14 +520,10 @@ class LdapConnector(Connector):
         entry = self._complete(dn, entry)
         users: set[str] = set()
         groups: set[str] = set()
-        for attribute in ("member", "uniqueMember"):
-            for raw in get_values(entry, attribute):
-                value = raw.decode("utf-8", "replace")
-                if attribute == "uniqueMember":
-                    value = re.sub(r"#'[01]*'B$", "", value)  # nameAndOptionalUID
-                kind_id = known.by_dn.get(normalize_dn(value))
-                if kind_id is not None:
-                    (users if kind_id[0] == "user" else groups).add(kind_id[1])
+        for value in _member_values(entry):
+            kind_id = known.by_dn.get(normalize_dn(value))
+            if kind_id is not None:
+                (users if kind_id[0] == "user" else groups).add(kind_id[1])
         for raw in get_values(entry, "memberUid"):
             user_id = known.by_uid.get(raw.decode("utf-8", "replace").lower())
             if user_id is not None:
@@ -730,7 +769,8 @@ class LdapConnector(Connector):
         cursor: dict[str, Any],
         note: str | None = None,
     ) -> Iterator[SourceEvent]:
-        known = self._identities() if groups else _Identities()
+        groups = [(i, dn, self._complete(dn, entry)) for i, dn, entry in groups]
+        known = self._member_identities(groups) if groups else _Identities()
         if groups:
             self._remember_groups(known, list(self._search_groups_light()))
         events: list[SourceEvent] = [ReadStarted(full=False, note=note)]

@@ -123,14 +123,38 @@ def or_filters(*filters: str) -> str:
     return "(|" + "".join(filters) + ")"
 
 
+# A DN whose canonical spelling is its lowercase: plain ASCII attribute types and values, no
+# escapes, no spaces around separators. Most DNs are; a directory read normalizes every member DN.
+_SIMPLE_RDN = r"[A-Za-z][A-Za-z0-9-]*=[A-Za-z0-9._@-]+(?: [A-Za-z0-9._@-]+)*"
+_SIMPLE_DN = re.compile(rf"{_SIMPLE_RDN}(?:,{_SIMPLE_RDN})*")
+
+
 def normalize_dn(dn: str) -> str:
     """A DN in one spelling: attribute types and values case-folded, spacing and escaping canonical."""
+    if _SIMPLE_DN.fullmatch(dn):
+        return dn.lower()
+    return parsed_normal_dn(dn)
+
+
+def parsed_normal_dn(dn: str) -> str:
+    """`normalize_dn` by parsing the DN (python-ldap's str2dn and dn2str), whatever its spelling."""
     try:
         import ldap.dn
 
         return ldap.dn.dn2str([[(t.lower(), v.casefold(), f) for t, v, f in rdn] for rdn in ldap.dn.str2dn(dn)])
     except Exception:  # an unparsable member value: compare it as text
         return ",".join(p.strip() for p in dn.split(",")).casefold()
+
+
+def first_rdn(dn: str) -> tuple[str, str] | None:
+    """The attribute type and value of a DN's first RDN (its first one, when multi-valued)."""
+    try:
+        import ldap.dn
+
+        attribute, value, _ = ldap.dn.str2dn(dn)[0][0]
+        return str(attribute), str(value)
+    except Exception:  # not a DN
+        return None
 
 
 def rdn_value(dn: str) -> str:
