@@ -227,3 +227,18 @@ def test_a_bind_account_that_reads_no_groups_is_held_not_applied(sqlite_store: S
     )
     with store.read() as session:
         assert len(load_mirror(session, directory, kind="group")) == 30
+
+
+def test_more_changes_than_the_soft_size_limit_stay_incremental(sqlite_store: Store) -> None:
+    """slapd gives the service account 500 entries a search (its soft limit); a syncrepl refresh
+    cannot page, so it asks for more, up to the hard limit, rather than reading everything."""
+    with slapd(users=700, groups=10, seed=7) as kit:
+        directory = connect(sqlite_store, kit)
+        sync(sqlite_store, directory)
+        people = [p for p in kit.sandbox.population.people if p.email and p.active]
+        assert len(people) > 600
+        for person in people[:600]:
+            kit.sandbox.update_user(person.username, {"title": ["Busy Day"]})
+        run = sync(sqlite_store, directory)
+        assert run["mode"] == "incremental" and run["counts"]["users_updated"] == 600, run
+        assert not any("read everything again" in note for note in run["notes"]), run["notes"]

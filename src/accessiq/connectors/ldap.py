@@ -97,6 +97,7 @@ _ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 _CURSOR_VERSION = 1
 # Members of changed groups looked up by name in an incremental read; more read every user's id.
 _NAMED_MEMBERS = 2000
+_SYNC_SIZE_LIMIT = 1_000_000  # entries a syncrepl refresh may name; the server's hard limit still holds
 _UUID_BATCH = 200
 # A search the server or the connection broke off is tried this many times, waiting base * 2**n seconds between.
 _RETRY_ATTEMPTS = 4
@@ -815,6 +816,9 @@ class LdapConnector(Connector):
                 filterstr,
                 ["1.1"],
                 serverctrls=[SyncRequestControl(cookie=cookie or None, mode="refreshOnly")],
+                # Ids only, and syncrepl cannot page: ask past the soft size limit (500 on many
+                # servers), up to the hard one, so that a busy day's changes stay incremental.
+                sizelimit=_SYNC_SIZE_LIMIT,
             )
             while True:
                 kind, messages, _, controls, _, _ = self.conn.result4(msgid, all=0, add_intermediates=1, add_ctrls=1)
