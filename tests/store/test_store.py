@@ -41,6 +41,8 @@ def test_migrations_create_every_table_and_the_ranked_builtin_roles(store: Store
     with store.transaction() as session:
         roles = [(r.name, r.builtin) for r in session.scalars(select(Role).order_by(Role.rank.desc()))]
     assert roles == [("owner", True), ("admin", True), ("member", True), ("viewer", True)]
+    mirror_indexes = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("source_objects")}
+    assert mirror_indexes["ix_source_objects_email_key"] == ["directory_id", "kind", "email_key"]
 
 
 def test_the_schema_head_a_store_is_checked_against_is_the_newest_migration(store: Store) -> None:

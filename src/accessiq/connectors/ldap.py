@@ -96,7 +96,7 @@ _OWN_OPERATIONAL = frozenset(("entryuuid", "modifytimestamp", "entrycsn", "usnch
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 _CURSOR_VERSION = 1
 # Members of changed groups looked up by name in an incremental read; more read every user's id.
-_NAMED_MEMBERS = 2000
+_NAMED_MEMBERS = 10_000
 _SYNC_SIZE_LIMIT = 1_000_000  # entries a syncrepl refresh may name; the server's hard limit still holds
 _UUID_BATCH = 200
 # A search the server or the connection broke off is tried this many times, waiting base * 2**n seconds between.
@@ -458,9 +458,9 @@ class LdapConnector(Connector):
         return known
 
     def _member_identities(self, groups: list[tuple[str, str, dict[str, list[bytes]]]]) -> _Identities:
-        """Who the members of these changed groups are: up to `_NAMED_MEMBERS` of them looked up by
-        the first RDN of their DN, their uid or their primary group (attributes every directory
-        indexes), more by the light search of every user."""
+        """Who the members of these changed groups are: up to `_NAMED_MEMBERS` of them looked up, 200
+        a search, by the first RDN of their DN, their uid or their primary group (attributes every
+        directory indexes); more by the light search of every user."""
         from ldap.filter import escape_filter_chars
 
         conditions: set[str] = set()

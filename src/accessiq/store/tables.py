@@ -195,6 +195,7 @@ class SourceObject(Base):
     """The mirror of the source as of the last applied run; incremental reads update it."""
 
     __tablename__ = "source_objects"
+    __table_args__ = (Index("ix_source_objects_email_key", "directory_id", "kind", "email_key"),)
 
     directory_id: Mapped[int] = mapped_column(
         ForeignKey("directories.id", ondelete="CASCADE"), primary_key=True
