@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from accessiq.services import directories as dirs
-from accessiq.services import identity, runs
+from accessiq.services import identity
 from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
 
 from ..conftest import statements
+from ..runs_kit import sync
 from .graph_kit import GraphKit, fresh_kit, graph_server
 
 
@@ -53,15 +54,6 @@ def connect(store: Store, graph: GraphKit, **connection: Any) -> int:
             session, store.secrets, validate_document(document), policy=InputPolicy.operator()
         )
         return directory.id
-
-
-def sync(store: Store, directory_id: int, *, full: bool = False) -> dict[str, Any]:
-    with store.transaction() as session:
-        run, _ = runs.request_sync(session, session.get_one(Directory, directory_id), full=full)
-        run_id = run.id
-    runs.run_now(store, run_id)
-    with store.transaction() as session:
-        return runs.run_json(session, runs.get_run(session, run_id))
 
 
 def test_a_full_sync_then_an_incremental_sync_of_ten_changes(sqlite_store: Store, graph: GraphKit) -> None:

@@ -23,6 +23,7 @@ from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
 from accessiq.sync.state import load_cursor, load_mirror
 
+from ..runs_kit import sync
 from .ldap_kit import LdapKit, slapd
 
 # Counts that are not changes: what a run looked at, and the known errors.
@@ -58,15 +59,6 @@ def connect(store: Store, kit: LdapKit, settings: dict[str, Any] | None = None, 
             session, store.secrets, validate_document(document), policy=InputPolicy.operator()
         )
         return directory.id
-
-
-def sync(store: Store, directory_id: int, *, full: bool = False) -> dict[str, Any]:
-    with store.transaction() as session:
-        run, _ = runs.request_sync(session, session.get_one(Directory, directory_id), full=full)
-        run_id = run.id
-    runs.run_now(store, run_id)
-    with store.transaction() as session:
-        return runs.run_json(session, runs.get_run(session, run_id))
 
 
 def incremental_changes(store: Store, directory_id: int, status: str = "succeeded") -> dict[str, int]:

@@ -14,9 +14,10 @@ from accessiq.store.database import open_store
 from accessiq.sync.document import validate_document
 
 from ..conftest import TEST_KEY
+from ..runs_kit import sync
 from .ledger import LEDGER
 from .rigs import FaultCase
-from .store_state import Difference, compare, copy_store, read_state, sync
+from .store_state import Difference, compare, copy_store, read_state
 
 APPLIED = ("succeeded", "succeeded_with_errors")
 

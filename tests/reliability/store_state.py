@@ -11,11 +11,9 @@ from typing import Any
 from sqlalchemy import select
 
 from accessiq.config import Settings
-from accessiq.services import runs
 from accessiq.store.database import Store, open_store
 from accessiq.store.tables import (
     Cursor,
-    Directory,
     Group,
     GroupMembership,
     Organization,
@@ -148,13 +146,3 @@ def copy_store(store: Store, data_dir: Path) -> Store:
         source.close()
         target.close()
     return open_store(Settings(data_dir=data_dir, secret_key=TEST_KEY))
-
-
-def sync(store: Store, directory_id: int, *, full: bool = False) -> dict[str, Any]:
-    """Request a run, carry it to its end here, and return it as the API shows it."""
-    with store.transaction() as session:
-        run, _ = runs.request_sync(session, session.get_one(Directory, directory_id), full=full)
-        run_id = run.id
-    runs.run_now(store, run_id)
-    with store.transaction() as session:
-        return runs.run_json(session, runs.get_run(session, run_id))
