@@ -20,8 +20,9 @@ from accessiq.store.database import Store
 from accessiq.sync.document import validate_document
 from accessiq.sync.state import load_mirror
 
+from ..runs_kit import sync
 from .ad_kit import ADMIN, ADMIN_PASSWORD, URL, AdKit
-from .test_ldap_sync import cursor_stays_until_a_run_applies, incremental_changes, sync, users_by_external_id
+from .test_ldap_sync import cursor_stays_until_a_run_applies, incremental_changes, users_by_external_id
 
 pytestmark = pytest.mark.xdist_group("samba-ad")
 
