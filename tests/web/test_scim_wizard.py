@@ -42,6 +42,10 @@ def test_scim_wizard_shows_the_endpoint_and_a_token_once(page: Any, server: Serv
     page.goto(f"/directories/{directory_id}")
     page.locator("#scim-endpoint").wait_for()
     assert "push · incremental" in page.locator("table").last.inner_text()
+    # Nothing to schedule: the identity provider sends the changes.
+    assert "Changes apply as the identity provider sends them" in page.locator("#next-sync").inner_text()
+    assert page.locator("#next-sync a", has_text="Enable the schedule").count() == 0
+    assert "changes pushed by SCIM" in page.locator(".page-head .sub").inner_text()
     shot(page, "scim-dashboard")
     assert server.console_errors == []
 
