@@ -18,11 +18,12 @@ from accessiq.sandbox import SandboxServer
 from accessiq.sandbox.google import USER_READ, GoogleBehaviour, GoogleSandbox
 from accessiq.sandbox.google_app import create_app
 from accessiq.services import directories as dirs
-from accessiq.services import identity, runs
+from accessiq.services import identity
 from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
-from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
+
+from ..runs_kit import sync
 
 BEHAVIOUR = GoogleBehaviour(users_max=50, groups_max=10, members_max=20)
 UNIT = "/Sales"
@@ -86,15 +87,6 @@ def connect(store: Store, google: Google, **settings: Any) -> int:
             session, store.secrets, validate_document(document), policy=InputPolicy.operator()
         )
         return directory.id
-
-
-def sync(store: Store, directory_id: int) -> dict[str, Any]:
-    with store.transaction() as session:
-        run, _ = runs.request_sync(session, session.get_one(Directory, directory_id))
-        run_id = run.id
-    runs.run_now(store, run_id)
-    with store.transaction() as session:
-        return runs.run_json(session, runs.get_run(session, run_id))
 
 
 def users_by_id(store: Store) -> dict[str, dict[str, Any]]:

@@ -14,13 +14,13 @@ import pytest
 
 from accessiq.sandbox.okta import Fault, OktaSandbox
 from accessiq.services import directories as dirs
-from accessiq.services import identity, runs
+from accessiq.services import identity
 from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
-from accessiq.store.tables import Directory
 from accessiq.sync.document import validate_document
 from accessiq.sync.state import load_cursor
 
+from ..runs_kit import sync
 from .okta_kit import OktaKit, fresh_okta, okta_server
 
 
@@ -49,15 +49,6 @@ def connect(store: Store, okta: OktaKit, **connection: Any) -> int:
             session, store.secrets, validate_document(document), policy=InputPolicy.operator()
         )
         return directory.id
-
-
-def sync(store: Store, directory_id: int, *, full: bool = False) -> dict[str, Any]:
-    with store.transaction() as session:
-        run, _ = runs.request_sync(session, session.get_one(Directory, directory_id), full=full)
-        run_id = run.id
-    runs.run_now(store, run_id)
-    with store.transaction() as session:
-        return runs.run_json(session, runs.get_run(session, run_id))
 
 
 def users_by_id(store: Store) -> dict[str, dict[str, Any]]:
