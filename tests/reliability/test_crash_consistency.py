@@ -334,8 +334,9 @@ def _run_row_locked(store: Store, run_id: int) -> bool:
             connection.rollback()
 
 
-def _freeze_while_planning(lab: Lab) -> bool:
-    """One attempt: False when the worker froze too late (its apply had begun writing) to tell anything."""
+def _freeze_while_planning(lab: Lab, delay: float) -> bool:
+    """One attempt, freezing the worker `delay` seconds into its plan: False when it froze too late
+    (its apply had begun writing) to tell anything."""
     lab.backend.restore()
     store = lab.backend.open()
     procs = Processes(lab.env(store), lab.tmp)
@@ -346,8 +347,9 @@ def _freeze_while_planning(lab: Lab) -> bool:
         if lab.backend.dialect == "postgresql":
             # Inside the plan-and-apply transaction: it holds the directory's row lock.
             wait_for(lambda: applying(store, lab.directory_id), 30, "the run to lock its directory", every=0.002)
-        # Into the plan, past the transaction's first look at the run (SQLite plans without its write lock).
-        time.sleep(0.3)
+        # Into the plan, past the transaction's first look at the run if it can (SQLite plans without
+        # its write lock); how long a plan takes depends on the machine, so each attempt freezes sooner.
+        time.sleep(delay)
         sleeper.send_signal(signal.SIGSTOP)
         writing = (
             _run_row_locked(store, run_id) if lab.backend.dialect == "postgresql" else applying(store, lab.directory_id)
@@ -386,7 +388,8 @@ def _freeze_while_planning(lab: Lab) -> bool:
 def test_a_worker_frozen_while_planning_applies_nothing_once_its_run_was_recovered(lab: Lab) -> None:
     """A worker stopped (SIGSTOP) after its read loses its lease; another worker recovers and retries
     the run. When the first wakes it must apply nothing, nor turn the recovered run into a success."""
-    assert any(_freeze_while_planning(lab) for _ in range(3)), "the worker never froze before its apply wrote"
+    froze = any(_freeze_while_planning(lab, delay) for delay in (0.3, 0.1, 0.03, 0.0))
+    assert froze, "the worker never froze before its apply wrote"
 
 
 def _lease_lapsed_now(store: Store, run_id: int) -> bool | None:
