@@ -334,6 +334,12 @@ def _run_row_locked(store: Store, run_id: int) -> bool:
             connection.rollback()
 
 
+def _stopped(pid: int) -> bool:
+    """Whether the process is stopped by a signal (state T in /proc/PID/stat)."""
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state in ("T", "t")
+
+
 def _freeze_while_planning(lab: Lab, delay: float) -> bool:
     """One attempt, freezing the worker `delay` seconds into its plan: False when it froze too late
     (its apply had begun writing) to tell anything."""
@@ -351,11 +357,14 @@ def _freeze_while_planning(lab: Lab, delay: float) -> bool:
         # its write lock); how long a plan takes depends on the machine, so each attempt freezes sooner.
         time.sleep(delay)
         sleeper.send_signal(signal.SIGSTOP)
+        # A signal arrives when the kernel next schedules the process: look only once it has stopped.
+        wait_for(lambda: _stopped(sleeper.pid), 10, "the worker to stop", every=0.001)
         writing = (
             _run_row_locked(store, run_id) if lab.backend.dialect == "postgresql" else applying(store, lab.directory_id)
         )
-        if writing:
-            # Frozen after its apply began writing: nobody may take the run from it then.
+        if writing or _phase(store, lab.directory_id) != "planning":
+            # Frozen after its apply began writing (nobody may take the run from it then), or after
+            # the run ended: too late to tell anything.
             sleeper.send_signal(signal.SIGCONT)
             return False
         time.sleep(LEASE + 0.5)
@@ -388,7 +397,7 @@ def _freeze_while_planning(lab: Lab, delay: float) -> bool:
 def test_a_worker_frozen_while_planning_applies_nothing_once_its_run_was_recovered(lab: Lab) -> None:
     """A worker stopped (SIGSTOP) after its read loses its lease; another worker recovers and retries
     the run. When the first wakes it must apply nothing, nor turn the recovered run into a success."""
-    froze = any(_freeze_while_planning(lab, delay) for delay in (0.3, 0.1, 0.03, 0.0))
+    froze = any(_freeze_while_planning(lab, delay) for delay in (0.05, 0.0, 0.02, 0.1, 0.3))
     assert froze, "the worker never froze before its apply wrote"
 
 
