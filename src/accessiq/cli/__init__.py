@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -118,6 +117,8 @@ def directories_list(as_json: JsonFlag = False) -> None:
 @directories_app.command("show")
 def directories_show(directory: DirectoryArg, as_json: JsonFlag = False) -> None:
     """Show a directory's connection (without secrets), settings and group mappings."""
+    import yaml
+
     with store().read() as session:
         data = dirs.directory_json(session, dirs.get_directory(session, directory))
     if as_json:
@@ -155,6 +156,8 @@ def directories_export(
     fmt: Annotated[str, typer.Option("--format", help="yaml or json")] = "yaml",
 ) -> None:
     """Print the directory as a document that `directories apply` takes back. Inline secrets are left out."""
+    import yaml  # only these two commands write YAML: the others start without it
+
     with store().read() as session:
         data = dirs.export_document(session, dirs.get_directory(session, directory))
     if fmt == "json":

@@ -22,10 +22,10 @@ from typing import Any
 import structlog
 from croniter import croniter
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from accessiq.jobs.queue import active_run, db_now, enqueue_run
+from accessiq.store.bulk import insert_missing
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, DirectorySchedule, SyncRun, utcnow
 from accessiq.sync.settings import SyncSettings, is_cron, parse_interval
@@ -240,14 +240,7 @@ def _reconcile(session: Session, now: datetime) -> None:
 def _insert_schedule(session: Session, directory_id: int) -> None:
     # Two schedulers may meet a new directory at once; the second insert is a no-op.
     values = {"directory_id": directory_id, "schedule_key": "", "updated_at": utcnow()}
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(postgresql.insert(DirectorySchedule).values(values).on_conflict_do_nothing())
-    elif dialect == "sqlite":
-        session.execute(sqlite.insert(DirectorySchedule).values(values).on_conflict_do_nothing())
-    else:  # pragma: no cover - only the two supported backends
-        session.add(DirectorySchedule(**values))
-        session.flush()
+    insert_missing(session, DirectorySchedule, values)
 
 
 def _initial_next(session: Session, directory_id: int, wanted: _Wanted, now: datetime) -> datetime | None:

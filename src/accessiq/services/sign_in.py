@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from accessiq.config import Settings
 from accessiq.errors import AccessIQError
 from accessiq.services.accounts import authenticate, digest
+from accessiq.store.bulk import insert_missing
 from accessiq.store.tables import Administrator, SignInThrottle, utcnow
 
 
@@ -152,5 +152,4 @@ def _begin_attempt(session: Session, email: str, address: str | None, limits: Li
 def _insert_missing(session: Session, keys: list[str], now: datetime) -> None:
     # Two processes may meet a new key at once; the second insert is a no-op (then both lock the row).
     values = [{"key": key, "failures": 0, "window_started_at": now, "expires_at": now} for key in keys]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(SignInThrottle).values(values).on_conflict_do_nothing())
+    insert_missing(session, SignInThrottle, values)

@@ -1,4 +1,5 @@
-"""Bulk writes for the sync's hot path: many rows into one table, inside the caller's transaction.
+"""Writes beside the ORM: many rows into one table for the sync's hot path (inside the caller's
+transaction), and inserts that leave a row someone else inserted first alone.
 
 SQLAlchemy Core's executemany costs tens of microseconds of Python per row in statement and
 parameter handling; a first sync of 100,000 users writes well over a million rows. Here the rows
@@ -71,6 +72,16 @@ def insert_many(
         raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error) from exc
     finally:
         cursor.close()
+
+
+def insert_missing(session: Session, model: type[Any], values: list[dict[str, Any]] | dict[str, Any]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on either backend: two processes may meet a new row at
+    once, and the second insert is a no-op."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    session.execute(insert(model).values(values).on_conflict_do_nothing())
 
 
 def _processor(column: Column[Any], dialect: Dialect) -> _Processor:
