@@ -113,7 +113,7 @@ def test_sync_killed_mid_apply_applies_nothing_and_the_next_sync_applies_it(
     procs = processes(process_env(backend, tmp_path))
     assert procs.run("sync", "Big").returncode == 0
     # The next run creates thousands of users: its plan-and-apply transaction takes seconds.
-    path.write_text(json.dumps(snapshot_document(8000, "big")))
+    path.write_text(json.dumps(snapshot_document(20000, "big")))
 
     victim = procs.start("sync", "Big")
     wait_for(_held_for(lambda: applying(backend, directory_id), 0.15), 60, "the sync to be applying", every=0.01)
@@ -127,8 +127,8 @@ def test_sync_killed_mid_apply_applies_nothing_and_the_next_sync_applies_it(
     rescuer = procs.run("sync", "Big", timeout=120)
     assert rescuer.returncode == 0, rescuer.stderr
     assert "succeeded" in rescuer.stdout
-    assert time.monotonic() - started < LEASE + SLACK + 30  # the 8,000-user apply itself takes seconds
-    assert count_users(backend, directory_id) == 8000
+    assert time.monotonic() - started < LEASE + SLACK + 30  # the 20,000-user apply itself takes seconds
+    assert count_users(backend, directory_id) == 20000
     assert _running(backend) == []
     statuses = [r.status for r in all_runs(backend, directory_id)]
     assert statuses == ["succeeded", "failed", "succeeded"]

@@ -427,7 +427,7 @@ def test_a_live_worker_keeps_its_lease_through_a_long_apply(lab: Lab) -> None:
         seen: list[bool] = []
         while (lapsed := _lease_lapsed_now(store, run_id)) is not None:
             seen.append(lapsed)
-            time.sleep(0.02)
+            time.sleep(0.005)
         history = _runs(store, lab.directory_id)
         assert [r.status for r in history[1:]] == ["succeeded"], [(r.status, r.message) for r in history]
         assert len(seen) > 20, "the apply was too short to tell"

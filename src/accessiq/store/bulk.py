@@ -29,12 +29,14 @@ def insert_many(
     same: Mapping[str, Any] | None = None,
     *,
     columns: Sequence[str] | None = None,
+    converted: bool = False,
 ) -> None:
     """Insert `rows` (dicts of column name -> value, all with the keys of the first; or, with
     `columns`, tuples of those columns' values) into `table`.
 
     `same` holds values every row shares (converted once); columns left out of both take their
-    scalar default, or NULL. Nothing is read back.
+    scalar default, or NULL. `converted` tuple rows hold what the driver takes already (JSON as
+    text): they go to it as they are. Nothing is read back.
     """
     if not rows:
         return
@@ -48,7 +50,9 @@ def insert_many(
     connection = session.connection()
     dialect = connection.dialect
     targets = [table.columns[name] for name in [*names, *defaults]]
-    processors = [_processor(column, dialect) for column in targets]
+    processors = [
+        None if converted and i < len(names) else _processor(column, dialect) for i, column in enumerate(targets)
+    ]
     tuples = _tuples(rows, None if tuple_rows else names, list(defaults.values()), processors)
     raw: Any = connection.connection.dbapi_connection  # sqlite3 takes an iterator of rows
     assert raw is not None
@@ -106,6 +110,9 @@ def _tuples(
         value if processor is None else processor(value)
         for value, processor in zip(fixed, processors[given:], strict=True)
     )
+    if names is None and not converted and not tail:  # the driver's values already
+        yield from rows
+        return
     for row in rows:
         values = pick(row)
         for i, processor in converted:

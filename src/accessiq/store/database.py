@@ -145,7 +145,7 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-def _json_dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
     """JSON columns: orjson (several times faster, which counts when a sync writes a million log
     rows); what it refuses (integers beyond 64 bits, NaN) the standard encoder writes as before."""
     try:
@@ -162,7 +162,7 @@ def _json_loads(text: str | bytes) -> Any:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    kwargs = {"json_serializer": _json_dumps, "json_deserializer": _json_loads, **kwargs}
+    kwargs = {"json_serializer": json_text, "json_deserializer": _json_loads, **kwargs}
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -14,6 +14,7 @@ from sqlalchemy import and_, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from accessiq.store.bulk import insert_many
+from accessiq.store.database import json_text
 from accessiq.store.tables import (
     Base,
     Cursor,
@@ -384,8 +385,8 @@ def record_log(session: Session, run_id: int, plan: Plan) -> None:
     retain = Operation("user", "retain", None, "", {"reason": _RETAINED})
     entries = itertools.chain(plan.operations, (retain._replace(external_id=ext, label=ext) for ext in plan.retained))
     for start, batch in _slices(entries, _LOG_SLICE):
-        rows = [(seq, op[0], op[1], op[2], op[3][:500], _log_detail(op)) for seq, op in enumerate(batch, start)]
-        _insert_rows(session, RunChange, rows, {"run_id": run_id}, _LOG_COLUMNS)
+        rows = [(run_id, seq, *op[:3], op[3][:500], _log_detail(op)) for seq, op in enumerate(batch, start)]
+        insert_many(session, _RUN_CHANGES, rows, columns=_LOG_COLUMNS, converted=True)
     errors = [
         {"run_id": run_id, "object": issue.object, "external_id": issue.external_id, "message": issue.message}
         for issue in plan.errors
@@ -402,13 +403,16 @@ def _slices(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
         start += len(batch)
 
 
-_LOG_COLUMNS = ("seq", "object", "action", "external_id", "label", "detail")
+_RUN_CHANGES = RunChange.__table__
+_LOG_COLUMNS = ("run_id", "seq", "object", "action", "external_id", "label", "detail")
 _NOT_LOGGED = frozenset(("key", "user_id", "group_id", "attributes"))
 
 
-def _log_detail(op: Operation) -> dict[str, Any]:
-    # Ids and keys serve apply; the log keeps what a person reads.
+def _log_detail(op: Operation) -> str:
+    """The detail the log keeps, as JSON text: ids and keys serve apply, the log what a person reads."""
     detail = op.detail
     if op.object == "group_membership":  # the most frequent by far: {key, group, user}
-        return {"group": detail["group"], "user": detail["user"]}
-    return {k: v for k, v in detail.items() if k not in _NOT_LOGGED or (k == "attributes" and op.action == "create")}
+        return json_text({"group": detail["group"], "user": detail["user"]})
+    return json_text(
+        {k: v for k, v in detail.items() if k not in _NOT_LOGGED or (k == "attributes" and op.action == "create")}
+    )
