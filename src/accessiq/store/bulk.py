@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Column, Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -81,10 +82,7 @@ def insert_many(
 def insert_missing(session: Session, model: type[Any], values: list[dict[str, Any]] | dict[str, Any]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING on either backend: two processes may meet a new row at
     once, and the second insert is a no-op."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(insert(model).values(values).on_conflict_do_nothing())
 
 
