@@ -21,7 +21,9 @@ MAPPED = {
 }
 
 
-def test_an_unchanged_resync_reads_no_user_rows_memberships_or_mirror_data(store: Store, snapshot: Snapshot) -> None:
+def test_an_unchanged_resync_reads_no_user_rows_memberships_or_users_mirror_data(
+    store: Store, snapshot: Snapshot
+) -> None:
     company(snapshot)
     directory = connect(store, snapshot, **MAPPED)
     assert sync(store, directory)["counts"]["users_created"] == 5
@@ -29,10 +31,32 @@ def test_an_unchanged_resync_reads_no_user_rows_memberships_or_mirror_data(store
         again = sync(store, directory)
     assert again["status"] == "succeeded" and again["changes"] == []
     assert again["counts"]["users_unchanged"] == 5 and again["counts"]["users_planned"] == 0
-    loads = [s for s, _ in seen if s.lstrip().upper().startswith("SELECT")]
+    loads = [(s, p) for s, p in seen if s.lstrip().upper().startswith("SELECT")]
     assert loads, "the statement recorder saw nothing"
-    for marker in ("users.email", "source_objects.data", "organization_memberships.role_id"):
-        assert not [s for s in loads if marker in s], marker
+    for marker in ("users.email", "organization_memberships.role_id"):
+        assert not [s for s, _ in loads if marker in s], marker
+    # The groups' mirror is what a read of no change folds into; no user's mirrored record is read.
+    mirror = [p.values() if isinstance(p, dict) else p for s, p in loads if "source_objects.data" in s]
+    assert mirror and all("group" in values and "user" not in values for values in mirror), mirror
+
+
+def test_a_snapshot_file_found_unchanged_is_read_as_no_change_and_its_refused_records_stay_errors(
+    store: Store, snapshot: Snapshot
+) -> None:
+    company(snapshot)
+    snapshot.users.append({"email": "no-id@example.com"})
+    directory = connect(store, snapshot, **MAPPED)
+    first = sync(store, directory)
+    assert (first["mode"], first["counts"]["users_created"], first["counts"]["user_errors"]) == ("full", 5, 1)
+    again = sync(store, directory)
+    assert (again["mode"], again["status"], again["changes"]) == ("incremental", "succeeded_with_errors", [])
+    assert again["counts"]["user_errors"] == 1 and "has no 'id'" in again["errors"][0]["message"]
+    snapshot.find("ann")["department"] = "Finance"
+    snapshot.write()
+    changed = sync(store, directory)
+    # New bytes are read in full, and the run says so.
+    assert changed["mode"] == "full" and changed["counts"]["users_updated"] == 1
+    assert changed["counts"]["users_planned"] == 1 and changed["counts"]["user_errors"] == 1
 
 
 def test_mirror_rows_keep_a_hash_of_their_content_and_the_mapped_email(store: Store, snapshot: Snapshot) -> None:

@@ -175,6 +175,9 @@ class Connector(ABC):
     install_hint: ClassVar[str | None] = None
     # True when `read` can continue from a cursor instead of reading everything.
     incremental: ClassVar[bool] = False
+    # True when the cursor stands for the whole source as last read (the digest of a snapshot
+    # file): a push, which writes the mirror between reads, voids it, so the next read is in full.
+    cursor_is_whole_read: ClassVar[bool] = False
     # True when the source pushes its changes (SCIM): the stored mirror is the whole source, a read
     # adds nothing to it, and a run plans from the mirror.
     push_only: ClassVar[bool] = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -161,10 +162,12 @@ def execute_push(
             cursor_row = load_cursor(session, run.directory_id)
             cursor = cursor_row.value if cursor_row else None
             groups = load_mirror(session, run.directory_id, kind="group")
+            provider = session.get_one(Directory, run.directory_id).provider
         prepared = _Prepared(run.directory_id, "incremental", cursor, groups, from_mirror=True, records=list(records))
         snapshot = SourceSnapshot.from_mirror(groups)
         snapshot.users_partial = True
-        for _ in snapshot.fold([ReadStarted(full=False), *events, ReadFinished(cursor=cursor)]):
+        after = None if connector_class(provider).cursor_is_whole_read else cursor
+        for _ in snapshot.fold([ReadStarted(full=False), *events, ReadFinished(cursor=after)]):
             pass
         with _store_moved("applying"):
             status = _plan_and_apply(store, run_id, prepared, snapshot)
@@ -190,11 +193,6 @@ def _start(store: Store, run_id: int) -> _Prepared:
         prepared = _Prepared(
             directory.id, mode, cursor_row.value if cursor_row else None, {}, from_mirror=connector.push_only
         )
-    if prepared.reads_changes:
-        # Read outside the write lock: should another run apply meanwhile, the cursor check refuses
-        # this one. Only the groups: the users a run plans are loaded once it knows which.
-        with store.read() as session:
-            prepared.mirror = load_mirror(session, prepared.directory_id, kind="group")
     return prepared
 
 
@@ -216,14 +214,22 @@ def _read(
             directory.provider, {**directory.connection, **store.secrets.open(directory.secrets)}
         )
         prepared.connection = connection_digests(connection, store.secrets)
-    snapshot = SourceSnapshot.from_mirror(prepared.mirror)
-    snapshot.users_partial = prepared.reads_changes
     cursor = prepared.cursor if prepared.reads_changes else None
     users = groups = 0
     last_report = time.monotonic()
     last_shown = 0.0
+    events = connector.read(cursor)
     try:
-        for event in snapshot.fold(connector.read(cursor)):
+        first = next(events, None)
+        if prepared.reads_changes and not (isinstance(first, ReadStarted) and first.full):
+            # The changes fold into the mirror's groups (the users a run plans are loaded once it
+            # knows which). Read outside the write lock: should another run apply meanwhile, the
+            # cursor check refuses this one. A read that starts over needs none of it.
+            with store.read() as session:
+                prepared.mirror = load_mirror(session, prepared.directory_id, kind="group")
+        snapshot = SourceSnapshot.from_mirror(prepared.mirror)
+        snapshot.users_partial = prepared.reads_changes
+        for event in snapshot.fold(itertools.chain([first] if first is not None else [], events)):
             if isinstance(event, UserUpserted):
                 users += 1
             elif isinstance(event, GroupUpserted):
@@ -303,9 +309,14 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     context = plan_context(session, directory)
     rejected = {(obj, ext) for obj, ext, _ in snapshot.rejected if ext}
     partial = snapshot.users_partial
-    # After an incremental read only the users it touched are compared; the rest are as mirrored.
+    # After an incremental read only the users and groups it touched are compared; the rest are as mirrored.
     index = load_mirror_index(session, directory.id, set(snapshot.users) | snapshot.removed_users if partial else None)
-    diff = diff_rows({key: digest for key, (digest, _) in index.items()}, snapshot.to_rows(), keep=rejected)
+    read = snapshot.groups_read if partial else None
+    diff = diff_rows(
+        {key: digest for key, (digest, _) in index.items() if read is None or key[0] == "user" or key[1] in read},
+        snapshot.to_rows(read),
+        keep=rejected,
+    )
     source_users = len(snapshot.users)
     if partial:
         added = sum(1 for ext in snapshot.users if ("user", ext) not in index)
@@ -418,6 +429,8 @@ def _plan_and_apply_in(session: Session, run_id: int, prepared: _Prepared, snaps
     if run.status != "running":
         raise ConflictError(f"run {run_id} is {run.status} now; nothing was applied")
     run.counts = plan.counts
+    if snapshot.full:  # a read asked for changes may have read everything (a change feed that expired)
+        run.mode = "full"
     run.notes = list(snapshot.notes)
     run.progress = {"phase": "done", "users": source_users, "groups": len(snapshot.groups)}
     if stored is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,9 @@ class SourceSnapshot:
     # read upserted, `removed_users` those it removed; every other mirrored user is as it was.
     users_partial: bool = False
     removed_users: set[str] = field(default_factory=set)
+    # The groups the read upserted or removed, or took a removed member out of: after an
+    # incremental read, every other group is as mirrored.
+    groups_read: set[str] = field(default_factory=set)
 
     @property
     def rejected_users(self) -> set[str]:
@@ -96,12 +99,17 @@ class SourceSnapshot:
         elif isinstance(event, UserRemoved):
             self.users.pop(event.external_id, None)
             self.removed_users.add(event.external_id)
-            for entry in self.groups.values():
-                entry.users.discard(event.external_id)
+            for group_id, entry in self.groups.items():
+                if event.external_id in entry.users:
+                    entry.users.discard(event.external_id)
+                    self.groups_read.add(group_id)
         elif isinstance(event, GroupRemoved):
             self.groups.pop(event.external_id, None)
-            for entry in self.groups.values():
-                entry.groups.discard(event.external_id)
+            self.groups_read.add(event.external_id)
+            for group_id, entry in self.groups.items():
+                if event.external_id in entry.groups:
+                    entry.groups.discard(event.external_id)
+                    self.groups_read.add(group_id)
         elif isinstance(event, RecordRejected):
             self.rejected.append((event.object, event.external_id, event.message))
         elif isinstance(event, ReadStarted):
@@ -111,6 +119,7 @@ class SourceSnapshot:
                 self.users.clear()
                 self.groups.clear()
                 self.removed_users.clear()
+                self.groups_read.clear()
                 self.rejected.clear()
                 self.users_partial = False
             if event.note:
@@ -121,6 +130,7 @@ class SourceSnapshot:
 
     def _upsert_group(self, event: GroupUpserted) -> None:
         group_id = event.group.external_id
+        self.groups_read.add(group_id)
         entry = self.groups.get(group_id)
         if entry is None or event.replace_members:
             entry = MirrorGroup(event.group)
@@ -133,7 +143,8 @@ class SourceSnapshot:
         entry.users |= event.added_users
         entry.groups |= event.added_groups
 
-    def to_rows(self) -> dict[MirrorKey, dict[str, Any]]:
+    def to_rows(self, groups: Collection[str] | None = None) -> dict[MirrorKey, dict[str, Any]]:
+        """The mirror rows of the users and of the groups (or of just `groups`)."""
         rows: dict[MirrorKey, dict[str, Any]] = {}
         for external_id, user in self.users.items():
             rows[("user", external_id)] = {
@@ -142,6 +153,8 @@ class SourceSnapshot:
                 "org_unit": user.org_unit,
             }
         for external_id, entry in self.groups.items():
+            if groups is not None and external_id not in groups:
+                continue
             group = entry.group
             row: dict[str, Any] = {
                 "name": group.name,
