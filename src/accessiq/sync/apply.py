@@ -217,11 +217,12 @@ class _Applier:
         in one scan when it names many, else just those (an incremental run's few)."""
         query = select(table.external_id, table.id).where(table.directory_id == self.directory_id)
         if len(named) > _ALL_IDS_FROM:
-            return {str(ext): row_id for ext, row_id in self.session.execute(query)}
+            return {str(ext): row_id for ext, row_id in self.session.connection().execute(query)}
         ids: dict[str, int] = {}
         for chunk in _chunks(sorted(named)):
             ids.update(
-                (str(ext), row_id) for ext, row_id in self.session.execute(query.where(table.external_id.in_(chunk)))
+                (str(ext), row_id)
+                for ext, row_id in self.session.connection().execute(query.where(table.external_id.in_(chunk)))
             )
         return ids
 

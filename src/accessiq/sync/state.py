@@ -54,6 +54,12 @@ def owned_origins(session: Session, directory_id: int) -> list[str]:
 _IN_CHUNK = 500
 
 
+def _rows(session: Session, query: Any) -> Any:
+    """The rows of a column query, through Core: the ORM's result handling costs as much again
+    per row, and the loads here can read a whole directory."""
+    return session.connection().execute(query)
+
+
 def _in_chunks(column: Any, values: Collection[str] | None) -> Iterator[ColumnElement[bool]]:
     """`column IN (...)` a slice at a time; a single TRUE (every row) when `values` is None."""
     if values is None:
@@ -78,7 +84,7 @@ def load_store_state(
     # other directories' users only matter for their email.
     for condition in _in_chunks(User.email_key, None if users is None else emails):
         query = select(*_USER_COLUMNS).where(or_(mine, User.directory_id.is_(None)))
-        for *values, email_key in session.execute(query.where(condition)):
+        for *values, email_key in _rows(session, query.where(condition)):
             user = _stored(values)
             state.emails[email_key] = user
             if users is None and user.directory_id == directory_id and user.external_id is not None:
@@ -86,13 +92,13 @@ def load_store_state(
         others = select(User.id, User.email, User.email_key, User.directory_id, User.external_id, User.status).where(
             User.directory_id != directory_id
         )
-        for user_id, email, email_key, other_directory, external_id, status in session.execute(others.where(condition)):
+        for user_id, email, email_key, other_directory, external_id, status in _rows(session, others.where(condition)):
             state.emails[email_key] = StoredUser(
                 user_id, email, None, None, None, None, status, None, {}, other_directory, external_id
             )
     if users is not None:
         for condition in _in_chunks(User.external_id, users):
-            for *values, _ in session.execute(select(*_USER_COLUMNS).where(mine, condition)):
+            for *values, _ in _rows(session, select(*_USER_COLUMNS).where(mine, condition)):
                 user = _stored(values)
                 state.users[str(user.external_id)] = user
     for group in session.scalars(select(Group).where(Group.directory_id == directory_id)):
@@ -107,7 +113,7 @@ def load_store_state(
             .where(Group.directory_id == directory_id, mine)
         )
         state.group_members |= {
-            (str(group_ext), str(user_ext)) for group_ext, user_ext in session.execute(members.where(condition))
+            (str(group_ext), str(user_ext)) for group_ext, user_ext in _rows(session, members.where(condition))
         }
         grants = (
             select(
@@ -119,7 +125,7 @@ def load_store_state(
             .join(User, User.id == OrganizationMembership.user_id)
             .where(mine, OrganizationMembership.origin.in_(origins))
         )
-        for org_id, user_ext, origin, role_id in session.execute(grants.where(condition)):
+        for org_id, user_ext, origin, role_id in _rows(session, grants.where(condition)):
             state.org_memberships[(org_id, str(user_ext), origin)] = role_id
     return state
 
@@ -145,7 +151,7 @@ def group_member_counts(session: Session, directory_id: int, external_ids: Colle
             .where(Group.directory_id == directory_id, condition)
             .group_by(Group.external_id)
         )
-        counts.update((str(ext), int(n)) for ext, n in session.execute(query))
+        counts.update((str(ext), int(n)) for ext, n in _rows(session, query))
     return counts
 
 
@@ -247,7 +253,7 @@ def load_mirror_index(
     return {
         (kind, external_id): (row_hash, email_key)
         for query in queries
-        for kind, external_id, row_hash, email_key in session.execute(query)
+        for kind, external_id, row_hash, email_key in _rows(session, query)
     }
 
 
@@ -260,7 +266,7 @@ def load_mirror_rows(
         query = select(SourceObject.external_id, SourceObject.data).where(
             SourceObject.directory_id == directory_id, SourceObject.kind == kind, condition
         )
-        rows.update((str(ext), data) for ext, data in session.execute(query))
+        rows.update((str(ext), data) for ext, data in _rows(session, query))
     return rows
 
 
@@ -284,7 +290,7 @@ def load_mirror(session: Session, directory_id: int, kind: str | None = None) ->
         SourceObject.directory_id == directory_id,
         SourceObject.kind.in_(SOURCE_KINDS) if kind is None else SourceObject.kind == kind,
     )
-    return {(kind, external_id): data for kind, external_id, data in session.execute(query)}
+    return {(kind, external_id): data for kind, external_id, data in _rows(session, query)}
 
 
 def mirrored_users(session: Session, directory_id: int) -> int:
