@@ -404,7 +404,7 @@ def _slices(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
         start += len(batch)
 
 
-_RUN_CHANGES = RunChange.__table__
+_RUN_CHANGES = Base.metadata.tables[RunChange.__tablename__]
 _LOG_COLUMNS = ("run_id", "seq", "object", "action", "external_id", "label", "detail")
 _NOT_LOGGED = frozenset(("key", "user_id", "group_id", "attributes"))
 

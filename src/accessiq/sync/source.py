@@ -172,6 +172,4 @@ class SourceSnapshot:
 
 def user_from_row(external_id: str, data: dict[str, Any]) -> SourceUser:
     """A source user from its mirror row."""
-    return SourceUser(
-        external_id=external_id, data=data["data"], active=data["active"], org_unit=data.get("org_unit")
-    )
+    return SourceUser(external_id=external_id, data=data["data"], active=data["active"], org_unit=data.get("org_unit"))
