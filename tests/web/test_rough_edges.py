@@ -158,6 +158,8 @@ def test_run_log_speaks_one_language(
     shot(laptop, "76-settings-entra-1366")
     laptop.goto(f"/directories/{file_directory}/settings")
     assert laptop.locator("#filter_org_units").get_attribute("placeholder") == "/Sales"
+    # A snapshot file is read in full whenever it changes: there is nothing to reconcile.
+    assert laptop.locator("#full_sync_interval").count() == 0
 
 
 def test_sync_now_banner_follows_the_run(laptop: Any, server: Server, snapshot: Any) -> None:

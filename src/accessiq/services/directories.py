@@ -223,6 +223,7 @@ def directory_json(session: Session, directory: Directory) -> dict[str, Any]:
     users = session.scalar(select(func.count(User.id)).where(User.directory_id == directory.id))
     document = export_document(session, directory)
     applied = last_finished_run(session, directory, applied=True)
+    connector = connector_class(directory.provider)
     return {
         "id": directory.id,
         "name": directory.name,
@@ -236,9 +237,12 @@ def directory_json(session: Session, directory: Directory) -> dict[str, Any]:
         "last_applied_run": _run_summary(applied),
         "setup_step": pending_setup_step(session, directory),
         "last_full_sync_at": cursor.last_full_sync_at if cursor else None,
-        "incremental": connector_class(directory.provider).incremental,
+        "incremental": connector.incremental,
+        # Whether `full_sync_interval` means anything: a change feed that a full read reconciles,
+        # not a snapshot whose unchanged bytes are the whole source as last read.
+        "reconciles": connector.incremental and not connector.cursor_is_whole_read,
         # None when the provider has no organizational units: the user filter leaves them out.
-        "org_unit_example": connector_class(directory.provider).org_unit_example,
+        "org_unit_example": connector.org_unit_example,
         "schedule": schedule_of(session, directory),
     }
 
