@@ -114,15 +114,15 @@ class FileConnector(Connector):
             yield ReadFinished(cursor=cursor)
             return
         rejected: list[list[Any]] = []
-        for event in self._read_all(self._load(content)):
+        yield ReadStarted(full=True)
+        for event in self._records(self._load(content)):
             if isinstance(event, RecordRejected):
                 rejected.append([event.object, event.external_id, event.message])
-            if isinstance(event, ReadFinished):
-                event = ReadFinished(cursor={"v": _CURSOR_VERSION, "sha256": digest, "rejected": rejected})
             yield event
+        yield ReadFinished(cursor={"v": _CURSOR_VERSION, "sha256": digest, "rejected": rejected})
 
-    def _read_all(self, document: dict[str, Any]) -> Iterator[SourceEvent]:
-        yield ReadStarted(full=True)
+    def _records(self, document: dict[str, Any]) -> Iterator[SourceEvent]:
+        """Every user and group of the document, or why one is refused."""
         users = _keyed(document.get("users", []))
         groups = _keyed(document.get("groups", []))
         for position, record in enumerate(document.get("users", [])):
@@ -162,7 +162,6 @@ class FileConnector(Connector):
                 added_groups=frozenset(groups.intersection(members)),
                 replace_members=True,
             )
-        yield ReadFinished(cursor=None)
 
 
 _CURSOR_VERSION = 1

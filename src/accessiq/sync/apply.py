@@ -52,11 +52,12 @@ def _insert_rows(
     rows: list[dict[str, Any]] | list[tuple[Any, ...]],
     same: dict[str, Any] | None = None,
     columns: tuple[str, ...] | None = None,
+    converted: bool = False,
 ) -> None:
     """Straight to the driver (executemany on SQLite, COPY on PostgreSQL); `same` holds what every
-    row shares; with `columns`, rows are tuples of those. Nothing is read back: callers read ids
-    back in one query if needed."""
-    insert_many(session, Base.metadata.tables[model.__tablename__], rows, same, columns=columns)
+    row shares; with `columns`, rows are tuples of those (`converted`: as the driver takes them).
+    Nothing is read back: callers read ids back in one query if needed."""
+    insert_many(session, Base.metadata.tables[model.__tablename__], rows, same, columns=columns, converted=converted)
 
 
 # (kind, external id, data): a mirror record to store, or with None to delete.
@@ -387,7 +388,7 @@ def record_log(session: Session, run_id: int, plan: Plan) -> None:
     entries = itertools.chain(plan.operations, (retain._replace(external_id=ext, label=ext) for ext in plan.retained))
     for start, batch in _slices(entries, _LOG_SLICE):
         rows = [(run_id, seq, *op[:3], op[3][:500], _log_detail(op)) for seq, op in enumerate(batch, start)]
-        insert_many(session, _RUN_CHANGES, rows, columns=_LOG_COLUMNS, converted=True)
+        _insert_rows(session, RunChange, rows, columns=_LOG_COLUMNS, converted=True)
     errors = [
         {"run_id": run_id, "object": issue.object, "external_id": issue.external_id, "message": issue.message}
         for issue in plan.errors
@@ -404,7 +405,6 @@ def _slices(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
         start += len(batch)
 
 
-_RUN_CHANGES = Base.metadata.tables[RunChange.__tablename__]
 _LOG_COLUMNS = ("run_id", "seq", "object", "action", "external_id", "label", "detail")
 _NOT_LOGGED = frozenset(("key", "user_id", "group_id", "attributes"))
 
