@@ -12,7 +12,7 @@ from accessiq.services import directories as dirs
 from accessiq.services import identity, runs
 from accessiq.services.input_policy import InputPolicy
 from accessiq.store.database import Store
-from accessiq.store.tables import Cursor, Directory, OrganizationMembership, SourceObject, User
+from accessiq.store.tables import Cursor, Directory, OrganizationMembership, RunChange, SourceObject, User
 from accessiq.sync.document import validate_document
 
 from ..conftest import Snapshot
@@ -101,6 +101,35 @@ def test_run_log_records_every_change_with_before_and_after(store: Store, snapsh
     }
     assert run["counts"]["users_deactivated"] == 1
     assert users(store)["eve@example.com"]["status"] == "deactivated"
+
+
+def test_one_users_membership_changes_share_a_log_row_and_are_listed_one_by_one(
+    store: Store, snapshot: Snapshot
+) -> None:
+    company(snapshot)
+    directory = connect(store, snapshot)
+    sync(store, directory)
+    for ext, name in (("g-a", "Alpha"), ("g-b", "Beta"), ("g-c", "Gamma")):
+        snapshot.group(ext, name, ["ann", "bob"] if ext == "g-b" else ["ann"])
+    snapshot.write()
+    run = sync(store, directory)
+    memberships = [
+        (c["action"], c["external_id"], c["label"], c["detail"])
+        for c in run["changes"]
+        if c["object"] == "group_membership"
+    ]
+    assert memberships == [
+        ("add", "ann", f"ann@example.com / {name}", {"group": name, "user": "ann@example.com"})
+        for name in ("Alpha", "Beta", "Gamma")
+    ] + [("add", "bob", "bob@example.com / Beta", {"group": "Beta", "user": "bob@example.com"})]
+    with store.read() as session:
+        rows = session.scalar(
+            select(func.count()).where(RunChange.run_id == run["id"], RunChange.object == "group_membership")
+        )
+    assert rows == 2, "ann's three additions are one row of the log"
+    with store.read() as session:
+        listed = runs.run_changes(session, runs.get_run(session, run["id"]), "group_membership", "add")
+    assert [c["label"] for c in listed] == [m[2] for m in memberships]
 
 
 def test_lifecycle_reactivates_only_what_sync_deactivated(store: Store, snapshot: Snapshot) -> None:

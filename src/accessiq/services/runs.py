@@ -186,7 +186,7 @@ def run_json(session: Session, run: SyncRun, *, changes: bool = False) -> dict[s
         "lost": queue.lease_lapsed(run),
     }
     if changes:
-        data["changes"] = [change_json(c) for c in run_changes(session, run)]
+        data["changes"] = run_changes(session, run)
     return data
 
 
@@ -197,23 +197,30 @@ def _ordinary_notes(provider: str) -> tuple[str, ...]:
         return ()  # a provider no longer registered: its notes stay warnings
 
 
-def run_changes(session: Session, run: SyncRun, obj: str | None = None, action: str | None = None) -> list[RunChange]:
-    query = select(RunChange).where(RunChange.run_id == run.id)
+def run_changes(
+    session: Session, run: SyncRun, obj: str | None = None, action: str | None = None
+) -> list[dict[str, Any]]:
+    """The run's changes in apply order, each as JSON (`object`, `action`, `external_id`, `label`,
+    `detail`); a log row holding one user's several membership changes is listed change by change."""
+    query = select(RunChange.object, RunChange.action, RunChange.external_id, RunChange.label, RunChange.detail)
+    query = query.where(RunChange.run_id == run.id)
     if obj:
         query = query.where(RunChange.object == obj)
     if action:
         query = query.where(RunChange.action == action)
-    return list(session.scalars(query.order_by(RunChange.seq)))
-
-
-def change_json(change: RunChange) -> dict[str, Any]:
-    return {
-        "object": change.object,
-        "action": change.action,
-        "external_id": change.external_id,
-        "label": change.label,
-        "detail": change.detail,
-    }
+    changes: list[dict[str, Any]] = []
+    for obj_, action_, external_id, label, detail in session.execute(query.order_by(RunChange.seq)):
+        change = {"object": obj_, "action": action_, "external_id": external_id, "label": label, "detail": detail}
+        groups = detail.get("groups") if obj_ == "group_membership" else None
+        if groups is None:
+            changes.append(change)
+        else:
+            user = detail["user"]
+            changes.extend(
+                change | {"label": f"{user} / {group}"[:500], "detail": {"group": group, "user": user}}
+                for group in groups
+            )
+    return changes
 
 
 def _iso(value: Any) -> str | None:

@@ -386,8 +386,8 @@ def record_log(session: Session, run_id: int, plan: Plan) -> None:
     """
     retain = Operation("user", "retain", None, "", {"reason": _RETAINED})
     entries = itertools.chain(plan.operations, (retain._replace(external_id=ext, label=ext) for ext in plan.retained))
-    for start, batch in _slices(entries, _LOG_SLICE):
-        rows = [(run_id, seq, *op[:3], op[3][:500], _log_detail(op)) for seq, op in enumerate(batch, start)]
+    for start, batch in _slices(_log_rows(entries), _LOG_SLICE):
+        rows = [(run_id, seq, *row) for seq, row in enumerate(batch, start)]
         _insert_rows(session, RunChange, rows, columns=_LOG_COLUMNS, converted=True)
     errors = [
         {"run_id": run_id, "object": issue.object, "external_id": issue.external_id, "message": issue.message}
@@ -406,6 +406,26 @@ def _slices(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
 
 
 _LOG_COLUMNS = ("run_id", "seq", "object", "action", "external_id", "label", "detail")
+
+
+def _log_rows(entries: Iterable[Operation]) -> Iterator[tuple[str, str, str | None, str, str]]:
+    """(object, action, external id, label, detail) of each entry, except that one user's
+    consecutive membership changes of one kind share a row, `{"user": email, "groups": [name,
+    ...]}`: a first sync adds five or so per user. `services.runs.run_changes` lists them one by one."""
+    for key, run in itertools.groupby(entries, _shared_row):
+        ops = list(run)
+        if key is None or len(ops) == 1:
+            yield from ((*op[:3], op[3][:500], _log_detail(op)) for op in ops)
+        else:
+            action, external_id, user = key
+            groups = [op.detail["group"] for op in ops]
+            yield "group_membership", action, external_id, user[:500], json_text({"user": user, "groups": groups})
+
+
+def _shared_row(op: Operation) -> tuple[str, str | None, str] | None:
+    return (op.action, op.external_id, op.detail["user"]) if op.object == "group_membership" else None
+
+
 _NOT_LOGGED = frozenset(("key", "user_id", "group_id", "attributes"))
 
 

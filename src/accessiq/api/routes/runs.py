@@ -64,7 +64,7 @@ def list_changes(
     """The run's changes in apply order, with before and after values of updates."""
     found = runs.get_run(session, run)
     changes = runs.run_changes(session, found, object, action)
-    return [runs.change_json(c) for c in paginate(changes, page, response)]
+    return paginate(changes, page, response)
 
 
 @router.post("/{run}/approve", response_model=RunOut)

@@ -70,7 +70,7 @@ def run_detail(
         changes = runs.run_changes(session, run, object or None, action or None)
         total = len(changes)
         start = (page - 1) * CHANGES_PER_PAGE
-        shown = [runs.change_json(c) for c in changes[start : start + CHANGES_PER_PAGE]]
+        shown = changes[start : start + CHANGES_PER_PAGE]
         directory = dirs.directory_json(session, dirs.get_directory(session, run.directory_id))
     actions = sorted({a for _, a in STEPS} | {"retain"})
     return render(
