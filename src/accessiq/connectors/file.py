@@ -129,17 +129,11 @@ class FileConnector(Connector):
             if not isinstance(record, dict) or not _has_id(record):
                 yield RecordRejected("user", None, f"users[{position}] has no 'id'")
                 continue
-            if not isinstance(record.get("active", True), bool):
+            active = record.get("active", True)
+            if not isinstance(active, bool):
                 yield RecordRejected("user", str(record["id"]), "'active' must be true or false")
                 continue
-            yield UserUpserted(
-                SourceUser(
-                    external_id=str(record["id"]),
-                    data=record,
-                    active=record.get("active", True) is not False,
-                    org_unit=record.get("org_unit"),
-                )
-            )
+            yield UserUpserted(SourceUser(str(record["id"]), record, active, record.get("org_unit")))
         for position, group in enumerate(document.get("groups", [])):
             if not isinstance(group, dict) or not _has_id(group):
                 yield RecordRejected("group", None, f"groups[{position}] has no 'id'")
@@ -179,6 +173,8 @@ def _parse(content: bytes) -> Any:
 def _has_id(record: dict[str, Any]) -> bool:
     """An id is text or a whole number; an object, a list or a boolean names nothing."""
     external_id = record.get("id")
+    if type(external_id) is str:  # nearly always
+        return external_id != ""
     return isinstance(external_id, str | int) and not isinstance(external_id, bool) and external_id != ""
 
 

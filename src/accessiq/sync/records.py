@@ -112,13 +112,14 @@ def _group_problem(event: GroupUpserted) -> str | None:
 
 _PLAIN = frozenset((str, int, bool, type(None)))
 _FLAT = frozenset((str, bool, type(None)))  # plain values of any size
+_TEXT = frozenset((str,))
 
 
 def _walk(value: Any) -> tuple[int, bool]:
     """How deep objects and lists nest (stopping past the limit, without recursion), and whether
     the value is plain JSON: dicts with text keys, lists, text, finite floats, 64-bit integers."""
-    if type(value) is dict and all(type(v) in _FLAT for v in value.values()):  # most records: one level
-        return 1, all(type(k) is str for k in value)
+    if type(value) is dict and _FLAT.issuperset(map(type, value.values())):  # most records: one level
+        return 1, _TEXT.issuperset(map(type, value))
     deepest, plain, stack = 0, True, [(value, 0)]
     while stack:
         item, depth = stack.pop()
