@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +17,7 @@ from accessiq.errors import ConfigurationError
 from accessiq.store.bulk import insert_many
 from accessiq.store.crypto import SecretBox, load_or_create_key
 from accessiq.store.database import SCHEMA_HEAD, Store, alembic_config
-from accessiq.store.tables import Directory, Role, SyncRun, User
+from accessiq.store.tables import Directory, Group, GroupMembership, Role, SyncRun, User
 
 from ..conftest import TEST_KEY
 
@@ -54,6 +55,38 @@ def test_the_schema_head_a_store_is_checked_against_is_the_newest_migration(stor
     with store.transaction() as session:
         session.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": SCHEMA_HEAD})
     assert store.schema_is_current()
+
+
+def test_memberships_survive_migration_0010_both_ways_and_keep_no_rowid_on_sqlite(store: Store) -> None:
+    with store.transaction() as session:
+        session.add_all([User(id=7, email="a@example.com", email_key="a@example.com"), Group(id=3, name="G")])
+        session.flush()
+        session.add(GroupMembership(group_id=3, user_id=7))
+
+    def memberships() -> list[tuple[int, int]]:
+        with store.read() as session:
+            return [tuple(row) for row in session.execute(select(GroupMembership.group_id, GroupMembership.user_id))]
+
+    def definition() -> str:
+        with store.read() as session:
+            return str(session.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'group_memberships'")))
+
+    with store.engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009")
+    assert memberships() == [(3, 7)]
+    assert "ix_users_directory_id" in {i["name"] for i in inspect(store.engine).get_indexes("users")}
+    if store.dialect == "sqlite":
+        assert "WITHOUT ROWID" not in definition()
+    store.migrate()
+    assert memberships() == [(3, 7)]
+    assert "ix_users_directory_id" not in {i["name"] for i in inspect(store.engine).get_indexes("users")}
+    assert "ix_group_memberships_user_id" in {i["name"] for i in inspect(store.engine).get_indexes("group_memberships")}
+    if store.dialect == "sqlite":
+        assert "WITHOUT ROWID" in definition()
+    with pytest.raises(IntegrityError), store.transaction() as session:
+        session.add(GroupMembership(group_id=3, user_id=8))  # the foreign keys came along
 
 
 def test_emails_are_unique_case_insensitively(store: Store) -> None:

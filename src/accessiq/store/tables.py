@@ -144,9 +144,8 @@ class User(Base):
     status: Mapped[str] = mapped_column(String(20), default="active")
     deactivated_by: Mapped[str | None] = mapped_column(String(20), nullable=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    directory_id: Mapped[int | None] = mapped_column(
-        ForeignKey("directories.id", ondelete="SET NULL"), nullable=True, index=True
-    )
+    # Found by directory through uq_users_directory_external.
+    directory_id: Mapped[int | None] = mapped_column(ForeignKey("directories.id", ondelete="SET NULL"), nullable=True)
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -157,9 +156,8 @@ class Group(Base):
     __table_args__ = (UniqueConstraint("directory_id", "external_id", name="uq_groups_directory_external"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    directory_id: Mapped[int | None] = mapped_column(
-        ForeignKey("directories.id", ondelete="CASCADE"), nullable=True, index=True
-    )
+    # Found by directory through uq_groups_directory_external.
+    directory_id: Mapped[int | None] = mapped_column(ForeignKey("directories.id", ondelete="CASCADE"), nullable=True)
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     name: Mapped[str] = mapped_column(String(400))
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -168,11 +166,11 @@ class Group(Base):
 
 class GroupMembership(Base):
     __tablename__ = "group_memberships"
+    # On SQLite only the key's b-tree, no hidden rowid beside it (a first sync writes millions).
+    __table_args__ = {"sqlite_with_rowid": False}
 
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class OrganizationMembership(Base):
@@ -197,9 +195,7 @@ class SourceObject(Base):
     __tablename__ = "source_objects"
     __table_args__ = (Index("ix_source_objects_email_key", "directory_id", "kind", "email_key"),)
 
-    directory_id: Mapped[int] = mapped_column(
-        ForeignKey("directories.id", ondelete="CASCADE"), primary_key=True
-    )
+    directory_id: Mapped[int] = mapped_column(ForeignKey("directories.id", ondelete="CASCADE"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # user | group
     external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -213,9 +209,7 @@ class SourceObject(Base):
 class Cursor(Base):
     __tablename__ = "cursors"
 
-    directory_id: Mapped[int] = mapped_column(
-        ForeignKey("directories.id", ondelete="CASCADE"), primary_key=True
-    )
+    directory_id: Mapped[int] = mapped_column(ForeignKey("directories.id", ondelete="CASCADE"), primary_key=True)
     value: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     last_full_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -246,9 +240,7 @@ class SyncRun(Base):
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # approved | rejected, for a blocked run or a dry run whose plan was acted on.
     resolution: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    source_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("sync_runs.id", ondelete="SET NULL"), nullable=True
-    )
+    source_run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"), nullable=True)
     # Queue bookkeeping: who holds the run and until when.
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -260,9 +252,7 @@ class SyncRun(Base):
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # 1 for a fresh run; a retry after a lost worker counts on from the run it retries.
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    retry_of_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("sync_runs.id", ondelete="SET NULL"), nullable=True
-    )
+    retry_of_run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"), nullable=True)
 
 
 class RunChange(Base):
@@ -332,9 +322,7 @@ class WebSession(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    administrator_id: Mapped[int] = mapped_column(
-        ForeignKey("administrators.id", ondelete="CASCADE"), index=True
-    )
+    administrator_id: Mapped[int] = mapped_column(ForeignKey("administrators.id", ondelete="CASCADE"), index=True)
     # The synchronizer token every state-changing form and htmx request of this session carries.
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -366,9 +354,7 @@ class DirectorySchedule(Base):
 
     __tablename__ = "directory_schedules"
 
-    directory_id: Mapped[int] = mapped_column(
-        ForeignKey("directories.id", ondelete="CASCADE"), primary_key=True
-    )
+    directory_id: Mapped[int] = mapped_column(ForeignKey("directories.id", ondelete="CASCADE"), primary_key=True)
     # None while the schedule is off.
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     # `frequency|enabled` as last seen; a change of either recomputes next_run_at.
@@ -376,7 +362,6 @@ class DirectorySchedule(Base):
     # The slot the scheduler last queued a run for.
     last_slot_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
 
 
 # At most one queued and one running run per directory, whatever the code above the store does
