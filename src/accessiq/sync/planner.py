@@ -637,26 +637,33 @@ class _Planner:
 
     def _plan_group_memberships(self, targets: set[str]) -> None:
         frozen_groups, frozen_users = self.frozen_groups, self.frozen_users
-        wanted: set[tuple[str, str]] = set()
-        for group_id, entry in self.source.groups.items():
-            if group_id not in frozen_groups:
-                wanted.update((group_id, user_id) for user_id in entry.users & targets)
-        emails = self._emails()
         deleted = {op.external_id for op in self.ops if op.object == "group" and op.action == "delete"}
         names = {group_id: stored.name for group_id, stored in self.current.groups.items()}
         names.update((group_id, entry.group.name) for group_id, entry in self.source.groups.items())
+        stored = self.current.group_members
+        # Each user's wanted and unwanted groups, (name, id): the memberships of the planned users
+        # in the groups of the source, against those the store has.
+        added: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for group_id, entry in self.source.groups.items():
+            if group_id in frozen_groups or group_id in deleted:
+                continue
+            group = (names[group_id], group_id)
+            for user_id in entry.users & targets:
+                if user_id not in frozen_users and (group_id, user_id) not in stored:
+                    added[user_id].append(group)
+        removed: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for group_id, user_id in stored:
+            if group_id in frozen_groups or user_id in frozen_users or group_id in deleted:
+                continue
+            entry = self.source.groups.get(group_id)
+            if entry is None or user_id not in targets or user_id not in entry.users:
+                removed[user_id].append((names[group_id], group_id))
+        emails = self._emails()
         ops = self.ops
-        for action, pairs in (
-            ("add", wanted - self.current.group_members),
-            ("remove", self.current.group_members - wanted),
-        ):
+        for action, by_user in (("add", added), ("remove", removed)):
             # Made in apply order (user, then label, then key), which for one user's label
             # "email / group" is the group's name, then its id: a sort of each user's few groups
             # instead of one of every membership.
-            by_user: dict[str, list[tuple[str, str]]] = defaultdict(list)
-            for group_id, user_id in pairs:
-                if group_id not in frozen_groups and user_id not in frozen_users and group_id not in deleted:
-                    by_user[user_id].append((names[group_id], group_id))
             for user_id in sorted(by_user):
                 user = emails.get(user_id, user_id)
                 for group, group_id in sorted(by_user[user_id]):
