@@ -647,16 +647,16 @@ class _Planner:
         for group_id, entry in self.source.groups.items():
             if group_id in frozen_groups or group_id in deleted:
                 continue
-            group = (names[group_id], group_id)
+            named = (names[group_id], group_id)
             for user_id in entry.users & targets:
                 if user_id not in frozen_users and (group_id, user_id) not in stored:
-                    added[user_id].append(group)
+                    added[user_id].append(named)
         removed: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for group_id, user_id in stored:
             if group_id in frozen_groups or user_id in frozen_users or group_id in deleted:
                 continue
-            entry = self.source.groups.get(group_id)
-            if entry is None or user_id not in targets or user_id not in entry.users:
+            source = self.source.groups.get(group_id)
+            if source is None or user_id not in targets or user_id not in source.users:
                 removed[user_id].append((names[group_id], group_id))
         emails = self._emails()
         ops = self.ops
