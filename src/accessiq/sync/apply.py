@@ -29,7 +29,7 @@ from accessiq.store.tables import (
     User,
 )
 from accessiq.sync.affected import row_hash
-from accessiq.sync.planner import Operation, Plan
+from accessiq.sync.planner import Operation, Plan, membership_of
 from accessiq.sync.state import store_counts
 
 T = TypeVar("T")
@@ -232,7 +232,7 @@ class _Applier:
 
     def run(self, operations: list[Operation]) -> None:
         self.users_named = {op.external_id for op in operations if op.object != "group" and op.external_id}
-        self.groups_named = {op.detail["key"][0] for op in operations if op.object == "group_membership"}
+        self.groups_named = {membership_of(op).group_id for op in operations if op.object == "group_membership"}
         steps: dict[tuple[str, str], list[Operation]] = defaultdict(list)
         order: list[tuple[str, str]] = []
         for op in operations:
@@ -336,14 +336,14 @@ class _Applier:
 
     def _group_membership_add(self, ops: list[Operation]) -> None:
         groups, users = self.group_ids, self.user_ids
-        rows = [(groups[g], users[u]) for g, u in (op.detail["key"] for op in ops)]
+        rows = [(groups[m.group_id], users[m.user_id]) for m in map(membership_of, ops)]
         _insert_rows(self.session, GroupMembership, rows, columns=("group_id", "user_id"))
 
     def _group_membership_remove(self, ops: list[Operation]) -> None:
         statement = delete(GroupMembership).where(
             and_(GroupMembership.group_id == bindparam("g"), GroupMembership.user_id == bindparam("u"))
         )
-        rows = [{"g": self.group_ids[g], "u": self.user_ids[u]} for g, u in (op.detail["key"] for op in ops)]
+        rows = [{"g": self.group_ids[m.group_id], "u": self.user_ids[m.user_id]} for m in map(membership_of, ops)]
         self.session.connection().execute(statement, rows)
 
     def _org_membership_grant(self, ops: list[Operation]) -> None:
@@ -418,12 +418,12 @@ def _log_rows(entries: Iterable[Operation]) -> Iterator[tuple[str, str, str | No
             yield from ((*op[:3], op[3][:500], _log_detail(op)) for op in ops)
         else:
             action, external_id, user = key
-            groups = [op.detail["group"] for op in ops]
+            groups = [membership_of(op).group for op in ops]
             yield "group_membership", action, external_id, user[:500], json_text({"user": user, "groups": groups})
 
 
 def _shared_row(op: Operation) -> tuple[str, str | None, str] | None:
-    return (op.action, op.external_id, op.detail["user"]) if op.object == "group_membership" else None
+    return (op.action, op.external_id, membership_of(op).user) if op.object == "group_membership" else None
 
 
 _NOT_LOGGED = frozenset(("key", "user_id", "group_id", "attributes"))
@@ -433,7 +433,8 @@ def _log_detail(op: Operation) -> str:
     """The detail the log keeps, as JSON text: ids and keys serve apply, the log what a person reads."""
     detail = op.detail
     if op.object == "group_membership":  # the most frequent by far: {key, group, user}
-        return json_text({"group": detail["group"], "user": detail["user"]})
+        membership = membership_of(op)
+        return json_text({"group": membership.group, "user": membership.user})
     return json_text(
         {k: v for k, v in detail.items() if k not in _NOT_LOGGED or (k == "attributes" and op.action == "create")}
     )

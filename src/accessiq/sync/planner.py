@@ -32,13 +32,15 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def _field_problem(fields: Mapping[str, str | None]) -> str | None:
     """Why a user's mapped core fields cannot be stored: too long, or holding control characters."""
+    # One search of all the values first: nearly always there is no control character at all.
+    controls = _CONTROL.search("".join(value for value in fields.values() if value)) is not None
     for name, value in fields.items():
         limit = FIELD_LIMITS[name]
         if value is None:
             continue
         if len(value) > limit:
             return f"{name} is {len(value)} characters long, more than {limit}"
-        control = _CONTROL.search(value)
+        control = _CONTROL.search(value) if controls else None
         if control:
             return f"{name} holds a control character ({control.group()!r})"
     return None
@@ -183,6 +185,15 @@ class MembershipDetail(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+def membership_of(op: Operation) -> MembershipDetail:
+    """The detail of a group membership change as attributes (a stored plan's is a dict)."""
+    detail = op.detail
+    if type(detail) is MembershipDetail:
+        return detail
+    group_id, user_id = detail["key"]
+    return MembershipDetail(group_id, user_id, detail["group"], detail["user"])
 
 
 @dataclass(frozen=True)
@@ -640,24 +651,27 @@ class _Planner:
         deleted = {op.external_id for op in self.ops if op.object == "group" and op.action == "delete"}
         names = {group_id: stored.name for group_id, stored in self.current.groups.items()}
         names.update((group_id, entry.group.name) for group_id, entry in self.source.groups.items())
-        stored = self.current.group_members
+        stored: dict[str, set[str]] = defaultdict(set)
+        for group_id, user_id in self.current.group_members:
+            stored[group_id].add(user_id)
+        wanted = targets - frozen_users
         # Each user's wanted and unwanted groups, (name, id): the memberships of the planned users
-        # in the groups of the source, against those the store has.
+        # in the groups of the source, against those the store has (set operations per group).
         added: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for group_id, entry in self.source.groups.items():
             if group_id in frozen_groups or group_id in deleted:
                 continue
             named = (names[group_id], group_id)
-            for user_id in entry.users & targets:
-                if user_id not in frozen_users and (group_id, user_id) not in stored:
-                    added[user_id].append(named)
+            for user_id in (entry.users & wanted) - stored.get(group_id, set()):
+                added[user_id].append(named)
         removed: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for group_id, user_id in stored:
-            if group_id in frozen_groups or user_id in frozen_users or group_id in deleted:
+        for group_id, members in stored.items():
+            if group_id in frozen_groups or group_id in deleted:
                 continue
             source = self.source.groups.get(group_id)
-            if source is None or user_id not in targets or user_id not in source.users:
-                removed[user_id].append((names[group_id], group_id))
+            named = (names[group_id], group_id)
+            for user_id in members - frozen_users - (source.users & targets if source else set()):
+                removed[user_id].append(named)
         emails = self._emails()
         ops = self.ops
         for action, by_user in (("add", added), ("remove", removed)):
