@@ -19,6 +19,7 @@ from accessiq.services.directories import get_directory
 from accessiq.store.database import Store
 from accessiq.store.tables import Directory, RunChange, RunError, SyncRun, User, utcnow
 from accessiq.sync import engine
+from accessiq.sync.planner import membership_label
 
 ACTIVE = queue.ACTIVE
 COUNT_KEYS = (
@@ -217,7 +218,7 @@ def run_changes(
         else:
             user = detail["user"]
             changes.extend(
-                change | {"label": f"{user} / {group}"[:500], "detail": {"group": group, "user": user}}
+                change | {"label": membership_label(user, group)[:500], "detail": {"group": group, "user": user}}
                 for group in groups
             )
     return changes

@@ -39,7 +39,15 @@ from accessiq.sync.apply import MirrorChange, MirrorRecord, apply_plan, record_l
 from accessiq.sync.context import build_connector, plan_context, settings_of
 from accessiq.sync.document import validate_connection
 from accessiq.sync.guard import ReadFacts, check_safety, shrunk_groups
-from accessiq.sync.planner import Plan, PlanContext, StoreState, active_users, desired_emails, plan_sync
+from accessiq.sync.planner import (
+    Plan,
+    PlanContext,
+    StoreState,
+    active_users,
+    desired_emails,
+    membership_of,
+    plan_sync,
+)
 from accessiq.sync.settings import parse_interval
 from accessiq.sync.source import MirrorGroup, MirrorKey, SourceSnapshot, user_from_row
 from accessiq.sync.state import (
@@ -530,7 +538,7 @@ def _read_facts(
     """What the guard judges a plan against: the read beside the mirror and the store, and the
     guarded settings that changed since the last applied run. `users`: (users read, active users
     in the store, users mirrored)."""
-    removed_from = {str(op.detail["key"][0]) for op in plan.of("group_membership", "remove")}
+    removed_from = {str(membership_of(op).group_id) for op in plan.of("group_membership", "remove")}
     source_users, active, mirrored = users
     return ReadFacts(
         source_users=source_users,

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from accessiq.sync.planner import Plan
+from accessiq.sync.planner import Plan, membership_of
 from accessiq.sync.settings import PERCENT_FLOOR, Safety
 from accessiq.sync.source import MirrorGroup
 
@@ -177,9 +177,10 @@ def _membership_thresholds(plan: Plan, facts: ReadFacts, safety: Safety) -> str 
     removed: Counter[str] = Counter()
     names: dict[str, str] = {}
     for op in plan.of("group_membership", "remove"):
-        group_id = str(op.detail["key"][0])
+        membership = membership_of(op)
+        group_id = str(membership.group_id)
         removed[group_id] += 1
-        names[group_id] = str(op.detail.get("group") or group_id)
+        names[group_id] = str(membership.group or group_id)
     for group_id, count in sorted(removed.items()):
         size, name = facts.group_sizes.get(group_id, 0), names[group_id]
         if count > safety.max_membership_removals:

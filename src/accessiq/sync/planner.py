@@ -187,6 +187,11 @@ class MembershipDetail(Mapping[str, Any]):
         return repr(dict(self))
 
 
+def membership_label(user: str, group: str) -> str:
+    """How a group membership change is labelled: "email / group"."""
+    return f"{user} / {group}"
+
+
 def membership_of(op: Operation) -> MembershipDetail:
     """The detail of a group membership change as attributes (a stored plan's is a dict)."""
     detail = op.detail
@@ -686,7 +691,7 @@ class _Planner:
                             "group_membership",
                             action,
                             user_id,
-                            f"{user} / {group}",
+                            membership_label(user, group),
                             MembershipDetail(group_id, user_id, group, user),
                         )
                     )
